@@ -1,0 +1,457 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { HttpLimits } from './limits.js';
+import { parseRequestHead } from './request-head.js';
+import type { HeadError, RequestHead } from './request-head.js';
+import { statusText } from './status-text.js';
+import type { HttpHandler, HttpRequest, HttpResponse, ResponseHeaders } from './types.js';
+
+/** Formats the answer to a head that could not be parsed; the connection is closed afterwards. */
+export type BadRequestHandler = (error: HeadError) => { status: number; headers: ResponseHeaders };
+
+const CRLF2 = Buffer.from('\r\n\r\n');
+const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n');
+const EMPTY = Buffer.alloc(0);
+
+let cachedDate = '';
+let cachedDateAt = 0;
+function httpDate(): string {
+  const now = Date.now();
+  if (now - cachedDateAt >= 1000) {
+    cachedDate = new Date(now).toUTCString();
+    cachedDateAt = now - (now % 1000);
+  }
+  return cachedDate;
+}
+
+/** The request body: fed by the connection, paused and resumed for backpressure. */
+class BodyStream extends Readable {
+  constructor(private readonly onDemand: () => void) {
+    super({ highWaterMark: 64 * 1024 });
+  }
+  override _read(): void {
+    this.onDemand();
+  }
+}
+
+/** State of the request being served. */
+interface Exchange {
+  head: RequestHead;
+  body: BodyStream | null;
+  /** Body bytes still to come from the socket. */
+  remaining: number;
+  /** True once the handler is done with the body: remaining bytes are discarded. */
+  draining: boolean;
+  responseStarted: boolean;
+  responseDone: boolean;
+  continueSent: boolean;
+  keepAlive: boolean;
+  abort: AbortController;
+}
+
+/**
+ * One HTTP/1.1 connection: parses request heads (any method token), streams Content-Length bodies
+ * with backpressure, answers pipelined requests in order, keeps the connection alive, and enforces
+ * the limits and idle timeouts of {@link HttpLimits}.
+ */
+export class Connection {
+  private buffered: Buffer[] = [];
+  private bufferedBytes = 0;
+  private exchange: Exchange | null = null;
+  private closing = false;
+  private closed = false;
+  private paused = false;
+  private headStarted = false;
+  private lingering = false;
+  private peerEnded = false;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly encrypted: boolean;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly handler: HttpHandler,
+    private readonly limits: HttpLimits,
+    private readonly badRequest: BadRequestHandler,
+    private readonly logger: Logger,
+    private readonly onClose: (c: Connection) => void,
+  ) {
+    this.encrypted = 'encrypted' in socket && (socket as { encrypted?: boolean }).encrypted === true;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.on('error', (err) => {
+      this.logger.debug({ err, remote: socket.remoteAddress }, 'socket error');
+    });
+    socket.on('close', () => this.onSocketClose());
+    this.setTimer(this.limits.headerTimeout, 'header timeout');
+  }
+
+  /** Whether no request is in progress and no bytes of the next one have arrived. */
+  get idle(): boolean {
+    return this.exchange === null && this.bufferedBytes === 0;
+  }
+
+  /** Asks the connection to close after the current request (graceful shutdown). */
+  shutdown(): void {
+    this.closing = true;
+    if (this.idle) this.socket.end();
+  }
+
+  /** Closes at once. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private setTimer(ms: number, why: string): void {
+    this.clearTimer();
+    this.timer = setTimeout(() => this.onTimeout(why), ms);
+    this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private onTimeout(why: string): void {
+    this.logger.debug({ remote: this.socket.remoteAddress, why }, 'connection timed out');
+    if (this.exchange?.body && !this.exchange.draining) {
+      this.exchange.body.destroy(new Error(`request body ${why}`));
+    }
+    this.exchange?.abort.abort(new Error(why));
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.lingering) return;
+    const ex = this.exchange;
+    if (ex && ex.remaining > 0) {
+      const take = Math.min(chunk.length, ex.remaining);
+      const part = take === chunk.length ? chunk : chunk.subarray(0, take);
+      chunk = take === chunk.length ? EMPTY : chunk.subarray(take);
+      ex.remaining -= take;
+      if (!ex.draining && ex.body) {
+        if (this.timer) this.timer.refresh();
+        if (!ex.body.push(part)) this.pause();
+        if (ex.remaining === 0) {
+          ex.body.push(null);
+          this.clearTimer();
+        }
+      } else if (ex.remaining === 0) {
+        this.clearTimer();
+        this.maybeFinish();
+      } else if (this.timer) this.timer.refresh();
+      if (chunk.length === 0) return;
+    }
+    this.buffered.push(chunk);
+    this.bufferedBytes += chunk.length;
+    if (this.exchange) {
+      // A pipelined request waits for the current one; bound what we hold.
+      if (this.bufferedBytes > this.limits.maxHead) this.pause();
+      return;
+    }
+    this.parseNext();
+  }
+
+  private pause(): void {
+    if (!this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  private resume(): void {
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  /** Parses and dispatches the next buffered request, if a whole head is there. */
+  private parseNext(): void {
+    if (this.exchange || this.closed) return;
+    if (this.bufferedBytes === 0) {
+      if (this.closing || this.peerEnded) this.socket.end();
+      return;
+    }
+    let data = this.buffered.length === 1 ? this.buffered[0]! : Buffer.concat(this.buffered, this.bufferedBytes);
+    // RFC 9112 §2.2: ignore empty lines before a request line.
+    let start = 0;
+    while (start + 1 < data.length && data[start] === 0x0d && data[start + 1] === 0x0a) start += 2;
+    if (start > 0) data = data.subarray(start);
+    this.buffered = data.length ? [data] : [];
+    this.bufferedBytes = data.length;
+    if (data.length === 0) return;
+    if (!this.headStarted) {
+      // the header deadline runs from the first byte of a head and is not refreshed by more bytes
+      this.headStarted = true;
+      this.setTimer(this.limits.headerTimeout, 'header timeout');
+    }
+    const end = data.indexOf(CRLF2);
+    if (end === -1 && this.peerEnded) {
+      this.logger.debug({ remote: this.socket.remoteAddress }, 'incomplete request head at end of stream');
+      this.socket.end();
+      return;
+    }
+    if (end === -1) {
+      if (data.length > this.limits.maxHead) {
+        this.reject({ status: 431, code: 'head-too-large', message: 'request head too large' });
+      } else if (data.indexOf(0x0a) === -1 && data.length > this.limits.maxRequestLine) {
+        this.reject({ status: 414, code: 'request-line-too-long', message: 'request line too long' });
+      }
+      return;
+    }
+    if (end > this.limits.maxHead) {
+      this.reject({ status: 431, code: 'head-too-large', message: 'request head too large' });
+      return;
+    }
+    const rest = data.subarray(end + 4);
+    this.buffered = rest.length ? [rest] : [];
+    this.bufferedBytes = rest.length;
+    this.headStarted = false;
+    const parsed = parseRequestHead(data.toString('latin1', 0, end), this.limits);
+    if (!parsed.ok) {
+      this.reject(parsed.error);
+      return;
+    }
+    this.dispatch(parsed.head);
+  }
+
+  /** Answers an unparseable head and closes: the rest of the stream cannot be framed. */
+  private reject(error: HeadError): void {
+    this.clearTimer();
+    this.buffered = [];
+    this.bufferedBytes = 0;
+    this.logger.info({ remote: this.socket.remoteAddress, code: error.code, status: error.status }, error.message);
+    let answer: { status: number; headers: ResponseHeaders };
+    try {
+      answer = this.badRequest(error);
+    } catch {
+      answer = { status: error.status, headers: { 'Content-Length': '0' } };
+    }
+    this.exchange = null;
+    this.socket.write(this.serializeHead(answer.status, { ...answer.headers, 'Content-Length': '0' }, false));
+    this.linger();
+  }
+
+  /**
+   * Ends our side and discards whatever the client still sends for a moment, so that unread bytes
+   * do not turn the close into a reset that destroys the response in flight.
+   */
+  private linger(): void {
+    this.closing = true;
+    this.lingering = true;
+    this.exchange = null;
+    this.buffered = [];
+    this.bufferedBytes = 0;
+    this.socket.end();
+    this.resume();
+    this.setTimer(2000, 'linger');
+  }
+
+  private dispatch(head: RequestHead): void {
+    const length = head.contentLength ?? 0;
+    const abort = new AbortController();
+    const ex: Exchange = {
+      head,
+      body: null,
+      remaining: length,
+      draining: false,
+      responseStarted: false,
+      responseDone: false,
+      continueSent: false,
+      keepAlive: head.keepAlive && !this.closing,
+      abort,
+    };
+    this.exchange = ex;
+    const body = new BodyStream(() => this.onBodyDemand(ex));
+    ex.body = body;
+    if (length === 0) {
+      body.push(null);
+      this.clearTimer();
+    } else {
+      this.setTimer(this.limits.bodyIdleTimeout, 'body idle timeout');
+      const first = this.buffered.length ? this.buffered[0]! : EMPTY;
+      this.buffered = [];
+      this.bufferedBytes = 0;
+      if (first.length) {
+        // The head and the start of the body came in one read.
+        queueMicrotask(() => {
+          if (this.exchange === ex) this.onData(first);
+        });
+      }
+      if (head.expectContinue) {
+        // Wait until the handler actually reads before telling the client to send.
+        this.pause();
+      }
+    }
+    const socket = this.socket;
+    const request: HttpRequest = {
+      method: head.method,
+      target: head.target,
+      path: head.path,
+      query: head.query,
+      httpVersion: head.httpVersion,
+      headers: head.headers,
+      contentLength: head.contentLength,
+      body,
+      remoteAddress: socket.remoteAddress ?? '',
+      encrypted: this.encrypted,
+      socket,
+      signal: abort.signal,
+    };
+    const response = this.makeResponse(ex);
+    let result: void | Promise<void>;
+    try {
+      result = this.handler(request, response);
+    } catch (err) {
+      this.onHandlerError(ex, err);
+      return;
+    }
+    if (result && typeof result.then === 'function') {
+      result.then(
+        () => {
+          if (!ex.responseStarted) this.onHandlerError(ex, new Error('handler returned without responding'));
+        },
+        (err: unknown) => this.onHandlerError(ex, err),
+      );
+    }
+  }
+
+  private onBodyDemand(ex: Exchange): void {
+    if (this.exchange !== ex || ex.draining) return;
+    if (ex.head.expectContinue && !ex.continueSent && !ex.responseStarted && ex.remaining > 0) {
+      ex.continueSent = true;
+      this.socket.write(CONTINUE);
+    }
+    this.resume();
+  }
+
+  private onHandlerError(ex: Exchange, err: unknown): void {
+    this.logger.error({ err }, 'request handler failed');
+    if (!ex.responseStarted && this.exchange === ex && !this.closed) {
+      ex.keepAlive = false;
+      ex.responseStarted = true;
+      this.socket.write(this.serializeHead(500, { 'Content-Length': '0' }, false));
+      this.responseFinished(ex);
+    } else if (!ex.responseDone) {
+      this.socket.destroy();
+    }
+  }
+
+  private makeResponse(ex: Exchange): HttpResponse {
+    const start = (status: number, headers: ResponseHeaders): Buffer => {
+      if (ex.responseStarted) throw new Error('response already started');
+      if (this.exchange !== ex || this.closed) throw new Error('connection is gone');
+      ex.responseStarted = true;
+      if (ex.remaining > 0 && !ex.draining) {
+        // The handler answers before reading the whole body: drain the rest if it is small enough
+        // (and the client was not left waiting on 100-continue), else close after the response.
+        const waitingForContinue = ex.head.expectContinue && !ex.continueSent;
+        if (waitingForContinue || ex.remaining > this.limits.maxDrain) ex.keepAlive = false;
+      }
+      if (this.closing) ex.keepAlive = false;
+      return this.serializeHead(status, headers, ex.keepAlive, ex.head.httpVersion === '1.0');
+    };
+    const self = this;
+    return {
+      get headersSent() {
+        return ex.responseStarted;
+      },
+      send(status, headers, body) {
+        const head = start(status, headers);
+        self.socket.write(body && body.length ? Buffer.concat([head, Buffer.from(body)]) : head);
+        self.responseFinished(ex);
+      },
+      async stream(status, headers, body) {
+        const head = start(status, headers);
+        self.socket.write(head);
+        self.socket.setTimeout(self.limits.writeIdleTimeout, () => self.socket.destroy());
+        try {
+          await pipeline(body, self.socket, { end: false });
+        } catch (err) {
+          self.socket.destroy();
+          throw err;
+        } finally {
+          self.socket.setTimeout(0);
+        }
+        self.responseFinished(ex);
+      },
+      destroy() {
+        ex.keepAlive = false;
+        self.socket.destroy();
+      },
+    };
+  }
+
+  private serializeHead(status: number, headers: ResponseHeaders, keepAlive: boolean, http10 = false): Buffer {
+    let out = `HTTP/1.1 ${status} ${statusText(status)}\r\nDate: ${httpDate()}\r\n`;
+    for (const [name, value] of Object.entries(headers)) {
+      if (/[\r\n\0]/.test(name) || /[\r\n\0]/.test(value)) throw new Error(`invalid response header ${name}`);
+      out += `${name}: ${value}\r\n`;
+    }
+    if (!keepAlive) out += 'Connection: close\r\n';
+    else if (http10) out += 'Connection: keep-alive\r\n';
+    out += '\r\n';
+    return Buffer.from(out, 'latin1');
+  }
+
+  /** The handler has written its response: detach the body, drain what is left, go on or close. */
+  private responseFinished(ex: Exchange): void {
+    ex.responseDone = true;
+    if (ex.remaining > 0) {
+      if (!ex.keepAlive) {
+        ex.body?.destroy();
+        this.linger();
+        return;
+      }
+      ex.draining = true;
+      ex.body?.destroy();
+      this.setTimer(this.limits.bodyIdleTimeout, 'drain idle timeout');
+      this.resume();
+      return;
+    }
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
+    const ex = this.exchange;
+    if (!ex || !ex.responseDone || ex.remaining > 0) return;
+    this.exchange = null;
+    if (!ex.keepAlive || this.closing) {
+      this.linger();
+      return;
+    }
+    this.setTimer(this.limits.keepAliveTimeout, 'keep-alive timeout');
+    this.resume();
+    if (this.bufferedBytes > 0) setImmediate(() => this.parseNext());
+    else if (this.peerEnded) this.socket.end();
+  }
+
+  /** The client half-closed: finish the request in progress (if its body is complete), then close. */
+  private onEnd(): void {
+    this.peerEnded = true;
+    const ex = this.exchange;
+    if (ex && ex.remaining > 0) {
+      if (ex.body && !ex.draining) ex.body.destroy(new Error('connection closed before the body was complete'));
+      ex.abort.abort(new Error('client closed the connection'));
+      this.socket.destroy();
+      return;
+    }
+    if (!ex) this.parseNext();
+  }
+
+  private onSocketClose(): void {
+    this.closed = true;
+    this.clearTimer();
+    const ex = this.exchange;
+    if (ex) {
+      if (ex.remaining > 0 && ex.body && !ex.draining) ex.body.destroy(new Error('connection closed before the body was complete'));
+      if (!ex.responseDone) ex.abort.abort(new Error('connection closed'));
+    }
+    this.exchange = null;
+    this.onClose(this);
+  }
+}

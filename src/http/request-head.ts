@@ -1,0 +1,130 @@
+import type { HttpLimits } from './limits.js';
+
+/** A request head that parsed cleanly. */
+export interface RequestHead {
+  method: string;
+  target: string;
+  path: string;
+  query: string;
+  httpVersion: '1.0' | '1.1';
+  headers: Record<string, string>;
+  contentLength: number | undefined;
+  /** Whether the client wants the connection kept open after this request. */
+  keepAlive: boolean;
+  expectContinue: boolean;
+}
+
+/** Why a head was refused; the engine answers with `status` and closes the connection. */
+export interface HeadError {
+  status: number;
+  /** Stable reason code, e.g. `header-value-too-large`. */
+  code: string;
+  message: string;
+  /** The method, when the request line could be read (lets a handler format its error). */
+  method?: string | undefined;
+  /** The headers read so far. */
+  headers?: Record<string, string> | undefined;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Field values: visible ASCII, space, tab and obs-text; never CR, LF or NUL.
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const TARGET = /^[\x21-\x7e]+$/;
+const CONTENT_LENGTH = /^\d{1,16}$/;
+
+/** Result of {@link parseRequestHead}. */
+export type HeadResult = { ok: true; head: RequestHead } | { ok: false; error: HeadError };
+
+function fail(status: number, code: string, message: string, method?: string, headers?: Record<string, string>): HeadResult {
+  return { ok: false, error: { status, code, message, method, headers } };
+}
+
+/**
+ * Parses a complete request head (request line and header lines, without the final empty line),
+ * applying the engine's limits and the framing rules: one Content-Length, no Transfer-Encoding, no
+ * obs-fold, no CR/LF/NUL in values.
+ *
+ * @example
+ * ```ts
+ * const r = parseRequestHead('BITS_POST /up/a HTTP/1.1\r\nContent-Length: 0', DEFAULT_LIMITS);
+ * if (r.ok) r.head.method; // 'BITS_POST'
+ * ```
+ */
+export function parseRequestHead(text: string, limits: HttpLimits): HeadResult {
+  const lines = text.split('\r\n');
+  const requestLine = lines[0] ?? '';
+  if (requestLine.length > limits.maxRequestLine) return fail(414, 'request-line-too-long', 'request line too long');
+  const parts = requestLine.split(' ');
+  if (parts.length !== 3) return fail(400, 'bad-request-line', 'malformed request line');
+  const [method, target, version] = parts as [string, string, string];
+  if (!TOKEN.test(method)) return fail(400, 'bad-method', 'malformed method');
+  if (!TARGET.test(target)) return fail(400, 'bad-target', 'malformed request target', method);
+  let httpVersion: '1.0' | '1.1';
+  if (version === 'HTTP/1.1') httpVersion = '1.1';
+  else if (version === 'HTTP/1.0') httpVersion = '1.0';
+  else if (/^HTTP\/\d\.\d$/.test(version)) return fail(505, 'bad-version', `unsupported ${version}`, method);
+  else return fail(400, 'bad-version', 'malformed HTTP version', method);
+
+  const headers: Record<string, string> = {};
+  let contentLengthSeen = false;
+  if (lines.length - 1 > limits.maxHeaders) {
+    return fail(431, 'too-many-headers', `more than ${limits.maxHeaders} header fields`, method);
+  }
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.includes('\n') || line.includes('\r')) return fail(400, 'bad-line-ending', 'bare CR or LF in head', method, headers);
+    if (line.startsWith(' ') || line.startsWith('\t')) return fail(400, 'obs-fold', 'obsolete line folding', method, headers);
+    const colon = line.indexOf(':');
+    if (colon <= 0) return fail(400, 'bad-header', 'malformed header line', method, headers);
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) return fail(400, 'bad-header-name', `malformed header name`, method, headers);
+    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+    if (!FIELD_VALUE.test(value)) return fail(400, 'bad-header-value', `invalid character in ${name}`, method, headers);
+    if (value.length > limits.maxHeaderValue) {
+      return fail(400, 'header-value-too-large', `header ${name} longer than ${limits.maxHeaderValue} bytes`, method, headers);
+    }
+    const key = name.toLowerCase();
+    if (key === 'content-length') {
+      if (contentLengthSeen) return fail(400, 'repeated-content-length', 'repeated Content-Length', method, headers);
+      contentLengthSeen = true;
+      if (!CONTENT_LENGTH.test(value) || !Number.isSafeInteger(Number(value))) {
+        return fail(400, 'bad-content-length', 'malformed Content-Length', method, headers);
+      }
+    }
+    if (key === 'transfer-encoding') {
+      headers[key] = value;
+      return fail(400, 'transfer-encoding', 'Transfer-Encoding request bodies are not supported', method, headers);
+    }
+    const prev = headers[key];
+    headers[key] = prev === undefined ? value : `${prev}, ${value}`;
+  }
+
+  const q = target.indexOf('?');
+  let path = q === -1 ? target : target.slice(0, q);
+  const query = q === -1 ? '' : target.slice(q);
+  if (!path.startsWith('/')) {
+    // absolute-form (a proxy's request line): keep only the path
+    const m = /^[a-z][a-z0-9+.-]*:\/\/[^/]*(\/.*)?$/i.exec(path);
+    if (!m) {
+      if (path === '*') path = '*';
+      else return fail(400, 'bad-target', 'malformed request target', method, headers);
+    } else path = m[1] ?? '/';
+  }
+  const connection = (headers['connection'] ?? '').toLowerCase();
+  const keepAlive =
+    httpVersion === '1.1' ? !/(^|,)\s*close\s*(,|$)/.test(connection) : /(^|,)\s*keep-alive\s*(,|$)/.test(connection);
+  return {
+    ok: true,
+    head: {
+      method,
+      target,
+      path,
+      query,
+      httpVersion,
+      headers,
+      contentLength: contentLengthSeen ? Number(headers['content-length']) : undefined,
+      keepAlive,
+      expectContinue: httpVersion === '1.1' && (headers['expect'] ?? '').toLowerCase() === '100-continue',
+    },
+  };
+}

@@ -1,0 +1,49 @@
+import type { Readable } from 'node:stream';
+import type { Socket } from 'node:net';
+
+/** A parsed HTTP request as the engine (or the node:http adapter) hands it to a handler. */
+export interface HttpRequest {
+  /** Method token as sent (any token: `BITS_POST`, `GET`, …). */
+  readonly method: string;
+  /** The request target as sent (`/up/a.bin?x=1`). */
+  readonly target: string;
+  /** The path part of the target, still percent-encoded. */
+  readonly path: string;
+  /** The query string including its `?`, or `''`. */
+  readonly query: string;
+  readonly httpVersion: '1.0' | '1.1';
+  /** Headers keyed by lowercase name; repeated headers joined with `, `. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The Content-Length, or `undefined` when the request had none. */
+  readonly contentLength: number | undefined;
+  /** The body, streamed with backpressure. Empty when there is none. */
+  readonly body: Readable;
+  readonly remoteAddress: string;
+  /** Whether the connection is TLS. */
+  readonly encrypted: boolean;
+  /** The underlying socket (a `TLSSocket` when `encrypted`), for peer certificates. */
+  readonly socket: Socket | undefined;
+  /** Aborted when the connection closes before the response is complete. */
+  readonly signal: AbortSignal;
+}
+
+/** Response headers: name → value. Names are written as given. */
+export type ResponseHeaders = Readonly<Record<string, string>>;
+
+/** The response side of one request. Exactly one of `send`/`stream` is called once. */
+export interface HttpResponse {
+  /** Whether the status line has been written. */
+  readonly headersSent: boolean;
+  /** Writes a complete response with an in-memory body (or none). */
+  send(status: number, headers: ResponseHeaders, body?: Buffer | string): void;
+  /**
+   * Writes the head, then pipes `body` with backpressure. `headers` must carry `Content-Length`.
+   * Resolves when the body is written, rejects if the connection fails.
+   */
+  stream(status: number, headers: ResponseHeaders, body: Readable): Promise<void>;
+  /** Drops the connection without (further) response. */
+  destroy(): void;
+}
+
+/** A request handler. Errors it throws become a bare 500 and close the connection. */
+export type HttpHandler = (req: HttpRequest, res: HttpResponse) => void | Promise<void>;

@@ -1,0 +1,11 @@
+export * from './protocol/index.js';
+export * from './http/index.js';
+export { BitsServer, effectiveMethod } from './server/bits-server.js';
+export type { BitsServerOptions } from './server/bits-server.js';
+export { parseConfig, loadConfigFile, ConfigError } from './server/config.js';
+export type { ServerConfig, ServerConfigInput, VdirConfig } from './server/config.js';
+export type { SessionEvents } from './server/sessions.js';
+export type { ByteStore, RecordStore, SessionLock, SessionRecord } from './store/types.js';
+export { PartialWriteError } from './store/types.js';
+export { FsByteStore } from './store/fs/fs-byte-store.js';
+export { FsRecordStore } from './store/fs/fs-record-store.js';

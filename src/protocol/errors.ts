@@ -1,0 +1,76 @@
+import { ErrorContext, HResult } from './hresult.js';
+
+/**
+ * Every failure the server reports on an Ack, in one table (fastify style): a stable code, the HTTP
+ * status, the HRESULT sent in `BITS-Error-Code` (or `null` when the status alone identifies the
+ * error) and the `BITS-Error-Context`.
+ */
+export const ERRORS = {
+  BITS_BAD_REQUEST: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  BITS_HTTP_VERSION: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  BITS_HEADER_TOO_LARGE: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  BITS_MISSING_PACKET_TYPE: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  BITS_UNKNOWN_PACKET_TYPE: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  BITS_UNEXPECTED_BODY: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  BITS_MISSING_CONTENT_LENGTH: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  BITS_TRANSFER_ENCODING: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  BITS_NO_PROTOCOL: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  BITS_MISSING_SESSION_ID: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  BITS_BAD_CONTENT_RANGE: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  BITS_LENGTH_MISMATCH: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  BITS_TOTAL_CHANGED: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  BITS_BAD_ENCODING: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  BITS_BAD_PATH: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  BITS_DESTINATION_IS_DIRECTORY: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  BITS_ACCESS_DENIED: { status: 403, hresult: HResult.AccessDenied, context: ErrorContext.RemoteFile },
+  BITS_DESTINATION_EXISTS: { status: 409, hresult: HResult.AccessDenied, context: ErrorContext.RemoteFile },
+  BITS_FRAGMENT_TOO_LARGE: { status: 413, hresult: null, context: ErrorContext.RemoteFile },
+  BITS_RANGE_GAP: { status: 416, hresult: null, context: ErrorContext.RemoteFile },
+  BITS_SESSION_NOT_FOUND: { status: 500, hresult: HResult.SessionNotFound, context: ErrorContext.RemoteFile },
+  BITS_TOO_LARGE: { status: 500, hresult: HResult.TooLarge, context: ErrorContext.RemoteFile },
+  BITS_DISK_FULL: { status: 500, hresult: HResult.DiskFull, context: ErrorContext.RemoteFile },
+  BITS_INTERNAL: { status: 500, hresult: 0x80004005, context: ErrorContext.RemoteFile },
+  BITS_SHUTTING_DOWN: { status: 503, hresult: null, context: ErrorContext.RemoteFile },
+  BITS_UPLOADS_DISABLED: { status: 501, hresult: HResult.AccessDenied, context: ErrorContext.RemoteFile },
+} as const satisfies Record<string, { status: number; hresult: number | null; context: number }>;
+
+/** A stable error code from {@link ERRORS}. */
+export type BitsErrorCode = keyof typeof ERRORS;
+
+/**
+ * The one error class of the protocol layer: carries a stable `code`, the HTTP status, the HRESULT
+ * and context of the Ack it turns into, and a human message for the log.
+ *
+ * @example
+ * ```ts
+ * throw new BitsError('BITS_BAD_CONTENT_RANGE', `cannot parse "${value}"`);
+ * ```
+ */
+export class BitsError extends Error {
+  readonly code: BitsErrorCode;
+  readonly status: number;
+  readonly hresult: number | null;
+  readonly context: number;
+
+  constructor(code: BitsErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BitsError';
+    this.code = code;
+    const row = ERRORS[code];
+    this.status = row.status;
+    this.hresult = row.hresult;
+    this.context = row.context;
+  }
+}
+
+/**
+ * Whether a value is a {@link BitsError}.
+ *
+ * @example
+ * ```ts
+ * if (isBitsError(err) && err.code === 'BITS_SESSION_NOT_FOUND') { ... }
+ * ```
+ */
+export function isBitsError(value: unknown): value is BitsError {
+  return value instanceof BitsError;
+}

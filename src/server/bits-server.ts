@@ -1,0 +1,258 @@
+import { EventEmitter } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { HttpServer } from '../http/server.js';
+import type { HeadError } from '../http/request-head.js';
+import type { HttpLimits } from '../http/limits.js';
+import type { HttpRequest, HttpResponse, ResponseHeaders } from '../http/types.js';
+import { errorAck, okAck } from '../protocol/ack.js';
+import type { Ack } from '../protocol/ack.js';
+import { BITS_METHOD, Header } from '../protocol/constants.js';
+import { BitsError, isBitsError } from '../protocol/errors.js';
+import { parsePacket } from '../protocol/packet.js';
+import type { Packet } from '../protocol/packet.js';
+import { FsByteStore } from '../store/fs/fs-byte-store.js';
+import { FsRecordStore } from '../store/fs/fs-record-store.js';
+import { acquireStateDir } from '../store/fs/state-dir-lock.js';
+import type { ByteStore, RecordStore } from '../store/types.js';
+import type { ServerConfig } from './config.js';
+import { serveFile } from './download.js';
+import { cancelSession } from './handlers/cancel-session.js';
+import { closeSession } from './handlers/close-session.js';
+import type { PacketContext } from './handlers/context.js';
+import { createSession } from './handlers/create-session.js';
+import { FragmentError, fragment } from './handlers/fragment.js';
+import { Sessions } from './sessions.js';
+import type { SessionEvents } from './sessions.js';
+import { VdirTable } from './vdir-table.js';
+
+/** Options of {@link BitsServer} beyond the configuration. */
+export interface BitsServerOptions {
+  logger: Logger;
+  /** Session records; default: JSON files under `config.stateDir`. */
+  records?: RecordStore;
+  /** Upload bytes; default: files under `config.stateDir`. */
+  bytes?: ByteStore;
+}
+
+const SECOND = 1000;
+
+/**
+ * The method of a request after `X-HTTP-Method-Override` (D19): a `POST` carrying
+ * `X-HTTP-Method-Override: BITS_POST` (any case) is a `BITS_POST`.
+ *
+ * @example
+ * ```ts
+ * effectiveMethod({ method: 'POST', headers: { 'x-http-method-override': 'bits_post' } }); // 'BITS_POST'
+ * ```
+ */
+export function effectiveMethod(req: Pick<HttpRequest, 'method' | 'headers'>): string {
+  const override = req.headers[Header.MethodOverride];
+  if (req.method.toUpperCase() === 'POST' && override?.trim().toUpperCase() === BITS_METHOD) return BITS_METHOD;
+  return req.method.toUpperCase() === BITS_METHOD ? BITS_METHOD : req.method;
+}
+
+/**
+ * The BITS upload server: virtual directories, sessions and the five packet handlers over the HTTP
+ * engine, plus downloads on vdirs that allow them. Emits the session lifecycle events of
+ * {@link SessionEvents}.
+ *
+ * @example
+ * ```ts
+ * const server = new BitsServer(parseConfig({ vdirs: [{ path: '/up', directory: './up' }] }, cwd), { logger });
+ * const address = await server.listen();
+ * // ...
+ * await server.close();
+ * ```
+ */
+export class BitsServer extends EventEmitter<SessionEvents> {
+  readonly sessions: Sessions;
+  private readonly vdirs: VdirTable;
+  private readonly logger: Logger;
+  private http: HttpServer | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private releaseStateDir: (() => Promise<void>) | undefined;
+
+  constructor(
+    readonly config: ServerConfig,
+    options: BitsServerOptions,
+  ) {
+    super();
+    this.logger = options.logger;
+    this.vdirs = new VdirTable(config.vdirs);
+    this.sessions = new Sessions(
+      options.records ?? new FsRecordStore(config.stateDir),
+      options.bytes ?? new FsByteStore(config.stateDir),
+      this.logger,
+    );
+    for (const name of [
+      'session-created',
+      'fragment-received',
+      'upload-complete',
+      'session-closed',
+      'session-cancelled',
+      'session-expired',
+    ] as const) {
+      this.sessions.on(name, (...args: unknown[]) => (this.emit as (n: string, ...a: unknown[]) => boolean)(name, ...args));
+    }
+  }
+
+  /**
+   * The request handler: BITS_POST (or its POST override) to the packet handlers, GET/HEAD to
+   * downloads. Usable on its own under another HTTP server (see `createNodeHttpHandler`).
+   */
+  readonly handle = async (req: HttpRequest, res: HttpResponse): Promise<void> => {
+    const started = process.hrtime.bigint();
+    const log: Record<string, unknown> = { remote: req.remoteAddress, method: req.method, url: req.target };
+    try {
+      const method = effectiveMethod(req);
+      if (method === BITS_METHOD) {
+        const ack = await this.handleBits(req, log);
+        log['status'] = ack.status;
+        if (ack.headers['BITS-Error-Code']) log['error'] = ack.headers['BITS-Error-Code'];
+        res.send(ack.status, ack.headers);
+      } else if (method === 'GET' || method === 'HEAD') {
+        await this.handleDownload(req, res, log);
+      } else {
+        log['status'] = 405;
+        res.send(405, { Allow: `${BITS_METHOD}, GET, HEAD`, 'Content-Length': '0' });
+      }
+    } finally {
+      log['ms'] = Number((process.hrtime.bigint() - started) / 1000n) / 1000;
+      const status = log['status'];
+      if (typeof status === 'number' && status >= 500) this.logger.warn(log, 'request');
+      else this.logger.info(log, 'request');
+    }
+  };
+
+  /** Formats the answer to a request head the engine could not accept (D13, D21, header limits). */
+  readonly badRequest = (error: HeadError): { status: number; headers: ResponseHeaders } => {
+    const isBits =
+      error.method !== undefined && effectiveMethod({ method: error.method, headers: error.headers ?? {} }) === BITS_METHOD;
+    if (!isBits || error.status >= 500) return { status: error.status, headers: { 'Content-Length': '0' } };
+    const code = error.code === 'transfer-encoding' ? 'BITS_TRANSFER_ENCODING' : error.code === 'header-value-too-large' ? 'BITS_HEADER_TOO_LARGE' : 'BITS_BAD_REQUEST';
+    const sessionId = error.headers?.[Header.SessionId];
+    return errorAck(new BitsError(code, error.message), { sessionId });
+  };
+
+  private async handleBits(req: HttpRequest, log: Record<string, unknown>): Promise<Ack> {
+    const sessionId = req.headers[Header.SessionId]?.trim() || undefined;
+    if (sessionId) log['session'] = sessionId;
+    let packet: Packet | undefined;
+    try {
+      if (req.httpVersion !== '1.1') throw new BitsError('BITS_HTTP_VERSION', 'BITS_POST requires HTTP/1.1');
+      const loc = this.vdirs.locate(req.path);
+      if (loc) log['vdir'] = loc.vdir.path;
+      if (!loc || !loc.vdir.uploadEnabled) throw new BitsError('BITS_UPLOADS_DISABLED', `uploads are not enabled for ${req.path}`);
+      packet = parsePacket(req.headers, req.contentLength);
+      log['packet'] = packet.type;
+      const ctx: PacketContext = {
+        req,
+        loc,
+        vdirs: this.vdirs,
+        sessions: this.sessions,
+        logger: this.logger,
+        log,
+        principal: null,
+      };
+      switch (packet.type) {
+        case 'Ping':
+          return okAck({ sessionId });
+        case 'Create-Session':
+          return await createSession(ctx, packet);
+        case 'Fragment':
+          return await fragment(ctx, packet);
+        case 'Close-Session':
+          return await closeSession(ctx, packet);
+        case 'Cancel-Session':
+          return await cancelSession(ctx, packet);
+      }
+    } catch (err) {
+      return this.errorToAck(err, sessionId, log);
+    }
+  }
+
+  /** The one place where failures become Acks. */
+  private errorToAck(err: unknown, sessionId: string | undefined, log: Record<string, unknown>): Ack {
+    let error: BitsError;
+    if (isBitsError(err)) error = err;
+    else {
+      const code = (err as NodeJS.ErrnoException).code;
+      error =
+        code === 'ENOSPC' || code === 'EDQUOT'
+          ? new BitsError('BITS_DISK_FULL', 'no space left on the device', { cause: err })
+          : new BitsError('BITS_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
+    }
+    log['code'] = error.code;
+    log['reason'] = error.message;
+    if (error.code === 'BITS_INTERNAL') this.logger.error({ err }, 'internal error');
+    const received = err instanceof FragmentError ? err.received : undefined;
+    return errorAck(error, { sessionId, receivedContentRange: received });
+  }
+
+  private async handleDownload(req: HttpRequest, res: HttpResponse, log: Record<string, unknown>): Promise<void> {
+    let file: string | undefined;
+    try {
+      const loc = this.vdirs.locate(req.path);
+      if (loc?.vdir.downloadEnabled) {
+        log['vdir'] = loc.vdir.path;
+        file = await this.vdirs.destination(loc);
+      }
+    } catch {
+      file = undefined;
+    }
+    if (!file) {
+      log['status'] = 404;
+      res.send(404, { 'Content-Length': '0' });
+      return;
+    }
+    await serveFile(req, res, file);
+    log['status'] = 'served';
+  }
+
+  /** Starts listening on the configured address (and TLS), claims the state dir, sweeps, starts the sweep timer. */
+  async listen(): Promise<AddressInfo> {
+    this.releaseStateDir = await acquireStateDir(this.config.stateDir);
+    const swept = await this.sessions.sweep();
+    if (swept) this.logger.info({ swept }, 'removed expired sessions at startup');
+    const tls = this.config.tls
+      ? { cert: await readFile(this.config.tls.cert), key: await readFile(this.config.tls.key) }
+      : undefined;
+    const l = this.config.limits;
+    const ms = (s: number | undefined): number | undefined => (s === undefined ? undefined : s * SECOND);
+    const limits: Partial<HttpLimits> = Object.fromEntries(
+      Object.entries({
+        maxRequestLine: l.maxRequestLine,
+        maxHeaderValue: l.maxHeaderValue,
+        maxHeaders: l.maxHeaders,
+        maxHead: l.maxHead,
+        maxDrain: l.maxDrain,
+        headerTimeout: ms(l.headerTimeout),
+        bodyIdleTimeout: ms(l.bodyIdleTimeout),
+        keepAliveTimeout: ms(l.keepAliveTimeout),
+        writeIdleTimeout: ms(l.writeIdleTimeout),
+      }).filter(([, v]) => v !== undefined),
+    );
+    this.http = new HttpServer({ handler: this.handle, logger: this.logger, limits, badRequest: this.badRequest, tls });
+    const address = await this.http.listen(this.config.listen.port, this.config.listen.host);
+    this.sweepTimer = setInterval(() => {
+      this.sessions.sweep().catch((err: unknown) => this.logger.error({ err }, 'sweep failed'));
+    }, Math.max(1, this.config.sweepInterval) * SECOND);
+    this.sweepTimer.unref();
+    this.logger.info(
+      { address: address.address, port: address.port, tls: Boolean(tls), vdirs: this.config.vdirs.map((v) => v.path) },
+      'listening',
+    );
+    return address;
+  }
+
+  /** Graceful stop: no new connections, requests in progress get `graceMs` to finish. */
+  async close(graceMs = this.config.shutdownGrace * SECOND): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.http?.close(graceMs);
+    await this.releaseStateDir?.();
+    this.releaseStateDir = undefined;
+  }
+}
+

@@ -1,0 +1,145 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { z } from 'zod';
+
+/** Seconds → the unit every duration of the configuration uses. */
+const seconds = z.number().nonnegative();
+const size = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+const vdirSchema = z
+  .object({
+    /** URL path prefix, e.g. `/uploads` (or `/`). */
+    path: z
+      .string()
+      .regex(/^\/([^/]+(\/[^/]+)*)?$/, 'must start with "/" and have no empty segments or trailing "/"'),
+    /** Folder the vdir maps to. */
+    directory: z.string().min(1),
+    uploadEnabled: z.boolean().default(true),
+    downloadEnabled: z.boolean().default(false),
+    /** Largest entity in bytes; 0 = unlimited (D17). */
+    maximumUploadSize: size.default(0),
+    /** Largest fragment body in bytes (413 beyond). */
+    maxFragmentSize: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(33_554_432),
+    /** Idle session lifetime in seconds (IIS BITSSessionTimeout). */
+    sessionTimeout: seconds.default(1_209_600),
+    allowOverwrites: z.boolean().default(false),
+    hostId: z.string().min(1).max(300).regex(/^[^\s\r\n]+$/, 'must be a host name without spaces').nullable().default(null),
+    hostIdFallbackTimeout: z.number().int().nonnegative().max(0xffffffff).default(86_400),
+  })
+  .strict();
+
+const limitsSchema = z
+  .object({
+    maxRequestLine: z.number().int().positive(),
+    maxHeaderValue: z.number().int().positive(),
+    maxHeaders: z.number().int().positive(),
+    maxHead: z.number().int().positive(),
+    maxDrain: z.number().int().nonnegative(),
+    /** Seconds. */
+    headerTimeout: seconds,
+    bodyIdleTimeout: seconds,
+    keepAliveTimeout: seconds,
+    writeIdleTimeout: seconds,
+  })
+  .partial()
+  .strict();
+
+const configSchema = z
+  .object({
+    listen: z
+      .object({ host: z.string().min(1).default('0.0.0.0'), port: z.number().int().min(0).max(65535).default(8080) })
+      .strict()
+      .default({ host: '0.0.0.0', port: 8080 }),
+    tls: z.object({ cert: z.string().min(1), key: z.string().min(1) }).strict().nullable().default(null),
+    stateDir: z.string().min(1).default('./data/.bits'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Seconds between sweeps of expired sessions. */
+    sweepInterval: seconds.default(60),
+    /** Seconds that requests in progress get to finish on shutdown. */
+    shutdownGrace: seconds.default(30),
+    limits: limitsSchema.default({}),
+    vdirs: z.array(vdirSchema).min(1),
+  })
+  .strict();
+
+/** One virtual directory, validated, with absolute paths. */
+export type VdirConfig = z.output<typeof vdirSchema>;
+/** The server configuration, validated, with defaults applied and paths made absolute. */
+export type ServerConfig = z.output<typeof configSchema>;
+/** The configuration as a user writes it (every key with a default may be left out). */
+export type ServerConfigInput = z.input<typeof configSchema>;
+
+/** A configuration that does not validate; `message` names each offending key. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function isInside(child: string, parent: string): boolean {
+  const rel = relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel) && rel.split(sep)[0] !== '..');
+}
+
+/**
+ * Validates a configuration object, applies defaults, and resolves relative paths against `baseDir`.
+ *
+ * @throws {ConfigError} naming every key that is wrong.
+ * @example
+ * ```ts
+ * const config = parseConfig({ vdirs: [{ path: '/', directory: './data/uploads' }] }, process.cwd());
+ * config.listen.port; // 8080
+ * ```
+ */
+export function parseConfig(input: unknown, baseDir: string): ServerConfig {
+  const result = configSchema.safeParse(input);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => {
+      const key = i.path.length ? i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(root)';
+      return `${key}: ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const config = result.data;
+  config.stateDir = resolve(baseDir, config.stateDir);
+  if (config.tls) config.tls = { cert: resolve(baseDir, config.tls.cert), key: resolve(baseDir, config.tls.key) };
+  const seen = new Set<string>();
+  config.vdirs.forEach((v, i) => {
+    v.directory = resolve(baseDir, v.directory);
+    const key = v.path.toLowerCase();
+    if (seen.has(key)) throw new ConfigError(`invalid configuration:\n  vdirs[${i}].path: "${v.path}" is configured twice`);
+    seen.add(key);
+    if (isInside(config.stateDir, v.directory)) {
+      throw new ConfigError(
+        `invalid configuration:\n  stateDir: ${config.stateDir} must not be inside vdirs[${i}].directory (${v.directory})`,
+      );
+    }
+  });
+  return config;
+}
+
+/**
+ * Reads and validates a JSON configuration file; relative paths in it are relative to the file.
+ *
+ * @throws {ConfigError} when the file cannot be read, is not JSON, or does not validate.
+ * @example
+ * ```ts
+ * const config = await loadConfigFile('/etc/bits/server.json');
+ * ```
+ */
+export async function loadConfigFile(file: string): Promise<ServerConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read configuration ${file}: ${(err as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`configuration ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseConfig(json, dirname(resolve(file)));
+}

@@ -1,0 +1,52 @@
+import { okAck } from '../../protocol/ack.js';
+import type { Ack } from '../../protocol/ack.js';
+import { BitsError } from '../../protocol/errors.js';
+import type { CloseSessionPacket } from '../../protocol/packet.js';
+import type { PacketContext } from './context.js';
+
+/**
+ * Close-Session (spec §3.4, D5, D6, D8, D18): a complete upload (or one that never got a fragment:
+ * an empty file) is moved to its destination atomically, the overwrite policy checked again; an
+ * incomplete one is discarded. Either way the session ends.
+ */
+export async function closeSession(ctx: PacketContext, packet: CloseSessionPacket): Promise<Ack> {
+  return ctx.sessions.withLock(packet.sessionId, async () => {
+    const { sessions } = ctx;
+    const record = await sessions.live(packet.sessionId, ctx.loc.urlPath);
+    const complete = record.total === null || record.received === record.total;
+    let committed = false;
+    if (record.state === 'committing' && !(await sessions.bytes.exists(record.id))) {
+      // A crash after the data reached its destination but before the session was dropped.
+      committed = true;
+    } else if (complete) {
+      if (!(await sessions.bytes.exists(record.id))) {
+        await sessions.records.delete(record.id);
+        throw new BitsError('BITS_SESSION_NOT_FOUND', 'the uploaded data is gone');
+      }
+      // The vdir may have changed since Create-Session (a symlink swapped in): check again.
+      const destination = await ctx.vdirs.destination(ctx.loc);
+      if (destination !== record.destination) {
+        throw new BitsError('BITS_BAD_PATH', `destination moved from ${record.destination} to ${destination}`);
+      }
+      record.state = 'committing';
+      await sessions.records.update(record);
+      try {
+        await sessions.bytes.commit(record.id, destination, { overwrite: ctx.loc.vdir.allowOverwrites });
+      } catch (err) {
+        record.state = 'receiving';
+        await sessions.records.update(record);
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') {
+          throw new BitsError('BITS_DESTINATION_EXISTS', `${record.urlPath} appeared and overwrites are off`);
+        }
+        if (code === 'ENOSPC' || code === 'EDQUOT') throw new BitsError('BITS_DISK_FULL', 'no space to commit', { cause: err });
+        throw err;
+      }
+      committed = true;
+    }
+    await sessions.remove(record);
+    ctx.log['committed'] = committed;
+    sessions.emit('session-closed', record, committed);
+    return okAck({ sessionId: packet.sessionId });
+  });
+}

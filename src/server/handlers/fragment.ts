@@ -1,0 +1,80 @@
+import { okAck } from '../../protocol/ack.js';
+import type { Ack } from '../../protocol/ack.js';
+import { BitsError } from '../../protocol/errors.js';
+import type { FragmentPacket } from '../../protocol/packet.js';
+import { PartialWriteError } from '../../store/types.js';
+import type { PacketContext } from './context.js';
+import { skipBytes } from './skip-bytes.js';
+
+/** A fragment failure that carries the session's next expected offset for the error Ack. */
+export class FragmentError extends BitsError {
+  readonly received: number;
+  constructor(error: BitsError, received: number) {
+    super(error.code, error.message, { cause: error.cause });
+    this.received = received;
+  }
+}
+
+function writeFailure(err: PartialWriteError, signal: AbortSignal): BitsError {
+  if (err.errno === 'ENOSPC' || err.errno === 'EDQUOT') {
+    return new BitsError('BITS_DISK_FULL', 'no space left for the fragment', { cause: err });
+  }
+  if (signal.aborted) return new BitsError('BITS_INTERNAL', 'superseded by a newer request', { cause: err });
+  return new BitsError('BITS_INTERNAL', err.message, { cause: err });
+}
+
+/**
+ * Fragment (spec §3.3, §6.2, D4, D8, D16): validates the range against the session, answers a gap
+ * with 416, writes only bytes past the next expected offset, makes them durable, records the new
+ * offset atomically, and only then acknowledges it.
+ */
+export async function fragment(ctx: PacketContext, packet: FragmentPacket): Promise<Ack> {
+  const { vdir } = ctx.loc;
+  const { range } = packet;
+  ctx.log['range'] = range.total === 0 ? '*/0' : `${range.first}-${range.last}/${range.total}`;
+  return ctx.sessions.withLock(packet.sessionId, async (lock) => {
+    const record = await ctx.sessions.live(packet.sessionId, ctx.loc.urlPath);
+    const n = record.received;
+    const fail = (error: BitsError): never => {
+      throw new FragmentError(error, n);
+    };
+    if (record.total !== null && range.total !== record.total) {
+      fail(new BitsError('BITS_TOTAL_CHANGED', `total ${range.total} differs from the session's ${record.total}`));
+    }
+    if (vdir.maximumUploadSize > 0 && range.total > vdir.maximumUploadSize) {
+      fail(new BitsError('BITS_TOO_LARGE', `entity of ${range.total} bytes exceeds ${vdir.maximumUploadSize}`));
+    }
+    if (range.length > vdir.maxFragmentSize) {
+      fail(new BitsError('BITS_FRAGMENT_TOO_LARGE', `fragment of ${range.length} bytes exceeds ${vdir.maxFragmentSize}`));
+    }
+    if (range.first > n) fail(new BitsError('BITS_RANGE_GAP', `fragment starts at ${range.first}, expected ${n}`));
+
+    let failure: BitsError | undefined;
+    let written = 0;
+    if (range.last >= n) {
+      const skip = n - range.first;
+      const source = skip > 0 ? ctx.req.body.pipe(skipBytes(skip)) : ctx.req.body;
+      if (skip > 0) ctx.req.body.on('error', (err) => source.destroy(err));
+      try {
+        written = await ctx.sessions.bytes.write(record.id, n, source, lock.signal);
+      } catch (err) {
+        if (!(err instanceof PartialWriteError)) throw err;
+        written = err.written;
+        failure = writeFailure(err, lock.signal);
+      }
+    }
+    // (A pure retransmission writes nothing; the engine drains its body after the Ack.)
+    const wasComplete = record.total !== null && n === record.total;
+    record.received = n + written;
+    record.total = range.total;
+    if (written > 0 || failure === undefined) {
+      record.updatedAt = Date.now();
+      await ctx.sessions.records.update(record);
+    }
+    ctx.log['bytes'] = written;
+    if (failure) throw new FragmentError(failure, record.received);
+    if (written > 0) ctx.sessions.emit('fragment-received', record, written);
+    if (record.received === record.total && !wasComplete) ctx.sessions.emit('upload-complete', record);
+    return okAck({ sessionId: packet.sessionId, receivedContentRange: record.received });
+  });
+}

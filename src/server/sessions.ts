@@ -1,0 +1,99 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { BitsError } from '../protocol/errors.js';
+import { sessionKey } from '../protocol/session-id.js';
+import type { ByteStore, RecordStore, SessionLock, SessionRecord } from '../store/types.js';
+
+/** Lifecycle events of sessions, emitted by {@link Sessions} (and re-emitted by the server). */
+export interface SessionEvents {
+  'session-created': [record: SessionRecord];
+  'fragment-received': [record: SessionRecord, bytes: number];
+  'upload-complete': [record: SessionRecord];
+  'session-closed': [record: SessionRecord, committed: boolean];
+  'session-cancelled': [record: SessionRecord];
+  'session-expired': [record: SessionRecord];
+}
+
+/**
+ * The session table over the two store seams: liveness (idle expiry), per-session locking with
+ * supersede (D10), removal and the sweep of expired sessions.
+ */
+export class Sessions extends EventEmitter<SessionEvents> {
+  /** Sessions with a request in progress on this node; the sweeper leaves them alone. */
+  private readonly busy = new Map<string, number>();
+
+  constructor(
+    readonly records: RecordStore,
+    readonly bytes: ByteStore,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    super();
+  }
+
+  /** Whether a record has been idle longer than its timeout. */
+  isExpired(record: SessionRecord): boolean {
+    return this.now() - record.updatedAt > record.timeoutMs;
+  }
+
+  /**
+   * Runs `work` holding the session's lock; `work` gets the lock's signal, which aborts when a newer
+   * request for the same session arrives.
+   */
+  async withLock<T>(id: string, work: (lock: SessionLock) => Promise<T>): Promise<T> {
+    const key = sessionKey(id);
+    this.busy.set(key, (this.busy.get(key) ?? 0) + 1);
+    let lock: SessionLock | undefined;
+    try {
+      lock = await this.records.lock(id);
+      return await work(lock);
+    } finally {
+      lock?.release();
+      const n = (this.busy.get(key) ?? 1) - 1;
+      if (n <= 0) this.busy.delete(key);
+      else this.busy.set(key, n);
+    }
+  }
+
+  /**
+   * The live record of a session for a request to `urlPath`. Unknown, expired (then removed at once),
+   * mid-commit, or bound to another destination: `BITS_SESSION_NOT_FOUND`.
+   * Call with the session's lock held.
+   */
+  async live(id: string, urlPath: string): Promise<SessionRecord> {
+    const record = await this.records.get(id);
+    if (!record) throw new BitsError('BITS_SESSION_NOT_FOUND', `session ${id} is unknown`);
+    if (this.isExpired(record)) {
+      await this.remove(record);
+      this.emit('session-expired', record);
+      throw new BitsError('BITS_SESSION_NOT_FOUND', `session ${id} expired`);
+    }
+    if (record.urlPath !== urlPath) {
+      throw new BitsError('BITS_SESSION_NOT_FOUND', `session ${id} belongs to ${record.urlPath}, not ${urlPath}`);
+    }
+    return record;
+  }
+
+  /** Deletes a session's data and record. */
+  async remove(record: SessionRecord): Promise<void> {
+    await this.bytes.discard(record.id);
+    await this.records.delete(record.id);
+  }
+
+  /** Removes every expired session that has no request in progress. Returns how many went. */
+  async sweep(): Promise<number> {
+    let removed = 0;
+    for (const record of await this.records.list()) {
+      if (!this.isExpired(record) || this.busy.has(sessionKey(record.id))) continue;
+      await this.withLock(record.id, async () => {
+        const fresh = await this.records.get(record.id);
+        if (!fresh || !this.isExpired(fresh)) return;
+        await this.remove(fresh);
+        removed++;
+        this.logger.info({ session: fresh.id, url: fresh.urlPath }, 'session expired');
+        this.emit('session-expired', fresh);
+      });
+    }
+    return removed;
+  }
+}

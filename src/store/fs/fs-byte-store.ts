@@ -1,0 +1,123 @@
+import { constants as fsc } from 'node:fs';
+import { copyFile, link, mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ByteStore } from '../types.js';
+import { PartialWriteError } from '../types.js';
+import { mkdirDurable, syncDir } from './durable.js';
+import { DATA_FILE, sessionDir } from './layout.js';
+
+/**
+ * Upload bytes as one file per session under the state directory. Writes are streamed with
+ * backpressure and fdatasync'ed before they are reported; commits are atomic renames (or links,
+ * when overwriting is not allowed, so an existing destination is never replaced).
+ *
+ * @example
+ * ```ts
+ * const bytes = new FsByteStore('/var/lib/bits');
+ * await bytes.open(id);
+ * const n = await bytes.write(id, 0, req.body);
+ * await bytes.commit(id, '/srv/uploads/dump.bin', { overwrite: false });
+ * ```
+ */
+export class FsByteStore implements ByteStore {
+  constructor(private readonly stateDir: string) {}
+
+  async open(id: string): Promise<void> {
+    const dir = this.dirOf(id);
+    await mkdirDurable(dir);
+    const fh = await open(join(dir, DATA_FILE), 'w', 0o600);
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await syncDir(dir);
+  }
+
+  async write(id: string, offset: number, source: Readable, signal?: AbortSignal): Promise<number> {
+    const fh = await open(this.dataOf(id), 'r+');
+    const sink = fh.createWriteStream({ start: offset, autoClose: false, highWaterMark: 1024 * 1024 });
+    let failure: unknown;
+    try {
+      await pipeline(source, sink, signal ? { signal } : {});
+    } catch (err) {
+      failure = err;
+    }
+    const written = sink.bytesWritten;
+    try {
+      await fh.datasync();
+    } catch (err) {
+      failure ??= err;
+      await fh.close().catch(() => undefined);
+      // Nothing of this write can be trusted when the sync itself failed.
+      throw new PartialWriteError(0, failure);
+    }
+    await fh.close();
+    if (failure !== undefined) throw new PartialWriteError(written, failure);
+    return written;
+  }
+
+  async commit(id: string, destination: string, options: { overwrite: boolean }): Promise<void> {
+    const data = this.dataOf(id);
+    const parent = dirname(destination);
+    await mkdir(parent, { recursive: true });
+    try {
+      await this.place(data, destination, options.overwrite);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+      // Different filesystems: copy next to the destination under a hidden name, then place it.
+      const tmp = join(parent, `.${basename(destination)}.bits-${basename(dirname(data))}.part`);
+      await copyFile(data, tmp, fsc.COPYFILE_FICLONE);
+      const fh = await open(tmp, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      try {
+        await this.place(tmp, destination, options.overwrite);
+      } catch (placeErr) {
+        await rm(tmp, { force: true });
+        throw placeErr;
+      }
+      await rm(data, { force: true });
+    }
+    await syncDir(parent);
+  }
+
+  async exists(id: string): Promise<boolean> {
+    const dir = sessionDir(this.stateDir, id);
+    if (!dir) return false;
+    return stat(join(dir, DATA_FILE)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  async discard(id: string): Promise<void> {
+    const dir = sessionDir(this.stateDir, id);
+    if (dir) await rm(join(dir, DATA_FILE), { force: true });
+  }
+
+  /** rename (replacing) or link + unlink (never replacing) `from` to `to`. */
+  private async place(from: string, to: string, overwrite: boolean): Promise<void> {
+    if (overwrite) {
+      await rename(from, to);
+      return;
+    }
+    await link(from, to);
+    await unlink(from);
+  }
+
+  private dirOf(id: string): string {
+    const dir = sessionDir(this.stateDir, id);
+    if (!dir) throw new Error(`session id ${id} is not a GUID`);
+    return dir;
+  }
+
+  private dataOf(id: string): string {
+    return join(this.dirOf(id), DATA_FILE);
+  }
+}

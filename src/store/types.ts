@@ -1,0 +1,90 @@
+import type { Readable } from 'node:stream';
+
+/** What the server remembers about one upload session. */
+export interface SessionRecord {
+  /** The id as issued to the client (`{GUID}`). */
+  readonly id: string;
+  /** The virtual directory's URL path (`/uploads`). */
+  readonly vdir: string;
+  /** The decoded URL path the session uploads to (`/uploads/dump.bin`). */
+  readonly urlPath: string;
+  /** Absolute filesystem path of the destination. */
+  readonly destination: string;
+  readonly protocol: string;
+  /** Entity size, fixed by the first accepted fragment; `null` before it. */
+  total: number | null;
+  /** Contiguous bytes durably held from offset 0 (the next expected offset, N). */
+  received: number;
+  readonly createdAt: number;
+  /** Time of the last successful packet, ms since the epoch. */
+  updatedAt: number;
+  /** Idle lifetime in ms: the session expires at `updatedAt + timeoutMs`. */
+  readonly timeoutMs: number;
+  /** `committing` is written just before the data is moved to its destination. */
+  state: 'receiving' | 'committing';
+  /** The authenticated principal that created the session, if any. */
+  readonly principal: string | null;
+}
+
+/** A held per-session lock. `signal` aborts when a newer request for the session supersedes this one (D10). */
+export interface SessionLock {
+  readonly signal: AbortSignal;
+  release(): void;
+}
+
+/**
+ * Session records: create / get / update / delete, list, and a per-session lock.
+ * Implementations make every write atomic and durable before resolving.
+ */
+export interface RecordStore {
+  create(record: SessionRecord): Promise<void>;
+  /** The record, or `undefined` when the id is unknown (ids compare case-insensitively, braces optional). */
+  get(id: string): Promise<SessionRecord | undefined>;
+  update(record: SessionRecord): Promise<void>;
+  delete(id: string): Promise<void>;
+  /** Every record (for sweeps of expired sessions). */
+  list(): Promise<SessionRecord[]>;
+  /**
+   * Takes the session's lock. A holder already there is told to stop (its `signal` aborts) and the
+   * new caller gets the lock as soon as the holder releases it.
+   */
+  lock(id: string): Promise<SessionLock>;
+}
+
+/** Thrown by {@link ByteStore.write} when the source or the disk fails part way. */
+export class PartialWriteError extends Error {
+  /** Bytes durably written before the failure. */
+  readonly written: number;
+  constructor(written: number, cause: unknown) {
+    super(`write failed after ${written} bytes: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.name = 'PartialWriteError';
+    this.written = written;
+  }
+  /** The errno code of the underlying failure (`ENOSPC`, …), if any. */
+  get errno(): string | undefined {
+    return (this.cause as NodeJS.ErrnoException | undefined)?.code;
+  }
+}
+
+/**
+ * The bytes of sessions' uploads.
+ */
+export interface ByteStore {
+  /** Creates the empty upload of a session. */
+  open(id: string): Promise<void>;
+  /**
+   * Writes `source` at `offset` and makes it durable (fdatasync) before resolving with the number of
+   * bytes written. On failure throws {@link PartialWriteError} with the bytes made durable.
+   */
+  write(id: string, offset: number, source: Readable, signal?: AbortSignal): Promise<number>;
+  /**
+   * Moves the upload to `destination` atomically. Without `overwrite` an existing destination makes
+   * it fail with an `EEXIST` error and leaves both files as they were. Missing parent directories
+   * are created.
+   */
+  commit(id: string, destination: string, options: { overwrite: boolean }): Promise<void>;
+  /** Whether the upload's data is still there. */
+  exists(id: string): Promise<boolean>;
+  /** Deletes the upload's data (no error when it is already gone). */
+  discard(id: string): Promise<void>;
+}
