@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { HttpLimits } from './limits.js';
@@ -345,15 +344,17 @@ export class Connection {
     const start = (status: number, headers: ResponseHeaders): Buffer => {
       if (ex.responseStarted) throw new Error('response already started');
       if (this.exchange !== ex || this.closed) throw new Error('connection is gone');
-      ex.responseStarted = true;
+      let keepAlive = ex.keepAlive && !this.closing;
       if (ex.remaining > 0 && !ex.draining) {
         // The handler answers before reading the whole body: drain the rest if it is small enough
         // (and the client was not left waiting on 100-continue), else close after the response.
         const waitingForContinue = ex.head.expectContinue && !ex.continueSent;
-        if (waitingForContinue || ex.remaining > this.limits.maxDrain) ex.keepAlive = false;
+        if (waitingForContinue || ex.remaining > this.limits.maxDrain) keepAlive = false;
       }
-      if (this.closing) ex.keepAlive = false;
-      return this.serializeHead(status, headers, ex.keepAlive, ex.head.httpVersion === '1.0');
+      const head = this.serializeHead(status, headers, keepAlive, ex.head.httpVersion === '1.0');
+      ex.keepAlive = keepAlive;
+      ex.responseStarted = true;
+      return head;
     };
     const self = this;
     return {
@@ -366,16 +367,17 @@ export class Connection {
         self.responseFinished(ex);
       },
       async stream(status, headers, body) {
+        const declared = headers['Content-Length'] ?? headers['content-length'];
+        const expected = declared === undefined ? Number.NaN : Number(declared);
+        if (!Number.isSafeInteger(expected)) throw new Error('stream() needs a Content-Length header');
         const head = start(status, headers);
         self.socket.write(head);
-        self.socket.setTimeout(self.limits.writeIdleTimeout, () => self.socket.destroy());
         try {
-          await pipeline(body, self.socket, { end: false });
+          await self.writeBody(body, expected);
         } catch (err) {
+          body.destroy();
           self.socket.destroy();
           throw err;
-        } finally {
-          self.socket.setTimeout(0);
         }
         self.responseFinished(ex);
       },
@@ -384,6 +386,41 @@ export class Connection {
         self.socket.destroy();
       },
     };
+  }
+
+  /**
+   * Writes a response body with backpressure and an idle (no progress) timeout; fails when the
+   * connection goes away or the body is not exactly `expected` bytes long.
+   */
+  private async writeBody(body: Readable, expected: number): Promise<void> {
+    const socket = this.socket;
+    let sent = 0;
+    this.setTimer(this.limits.writeIdleTimeout, 'write idle timeout');
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        if (socket.destroyed) throw new Error('connection closed during the response');
+        sent += chunk.length;
+        if (sent > expected) throw new Error(`response body longer than its Content-Length ${expected}`);
+        this.timer?.refresh();
+        if (!socket.write(chunk)) {
+          await new Promise<void>((resolve, reject) => {
+            const done = (err?: Error): void => {
+              socket.off('drain', onDrain);
+              socket.off('close', onClose);
+              if (err) reject(err);
+              else resolve();
+            };
+            const onDrain = (): void => done();
+            const onClose = (): void => done(new Error('connection closed during the response'));
+            socket.on('drain', onDrain);
+            socket.on('close', onClose);
+          });
+        }
+      }
+      if (sent !== expected) throw new Error(`response body of ${sent} bytes, Content-Length ${expected}`);
+    } finally {
+      this.clearTimer();
+    }
   }
 
   private serializeHead(status: number, headers: ResponseHeaders, keepAlive: boolean, http10 = false): Buffer {

@@ -1,12 +1,25 @@
 import { constants as fsc } from 'node:fs';
 import { copyFile, link, mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { ByteStore } from '../types.js';
 import { PartialWriteError } from '../types.js';
 import { mkdirDurable, syncDir } from './durable.js';
 import { DATA_FILE, sessionDir } from './layout.js';
+
+const BATCH = 1024 * 1024;
+
+/** Writes all of `buffers` at `position`, looping over short writes. */
+async function writeAll(fh: FileHandle, buffers: Buffer[], length: number, position: number): Promise<void> {
+  let done = 0;
+  let pending = buffers;
+  while (done < length) {
+    const { bytesWritten } = await fh.writev(pending, position + done);
+    done += bytesWritten;
+    if (done < length) pending = [Buffer.concat(pending).subarray(bytesWritten)];
+  }
+}
 
 /**
  * Upload bytes as one file per session under the state directory. Writes are streamed with
@@ -38,21 +51,52 @@ export class FsByteStore implements ByteStore {
 
   async write(id: string, offset: number, source: Readable, signal?: AbortSignal): Promise<number> {
     const fh = await open(this.dataOf(id), 'r+');
-    const sink = fh.createWriteStream({ start: offset, autoClose: false, highWaterMark: 1024 * 1024 });
+    let written = 0;
     let failure: unknown;
+    const onAbort = (): void => {
+      source.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let inFlight: Promise<void> | undefined;
     try {
-      await pipeline(source, sink, signal ? { signal } : {});
+      if (signal?.aborted) onAbort();
+      // Batches of up to BATCH bytes go to disk with one writev while the next batch is read from
+      // the socket: at most two batches per upload are in memory.
+      let batch: Buffer[] = [];
+      let batchBytes = 0;
+      const flush = async (): Promise<void> => {
+        if (inFlight) await inFlight;
+        inFlight = undefined;
+        if (batchBytes === 0) return;
+        const buffers = batch;
+        const length = batchBytes;
+        const position = offset + written;
+        batch = [];
+        batchBytes = 0;
+        inFlight = writeAll(fh, buffers, length, position).then(() => {
+          written += length;
+        });
+      };
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        batch.push(chunk);
+        batchBytes += chunk.length;
+        if (batchBytes >= BATCH) await flush();
+      }
+      await flush();
+      if (inFlight) await inFlight;
     } catch (err) {
       failure = err;
+      // A batch may still be on its way to disk: let it land (or fail) before syncing.
+      await inFlight?.catch(() => undefined);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
     }
-    const written = sink.bytesWritten;
     try {
       await fh.datasync();
     } catch (err) {
-      failure ??= err;
       await fh.close().catch(() => undefined);
       // Nothing of this write can be trusted when the sync itself failed.
-      throw new PartialWriteError(0, failure);
+      throw new PartialWriteError(0, failure ?? err);
     }
     await fh.close();
     if (failure !== undefined) throw new PartialWriteError(written, failure);
