@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { BitsServer } from '../server/bits-server.js';
@@ -107,7 +106,6 @@ export function registerServe(program: Command): void {
         throw err;
       }
       const logger = pino({ level: config.logLevel, base: { pid: process.pid } });
-      for (const v of config.vdirs) await mkdir(v.directory, { recursive: true });
       const server = new BitsServer(config, { logger });
       try {
         await server.listen();

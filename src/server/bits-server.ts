@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { HttpServer } from '../http/server.js';
@@ -22,7 +22,7 @@ import { cancelSession } from './handlers/cancel-session.js';
 import { closeSession } from './handlers/close-session.js';
 import type { PacketContext } from './handlers/context.js';
 import { createSession } from './handlers/create-session.js';
-import { FragmentError, fragment } from './handlers/fragment.js';
+import { FragmentError, SupersededError, fragment } from './handlers/fragment.js';
 import { Sessions } from './sessions.js';
 import type { SessionEvents } from './sessions.js';
 import { VdirTable } from './vdir-table.js';
@@ -37,6 +37,7 @@ export interface BitsServerOptions {
 }
 
 const SECOND = 1000;
+const SUPERSEDED = Symbol('superseded');
 
 /**
  * The method of a request after `X-HTTP-Method-Override` (D19): a `POST` carrying
@@ -109,6 +110,11 @@ export class BitsServer extends EventEmitter<SessionEvents> {
       const method = effectiveMethod(req);
       if (method === BITS_METHOD) {
         const ack = await this.handleBits(req, log);
+        if (ack === SUPERSEDED) {
+          log['status'] = 'superseded';
+          res.destroy();
+          return;
+        }
         log['status'] = ack.status;
         if (ack.headers['BITS-Error-Code']) log['error'] = ack.headers['BITS-Error-Code'];
         res.send(ack.status, ack.headers);
@@ -136,7 +142,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     return errorAck(new BitsError(code, error.message), { sessionId });
   };
 
-  private async handleBits(req: HttpRequest, log: Record<string, unknown>): Promise<Ack> {
+  private async handleBits(req: HttpRequest, log: Record<string, unknown>): Promise<Ack | typeof SUPERSEDED> {
     const sessionId = req.headers[Header.SessionId]?.trim() || undefined;
     if (sessionId) log['session'] = sessionId;
     let packet: Packet | undefined;
@@ -169,6 +175,10 @@ export class BitsServer extends EventEmitter<SessionEvents> {
           return await cancelSession(ctx, packet);
       }
     } catch (err) {
+      if (err instanceof SupersededError) {
+        log['received'] = err.received;
+        return SUPERSEDED;
+      }
       return this.errorToAck(err, sessionId, log);
     }
   }
@@ -211,9 +221,13 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     log['status'] = 'served';
   }
 
-  /** Starts listening on the configured address (and TLS), claims the state dir, sweeps, starts the sweep timer. */
+  /**
+   * Claims the state dir, creates missing vdir folders, sweeps expired sessions, starts listening on
+   * the configured address (TLS when configured) and the sweep timer.
+   */
   async listen(): Promise<AddressInfo> {
     this.releaseStateDir = await acquireStateDir(this.config.stateDir);
+    for (const v of this.config.vdirs) await mkdir(v.directory, { recursive: true });
     const swept = await this.sessions.sweep();
     if (swept) this.logger.info({ swept }, 'removed expired sessions at startup');
     const tls = this.config.tls

@@ -15,11 +15,21 @@ export class FragmentError extends BitsError {
   }
 }
 
-function writeFailure(err: PartialWriteError, signal: AbortSignal): BitsError {
+/**
+ * The request was stopped because a newer one for the same session arrived (D10). What it wrote is
+ * recorded; its connection is dropped rather than answered (the client has given up on it).
+ */
+export class SupersededError extends Error {
+  constructor(readonly received: number) {
+    super('superseded by a newer request for the session');
+    this.name = 'SupersededError';
+  }
+}
+
+function writeFailure(err: PartialWriteError): BitsError {
   if (err.errno === 'ENOSPC' || err.errno === 'EDQUOT') {
     return new BitsError('BITS_DISK_FULL', 'no space left for the fragment', { cause: err });
   }
-  if (signal.aborted) return new BitsError('BITS_INTERNAL', 'superseded by a newer request', { cause: err });
   return new BitsError('BITS_INTERNAL', err.message, { cause: err });
 }
 
@@ -49,7 +59,7 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
     }
     if (range.first > n) fail(new BitsError('BITS_RANGE_GAP', `fragment starts at ${range.first}, expected ${n}`));
 
-    let failure: BitsError | undefined;
+    let failure: BitsError | SupersededError | undefined;
     let written = 0;
     if (range.last >= n) {
       const skip = n - range.first;
@@ -60,7 +70,7 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
       } catch (err) {
         if (!(err instanceof PartialWriteError)) throw err;
         written = err.written;
-        failure = writeFailure(err, lock.signal);
+        failure = lock.signal.aborted ? new SupersededError(n + err.written) : writeFailure(err);
       }
     }
     // (A pure retransmission writes nothing; the engine drains its body after the Ack.)
@@ -72,6 +82,7 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
       await ctx.sessions.records.update(record);
     }
     ctx.log['bytes'] = written;
+    if (failure instanceof SupersededError) throw failure;
     if (failure) throw new FragmentError(failure, record.received);
     if (written > 0) ctx.sessions.emit('fragment-received', record, written);
     if (record.received === record.total && !wasComplete) ctx.sessions.emit('upload-complete', record);
