@@ -57,37 +57,49 @@ export class FsByteStore implements ByteStore {
       source.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
     };
     signal?.addEventListener('abort', onAbort, { once: true });
+    // Batches of up to BATCH bytes go to disk with one writev while the next batch is read from the
+    // socket: at most two batches per upload are in memory.
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
     let inFlight: Promise<void> | undefined;
+    let diskFailed = false;
+    const flush = async (): Promise<void> => {
+      if (inFlight) await inFlight;
+      inFlight = undefined;
+      if (batchBytes === 0) return;
+      const buffers = batch;
+      const length = batchBytes;
+      batch = [];
+      batchBytes = 0;
+      inFlight = writeAll(fh, buffers, length, offset + written).then(
+        () => {
+          written += length;
+        },
+        (err: unknown) => {
+          diskFailed = true;
+          throw err;
+        },
+      );
+    };
     try {
       if (signal?.aborted) onAbort();
-      // Batches of up to BATCH bytes go to disk with one writev while the next batch is read from
-      // the socket: at most two batches per upload are in memory.
-      let batch: Buffer[] = [];
-      let batchBytes = 0;
-      const flush = async (): Promise<void> => {
-        if (inFlight) await inFlight;
-        inFlight = undefined;
-        if (batchBytes === 0) return;
-        const buffers = batch;
-        const length = batchBytes;
-        const position = offset + written;
-        batch = [];
-        batchBytes = 0;
-        inFlight = writeAll(fh, buffers, length, position).then(() => {
-          written += length;
-        });
-      };
       for await (const chunk of source as AsyncIterable<Buffer>) {
         batch.push(chunk);
         batchBytes += chunk.length;
         if (batchBytes >= BATCH) await flush();
       }
       await flush();
-      if (inFlight) await inFlight;
+      await inFlight;
     } catch (err) {
       failure = err;
-      // A batch may still be on its way to disk: let it land (or fail) before syncing.
+      // The source failed (or the disk did): keep every byte that did arrive, in order.
       await inFlight?.catch(() => undefined);
+      inFlight = undefined;
+      if (!diskFailed) {
+        await flush()
+          .then(() => inFlight)
+          .catch(() => undefined);
+      }
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
