@@ -9,3 +9,6 @@ export type { ByteStore, RecordStore, SessionLock, SessionRecord } from './store
 export { PartialWriteError } from './store/types.js';
 export { FsByteStore } from './store/fs/fs-byte-store.js';
 export { FsRecordStore } from './store/fs/fs-record-store.js';
+export { NotificationError } from './server/notification/notification-error.js';
+export type { CompletedUpload, UploadCompleteHook, UploadCompleteResult, UploadReply } from './server/notification/hook.js';
+export type { ReplyRecord } from './store/types.js';

@@ -17,6 +17,9 @@ interface ServeFlags {
   hostId?: string;
   hostIdFallbackTimeout?: string;
   downloads?: boolean;
+  notifyUrl?: string;
+  notifyType?: string;
+  notifyTimeout?: string;
   tlsCert?: string;
   tlsKey?: string;
   logLevel?: string;
@@ -31,6 +34,9 @@ const VDIR_FLAGS = [
   ['hostId', '--host-id'],
   ['hostIdFallbackTimeout', '--host-id-fallback-timeout'],
   ['downloads', '--downloads'],
+  ['notifyUrl', '--notify-url'],
+  ['notifyType', '--notify-type'],
+  ['notifyTimeout', '--notify-timeout'],
 ] as const;
 
 const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
@@ -56,6 +62,9 @@ async function resolveConfig(flags: ServeFlags): Promise<ServerConfig> {
           allowOverwrites: flags.allowOverwrite ?? false,
           hostId: flags.hostId ?? null,
           hostIdFallbackTimeout: num(flags.hostIdFallbackTimeout),
+          notificationUrl: flags.notifyUrl ?? null,
+          notificationType: flags.notifyType ?? (flags.notifyUrl ? 'by-value' : 'none'),
+          notificationTimeout: num(flags.notifyTimeout),
         },
       ],
     };
@@ -91,6 +100,9 @@ export function registerServe(program: Command): void {
     .option('--host-id <name>', 'BITS-Host-Id sent on Create-Session (server farms)')
     .option('--host-id-fallback-timeout <seconds>', 'BITS-Host-Id-Fallback-Timeout (default 86400)')
     .option('--downloads', 'also serve the folder over GET/HEAD with ranges')
+    .option('--notify-url <url>', 'server application notified of each completed upload (upload-reply)')
+    .option('--notify-type <type>', 'by-value | by-reference | none (default by-value with --notify-url)')
+    .option('--notify-timeout <seconds>', 'how long the application may stay silent (default 300)')
     .option('--tls-cert <file>', 'PEM certificate: serve HTTPS')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
@@ -106,7 +118,16 @@ export function registerServe(program: Command): void {
         throw err;
       }
       const logger = pino({ level: config.logLevel, base: { pid: process.pid } });
-      const server = new BitsServer(config, { logger });
+      let server: BitsServer;
+      try {
+        server = new BitsServer(config, { logger });
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          process.stderr.write(`bits serve: ${err.message}\n`);
+          process.exit(2);
+        }
+        throw err;
+      }
       try {
         await server.listen();
       } catch (err) {

@@ -32,6 +32,12 @@ export const ERRORS = {
   BITS_INTERNAL: { status: 500, hresult: 0x80004005, context: ErrorContext.RemoteFile },
   BITS_SHUTTING_DOWN: { status: 503, hresult: null, context: ErrorContext.RemoteFile },
   BITS_UPLOADS_DISABLED: { status: 501, hresult: HResult.AccessDenied, context: ErrorContext.RemoteFile },
+  BITS_REPLY_URL_TOO_LONG: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  // Server-application failures (D11): the status and HRESULT default here are replaced by the
+  // application's own status (HResult.HttpErrorBase + status) when it answered.
+  BITS_APPLICATION_ERROR: { status: 500, hresult: HResult.HttpErrorBase + 500, context: ErrorContext.RemoteApplication },
+  BITS_APPLICATION_TIMEOUT: { status: 408, hresult: HResult.NotificationTimeout, context: ErrorContext.RemoteApplication },
+  BITS_APPLICATION_UNREACHABLE: { status: 502, hresult: HResult.HttpErrorBase + 502, context: ErrorContext.RemoteApplication },
 } as const satisfies Record<string, { status: number; hresult: number | null; context: number }>;
 
 /** A stable error code from {@link ERRORS}. */
@@ -52,14 +58,22 @@ export class BitsError extends Error {
   readonly hresult: number | null;
   readonly context: number;
 
-  constructor(code: BitsErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  /**
+   * @param options.status / options.hresult / options.context override the table's values; only the
+   * application errors of D11 (whose status is the application's) use them.
+   */
+  constructor(
+    code: BitsErrorCode,
+    message: string,
+    options?: { cause?: unknown; status?: number; hresult?: number | null; context?: number },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'BitsError';
     this.code = code;
     const row = ERRORS[code];
-    this.status = row.status;
-    this.hresult = row.hresult;
-    this.context = row.context;
+    this.status = options?.status ?? row.status;
+    this.hresult = options?.hresult !== undefined ? options.hresult : row.hresult;
+    this.context = options?.context ?? row.context;
   }
 }
 

@@ -16,6 +16,7 @@ import { FsByteStore } from '../store/fs/fs-byte-store.js';
 import { FsRecordStore } from '../store/fs/fs-record-store.js';
 import { acquireStateDir } from '../store/fs/state-dir-lock.js';
 import type { ByteStore, RecordStore } from '../store/types.js';
+import { ConfigError } from './config.js';
 import type { ServerConfig } from './config.js';
 import { serveFile } from './download.js';
 import { cancelSession } from './handlers/cancel-session.js';
@@ -25,7 +26,10 @@ import { createSession } from './handlers/create-session.js';
 import { FragmentError, SupersededError, fragment } from './handlers/fragment.js';
 import { Sessions } from './sessions.js';
 import type { SessionEvents } from './sessions.js';
-import { VdirTable } from './vdir-table.js';
+import type { UploadCompleteHook } from './notification/hook.js';
+import { matchReplyPath, sameToken } from './notification/reply-url.js';
+import type { ReplyPath } from './notification/reply-url.js';
+import { VdirTable, decodePath } from './vdir-table.js';
 
 /** Options of {@link BitsServer} beyond the configuration. */
 export interface BitsServerOptions {
@@ -34,6 +38,12 @@ export interface BitsServerOptions {
   records?: RecordStore;
   /** Upload bytes; default: files under `config.stateDir`. */
   bytes?: ByteStore;
+  /**
+   * In-process server applications, by vdir path: `onUploadComplete` runs when an upload to that
+   * vdir is complete and makes its uploads upload-reply uploads (it takes the place of a
+   * notification URL).
+   */
+  hooks?: Readonly<Record<string, { onUploadComplete?: UploadCompleteHook }>>;
 }
 
 const SECOND = 1000;
@@ -74,6 +84,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
   private http: HttpServer | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private releaseStateDir: (() => Promise<void>) | undefined;
+  private readonly hooks = new Map<string, UploadCompleteHook>();
 
   constructor(
     readonly config: ServerConfig,
@@ -82,6 +93,16 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     super();
     this.logger = options.logger;
     this.vdirs = new VdirTable(config.vdirs);
+    for (const [path, h] of Object.entries(options.hooks ?? {})) {
+      const vdir = config.vdirs.find((v) => v.path.toLowerCase() === path.toLowerCase());
+      if (!vdir) throw new ConfigError(`hooks: no vdir "${path}" is configured`);
+      if (h.onUploadComplete) this.hooks.set(vdir.path, h.onUploadComplete);
+    }
+    config.vdirs.forEach((v, i) => {
+      if (v.notificationType !== 'none' && !v.notificationUrl && !this.hooks.has(v.path)) {
+        throw new ConfigError(`invalid configuration:\n  vdirs[${i}].notificationUrl: required when notificationType is "${v.notificationType}"`);
+      }
+    });
     this.sessions = new Sessions(
       options.records ?? new FsRecordStore(config.stateDir),
       options.bytes ?? new FsByteStore(config.stateDir),
@@ -91,6 +112,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
       'session-created',
       'fragment-received',
       'upload-complete',
+      'upload-notified',
       'session-closed',
       'session-cancelled',
       'session-expired',
@@ -161,6 +183,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
         logger: this.logger,
         log,
         principal: null,
+        hook: this.hooks.get(loc.vdir.path),
       };
       switch (packet.type) {
         case 'Ping':
@@ -205,9 +228,14 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     let file: string | undefined;
     try {
       const loc = this.vdirs.locate(req.path);
-      if (loc?.vdir.downloadEnabled) {
+      if (loc) {
         log['vdir'] = loc.vdir.path;
-        file = await this.vdirs.destination(loc);
+        const reply = matchReplyPath(decodePath(req.path));
+        if (reply) {
+          file = await this.replyFile(reply, log);
+        } else if (loc.vdir.downloadEnabled) {
+          file = await this.vdirs.destination(loc);
+        }
       }
     } catch {
       file = undefined;
@@ -219,6 +247,17 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     }
     await serveFile(req, res, file);
     log['status'] = 'served';
+  }
+
+  /** The reply file a reply URL names, if its session is alive, notified, and the token and directory match. */
+  private async replyFile(reply: ReplyPath, log: Record<string, unknown>): Promise<string | undefined> {
+    const record = await this.sessions.records.get(reply.sessionId);
+    log['session'] = record?.id;
+    if (!record?.reply || record.reply.static || this.sessions.isExpired(record)) return undefined;
+    if (!sameToken(record.reply.token, reply.token)) return undefined;
+    const dir = record.urlPath.slice(0, record.urlPath.lastIndexOf('/')) || '/';
+    if (dir !== reply.directory) return undefined;
+    return this.sessions.bytes.replyPath(record.id);
   }
 
   /**

@@ -25,6 +25,18 @@ const vdirSchema = z
     allowOverwrites: z.boolean().default(false),
     hostId: z.string().min(1).max(300).regex(/^[^\s\r\n]+$/, 'must be a host name without spaces').nullable().default(null),
     hostIdFallbackTimeout: z.number().int().nonnegative().max(0xffffffff).default(86_400),
+    /** Server-application notification (upload-reply): none, by reference (paths) or by value (body). */
+    notificationType: z.enum(['none', 'by-reference', 'by-value']).default('none'),
+    /** Where to POST; absolute http(s) URL, or relative to the upload URL's directory. */
+    notificationUrl: z
+      .string()
+      .min(1)
+      .max(2200)
+      .refine((u) => !/^[a-z][a-z0-9+.-]*:/i.test(u) || /^https?:\/\//i.test(u), 'must be an http:// or https:// URL, or relative')
+      .nullable()
+      .default(null),
+    /** Seconds the application may stay silent before the upload's Ack fails with 408. */
+    notificationTimeout: z.number().positive().default(300),
   })
   .strict();
 

@@ -9,6 +9,7 @@ export interface SessionEvents {
   'session-created': [record: SessionRecord];
   'fragment-received': [record: SessionRecord, bytes: number];
   'upload-complete': [record: SessionRecord];
+  'upload-notified': [record: SessionRecord];
   'session-closed': [record: SessionRecord, committed: boolean];
   'session-cancelled': [record: SessionRecord];
   'session-expired': [record: SessionRecord];

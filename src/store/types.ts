@@ -24,6 +24,20 @@ export interface SessionRecord {
   state: 'receiving' | 'committing';
   /** The authenticated principal that created the session, if any. */
   readonly principal: string | null;
+  /** Set once the server application was notified successfully (upload-reply); survives restarts. */
+  reply?: ReplyRecord | null;
+}
+
+/** The outcome of a successful notification. */
+export interface ReplyRecord {
+  /** The `BITS-Reply-URL` sent on the completing Ack (and on resends of it). */
+  readonly url: string;
+  /** True when the application gave a `BITS-Static-Response-URL`: no reply file, never deleted by us. */
+  readonly static: boolean;
+  /** Secret part of a generated reply URL (empty for static replies). */
+  readonly token: string;
+  /** Whether the application asked for the upload to be placed at its destination too. */
+  readonly copyToDestination: boolean;
 }
 
 /** A held per-session lock. `signal` aborts when a newer request for the session supersedes this one (D10). */
@@ -85,6 +99,14 @@ export interface ByteStore {
   commit(id: string, destination: string, options: { overwrite: boolean }): Promise<void>;
   /** Whether the upload's data is still there. */
   exists(id: string): Promise<boolean>;
-  /** Deletes the upload's data (no error when it is already gone). */
+  /** Reads the upload's data (for by-value notification and in-process hooks). */
+  openRead(id: string): Readable;
+  /** A local filesystem path of the upload's data, when the store has one (by-reference notification). */
+  localPath(id: string): string | undefined;
+  /** Where the reply of an upload-reply session is (or is to be written by the application). */
+  replyPath(id: string): string | undefined;
+  /** Stores a reply from a stream, durably; returns its size. */
+  writeReply(id: string, source: Readable): Promise<number>;
+  /** Deletes the upload's data and reply (no error when they are already gone). */
   discard(id: string): Promise<void>;
 }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { BitsServer } from '../../src/server/bits-server.js';
+import type { BitsServerOptions } from '../../src/server/bits-server.js';
 import { parseConfig } from '../../src/server/config.js';
 import type { ServerConfigInput } from '../../src/server/config.js';
 import { BITS_PROTOCOL_GUID } from '../../src/protocol/constants.js';
@@ -15,6 +16,8 @@ type VdirInput = ServerConfigInput['vdirs'][number];
 export interface TestServer {
   server: BitsServer;
   port: number;
+  /** Stops the server and starts a new one on the same configuration and state (a new port). */
+  restart(): Promise<void>;
   root: string;
   uploads: string;
   stateDir: string;
@@ -31,7 +34,12 @@ export interface TestServer {
  * extra config, on 127.0.0.1 and an ephemeral port.
  */
 export async function startServer(
-  options: { vdir?: Partial<VdirInput>; vdirs?: VdirInput[]; config?: Partial<ServerConfigInput> } = {},
+  options: {
+    vdir?: Partial<VdirInput>;
+    vdirs?: VdirInput[];
+    config?: Partial<ServerConfigInput>;
+    hooks?: BitsServerOptions['hooks'];
+  } = {},
 ): Promise<TestServer> {
   const root = await mkdtemp(join(tmpdir(), 'bits-test-'));
   const uploads = join(root, 'uploads');
@@ -46,16 +54,23 @@ export async function startServer(
     },
     root,
   );
-  const server = new BitsServer(config, { logger: pino({ level: process.env['BITS_TEST_LOG'] ?? 'silent' }) });
+  const make = () =>
+    new BitsServer(config, { logger: pino({ level: process.env['BITS_TEST_LOG'] ?? 'silent' }), hooks: options.hooks });
+  const server = make();
   const { port } = await server.listen();
   const t: TestServer = {
     server,
     port,
+    async restart() {
+      await t.server.close(1000);
+      t.server = make();
+      t.port = (await t.server.listen()).port;
+    },
     root,
     uploads,
     stateDir,
     async request(r) {
-      const c = await RawConnection.connect(port);
+      const c = await RawConnection.connect(t.port);
       try {
         await c.write(bitsRequestBytes(r));
         return await c.read();
@@ -73,9 +88,9 @@ export async function startServer(
       if (res.status !== 200 || !id) throw new Error(`Create-Session failed: ${res.status} ${JSON.stringify(res.headers)}`);
       return id;
     },
-    connect: () => RawConnection.connect(port),
+    connect: () => RawConnection.connect(t.port),
     async stop() {
-      await server.close(1000);
+      await t.server.close(1000);
       await rm(root, { recursive: true, force: true });
     },
   };

@@ -135,12 +135,14 @@ export interface BitsRequest {
   /** Leave Content-Length out. */
   noContentLength?: boolean;
   version?: string;
+  /** The Host header (default `localhost`). */
+  host?: string;
 }
 
 /** Serialises a BITS_POST request (Windows-style headers). */
 export function bitsRequestBytes(r: BitsRequest): Buffer {
   const body = r.body === undefined ? Buffer.alloc(0) : Buffer.from(r.body);
-  let head = `${r.method ?? 'BITS_POST'} ${r.path} ${r.version ?? 'HTTP/1.1'}\r\nHost: localhost\r\nUser-Agent: Microsoft BITS/7.8\r\nAccept: */*\r\n`;
+  let head = `${r.method ?? 'BITS_POST'} ${r.path} ${r.version ?? 'HTTP/1.1'}\r\nHost: ${r.host ?? 'localhost'}\r\nUser-Agent: Microsoft BITS/7.8\r\nAccept: */*\r\n`;
   if (r.type !== undefined) head += `BITS-Packet-Type: ${r.type}\r\n`;
   if (r.sessionId !== undefined) head += `BITS-Session-Id: ${r.sessionId}\r\n`;
   for (const [k, v] of Object.entries(r.headers ?? {})) head += `${k}: ${v}\r\n`;

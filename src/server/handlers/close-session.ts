@@ -2,23 +2,27 @@ import { okAck } from '../../protocol/ack.js';
 import type { Ack } from '../../protocol/ack.js';
 import { BitsError } from '../../protocol/errors.js';
 import type { CloseSessionPacket } from '../../protocol/packet.js';
+import { notifies } from '../notification/notify.js';
 import type { PacketContext } from './context.js';
 
 /**
  * Close-Session (spec §3.4, D5, D6, D8, D18): a complete upload (or one that never got a fragment:
  * an empty file) is moved to its destination atomically, the overwrite policy checked again; an
- * incomplete one is discarded. Either way the session ends.
+ * incomplete one is discarded, and so is a notified one whose application did not ask for a copy.
+ * Either way the session, its data and its reply end.
  */
 export async function closeSession(ctx: PacketContext, packet: CloseSessionPacket): Promise<Ack> {
   return ctx.sessions.withLock(packet.sessionId, async () => {
     const { sessions } = ctx;
     const record = await sessions.live(packet.sessionId, ctx.loc.urlPath);
     const complete = record.total === null || record.received === record.total;
+    // Notified uploads reach their destination only if the application asked for it (spec §9.3).
+    const placeAtDestination = !notifies(ctx.loc.vdir, ctx.hook) || record.reply?.copyToDestination === true;
     let committed = false;
     if (record.state === 'committing' && !(await sessions.bytes.exists(record.id))) {
       // A crash after the data reached its destination but before the session was dropped.
       committed = true;
-    } else if (complete) {
+    } else if (complete && placeAtDestination) {
       if (!(await sessions.bytes.exists(record.id))) {
         await sessions.records.delete(record.id);
         throw new BitsError('BITS_SESSION_NOT_FOUND', 'the uploaded data is gone');

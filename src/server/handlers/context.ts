@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { HttpRequest } from '../../http/types.js';
+import type { UploadCompleteHook } from '../notification/hook.js';
 import type { Sessions } from '../sessions.js';
 import type { Location, VdirTable } from '../vdir-table.js';
 
@@ -14,4 +15,6 @@ export interface PacketContext {
   readonly log: Record<string, unknown>;
   /** The principal of the request, once authentication exists; `null` for anonymous. */
   readonly principal: string | null;
+  /** The vdir's in-process server application, if one is registered. */
+  readonly hook: UploadCompleteHook | undefined;
 }

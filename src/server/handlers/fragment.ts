@@ -1,8 +1,9 @@
 import { okAck } from '../../protocol/ack.js';
 import type { Ack } from '../../protocol/ack.js';
-import { BitsError } from '../../protocol/errors.js';
+import { BitsError, isBitsError } from '../../protocol/errors.js';
 import type { FragmentPacket } from '../../protocol/packet.js';
 import { PartialWriteError } from '../../store/types.js';
+import { notifies, notifyApplication } from '../notification/notify.js';
 import type { PacketContext } from './context.js';
 import { skipBytes } from './skip-bytes.js';
 
@@ -10,7 +11,7 @@ import { skipBytes } from './skip-bytes.js';
 export class FragmentError extends BitsError {
   readonly received: number;
   constructor(error: BitsError, received: number) {
-    super(error.code, error.message, { cause: error.cause });
+    super(error.code, error.message, { cause: error.cause, status: error.status, hresult: error.hresult, context: error.context });
     this.received = received;
   }
 }
@@ -85,7 +86,26 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
     if (failure instanceof SupersededError) throw failure;
     if (failure) throw new FragmentError(failure, record.received);
     if (written > 0) ctx.sessions.emit('fragment-received', record, written);
-    if (record.received === record.total && !wasComplete) ctx.sessions.emit('upload-complete', record);
-    return okAck({ sessionId: packet.sessionId, receivedContentRange: record.received });
+    const complete = record.received === record.total;
+    if (complete && !wasComplete) ctx.sessions.emit('upload-complete', record);
+    let replyUrl: string | undefined;
+    if (complete && notifies(vdir, ctx.hook)) {
+      // Notify once (D7, spec §6.1): a resend after success gets the same Ack; after a failure the
+      // session stays complete-but-not-notified and any fragment runs the notification again.
+      if (!record.reply) {
+        try {
+          record.reply = await notifyApplication({ req: ctx.req, vdir, record, bytes: ctx.sessions.bytes, hook: ctx.hook, signal: lock.signal });
+        } catch (err) {
+          if (lock.signal.aborted) throw new SupersededError(record.received);
+          throw new FragmentError(isBitsError(err) ? err : new BitsError('BITS_INTERNAL', String(err), { cause: err }), record.received);
+        }
+        record.updatedAt = Date.now();
+        await ctx.sessions.records.update(record);
+        ctx.log['reply'] = record.reply.static ? 'static' : 'generated';
+        ctx.sessions.emit('upload-notified', record);
+      }
+      replyUrl = record.reply.url;
+    }
+    return okAck({ sessionId: packet.sessionId, receivedContentRange: record.received, replyUrl });
   });
 }

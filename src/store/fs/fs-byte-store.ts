@@ -1,12 +1,13 @@
-import { constants as fsc } from 'node:fs';
+import { constants as fsc, createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, link, mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { ByteStore } from '../types.js';
 import { PartialWriteError } from '../types.js';
 import { mkdirDurable, syncDir } from './durable.js';
-import { DATA_FILE, sessionDir } from './layout.js';
+import { DATA_FILE, REPLY_FILE, sessionDir } from './layout.js';
 
 const BATCH = 1024 * 1024;
 
@@ -152,9 +153,42 @@ export class FsByteStore implements ByteStore {
     );
   }
 
+  openRead(id: string): Readable {
+    return createReadStream(this.dataOf(id));
+  }
+
+  localPath(id: string): string | undefined {
+    const dir = sessionDir(this.stateDir, id);
+    return dir && join(dir, DATA_FILE);
+  }
+
+  replyPath(id: string): string | undefined {
+    const dir = sessionDir(this.stateDir, id);
+    return dir && join(dir, REPLY_FILE);
+  }
+
+  async writeReply(id: string, source: Readable): Promise<number> {
+    const target = join(this.dirOf(id), REPLY_FILE);
+    const tmp = `${target}.tmp`;
+    const sink = createWriteStream(tmp, { mode: 0o600 });
+    await pipeline(source, sink);
+    const fh = await open(tmp, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, target);
+    await syncDir(dirname(target));
+    return sink.bytesWritten;
+  }
+
   async discard(id: string): Promise<void> {
     const dir = sessionDir(this.stateDir, id);
-    if (dir) await rm(join(dir, DATA_FILE), { force: true });
+    if (!dir) return;
+    await rm(join(dir, DATA_FILE), { force: true });
+    await rm(join(dir, REPLY_FILE), { force: true });
+    await rm(join(dir, `${REPLY_FILE}.tmp`), { force: true });
   }
 
   /** rename (replacing) or link + unlink (never replacing) `from` to `to`. */

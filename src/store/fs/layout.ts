@@ -25,3 +25,4 @@ export function sessionsRoot(stateDir: string): string {
 
 export const RECORD_FILE = 'record.json';
 export const DATA_FILE = 'data.bin';
+export const REPLY_FILE = 'reply.bin';

@@ -1,0 +1,159 @@
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import type { HttpRequest } from '../../http/types.js';
+import { BitsError, isBitsError } from '../../protocol/errors.js';
+import type { ByteStore, ReplyRecord, SessionRecord } from '../../store/types.js';
+import type { VdirConfig } from '../config.js';
+import type { CompletedUpload, UploadCompleteHook, UploadReply } from './hook.js';
+import { notificationUrl, postNotification } from './http-notifier.js';
+import { newReplyToken, replyUrl } from './reply-url.js';
+
+/** Everything one notification needs. */
+export interface NotifyInput {
+  req: HttpRequest;
+  vdir: VdirConfig;
+  record: SessionRecord;
+  bytes: ByteStore;
+  hook: UploadCompleteHook | undefined;
+  /** Aborts when a newer request for the session supersedes this one. */
+  signal: AbortSignal;
+}
+
+const MAX_REPLY_URL = 2200;
+
+/** The upload URL as the client addressed it (`http://host/up/f.bin?q`). */
+export function originalUrl(req: HttpRequest): string {
+  return `${req.encrypted ? 'https' : 'http'}://${req.headers['host'] ?? 'localhost'}${req.target}`;
+}
+
+function toStream(reply: Exclude<UploadReply, { url: string }>): Readable {
+  if (typeof reply === 'string') return Readable.from([Buffer.from(reply, 'utf8')]);
+  if (Buffer.isBuffer(reply)) return Readable.from([reply]);
+  if (reply instanceof Readable) return reply;
+  return createReadStream(reply.file);
+}
+
+async function runHook(input: NotifyInput, hook: UploadCompleteHook): Promise<ReplyRecord> {
+  const { record, bytes, vdir } = input;
+  const timeoutMs = vdir.notificationTimeout * 1000;
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(new Error('notification timeout')), timeoutMs);
+  const onSupersede = (): void => deadline.abort(input.signal.reason);
+  input.signal.addEventListener('abort', onSupersede, { once: true });
+  const upload: CompletedUpload = {
+    sessionId: record.id,
+    vdir: vdir.path,
+    url: originalUrl(input.req),
+    urlPath: record.urlPath,
+    destination: record.destination,
+    size: record.total ?? 0,
+    principal: record.principal,
+    path: bytes.localPath(record.id),
+    stream: () => bytes.openRead(record.id),
+  };
+  try {
+    const timedOut = new Promise<never>((_, reject) =>
+      deadline.signal.addEventListener('abort', () =>
+        reject(new BitsError('BITS_APPLICATION_TIMEOUT', `hook did not answer within ${vdir.notificationTimeout} s`)),
+      ),
+    );
+    let result;
+    try {
+      result = await Promise.race([Promise.resolve().then(() => hook(upload, deadline.signal)), timedOut]);
+    } catch (err) {
+      if (isBitsError(err)) throw err;
+      throw new BitsError('BITS_APPLICATION_ERROR', `hook failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    }
+    const reply = result?.reply;
+    const copyToDestination = result?.copyToDestination === true;
+    if (reply !== undefined && typeof reply === 'object' && 'url' in reply) {
+      if (reply.url.length > MAX_REPLY_URL) throw new BitsError('BITS_REPLY_URL_TOO_LONG', `static reply URL of ${reply.url.length} characters`);
+      return { url: reply.url, static: true, token: '', copyToDestination };
+    }
+    await bytes.writeReply(record.id, reply === undefined ? Readable.from([]) : toStream(reply));
+    const token = newReplyToken();
+    return { url: replyUrl(record.id, token), static: false, token, copyToDestination };
+  } finally {
+    clearTimeout(timer);
+    input.signal.removeEventListener('abort', onSupersede);
+  }
+}
+
+/** Makes the reply file the application wrote durable, or creates an empty one if it wrote none. */
+async function adoptReplyFile(bytes: ByteStore, id: string, path: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(path, 'r+');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    await bytes.writeReply(id, Readable.from([]));
+    return;
+  }
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function runHttp(input: NotifyInput, configuredUrl: string): Promise<ReplyRecord> {
+  const { req, vdir, record, bytes } = input;
+  const type = vdir.notificationType === 'by-reference' ? 'by-reference' : 'by-value';
+  const base = `${req.encrypted ? 'https' : 'http'}://${req.headers['host'] ?? 'localhost'}${req.path}`;
+  const responseFile = bytes.replyPath(record.id);
+  const requestFile = bytes.localPath(record.id);
+  if (type === 'by-reference' && (!responseFile || !requestFile)) {
+    throw new BitsError('BITS_INTERNAL', 'by-reference notification needs a store with local files');
+  }
+  const answer = await postNotification({
+    url: notificationUrl(configuredUrl, base, req.query),
+    type,
+    originalUrl: originalUrl(req),
+    requestFile,
+    responseFile,
+    body: () => bytes.openRead(record.id),
+    size: record.total ?? 0,
+    timeoutMs: vdir.notificationTimeout * 1000,
+    signal: input.signal,
+    storeReply: async (body) => {
+      await bytes.writeReply(record.id, body);
+    },
+  });
+  if (answer.staticUrl !== undefined) {
+    return { url: answer.staticUrl, static: true, token: '', copyToDestination: answer.copyToDestination };
+  }
+  if (type === 'by-reference') await adoptReplyFile(bytes, record.id, responseFile!);
+  const token = newReplyToken();
+  return { url: replyUrl(record.id, token), static: false, token, copyToDestination: answer.copyToDestination };
+}
+
+/**
+ * Whether uploads to a vdir notify a server application (and so are upload-reply uploads, D7).
+ *
+ * @example
+ * ```ts
+ * if (notifies(vdir, hook)) { ... }
+ * ```
+ */
+export function notifies(vdir: VdirConfig, hook: UploadCompleteHook | undefined): boolean {
+  return hook !== undefined || vdir.notificationType !== 'none';
+}
+
+/**
+ * Notifies the vdir's server application (in-process hook first, else the HTTP URL) that an upload
+ * is complete, stores its reply, and returns what the session must remember.
+ *
+ * @throws {BitsError} the application errors of D11, or `BITS_REPLY_URL_TOO_LONG`.
+ * @example
+ * ```ts
+ * record.reply = await notifyApplication({ req, vdir, record, bytes, hook, signal });
+ * ```
+ */
+export async function notifyApplication(input: NotifyInput): Promise<ReplyRecord> {
+  if (input.hook) return runHook(input, input.hook);
+  if (!input.vdir.notificationUrl) {
+    throw new BitsError('BITS_INTERNAL', `vdir ${input.vdir.path} has notificationType ${input.vdir.notificationType} but no notificationUrl`);
+  }
+  return runHttp(input, input.vdir.notificationUrl);
+}
