@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerServe } from './serve.js';
+import { registerUser } from './user.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -17,5 +18,6 @@ program
   });
 
 registerServe(program);
+registerUser(program);
 
 await program.parseAsync(process.argv);

@@ -17,6 +17,8 @@ export interface AckFields {
   hostIdFallbackTimeout?: number | undefined;
   replyUrl?: string | undefined;
   acceptEncoding?: string;
+  /** Seconds after which a 503 may be retried. */
+  retryAfter?: number | undefined;
 }
 
 function fieldHeaders(fields: AckFields): Record<string, string> {
@@ -34,6 +36,7 @@ function fieldHeaders(fields: AckFields): Record<string, string> {
     h[WireHeader.ReceivedContentRange] = String(fields.receivedContentRange);
   }
   if (fields.replyUrl !== undefined) h[WireHeader.ReplyUrl] = fields.replyUrl;
+  if (fields.retryAfter !== undefined) h['Retry-After'] = String(fields.retryAfter);
   return h;
 }
 

@@ -17,7 +17,9 @@ import { FsRecordStore } from '../store/fs/fs-record-store.js';
 import { acquireStateDir } from '../store/fs/state-dir-lock.js';
 import type { ByteStore, RecordStore } from '../store/types.js';
 import { ConfigError } from './config.js';
-import type { ServerConfig } from './config.js';
+import type { ServerConfig, VdirConfig } from './config.js';
+import { Authenticator } from './auth/authenticator.js';
+import type { AuthenticateHook } from './auth/authenticator.js';
 import { serveFile } from './download.js';
 import { cancelSession } from './handlers/cancel-session.js';
 import { closeSession } from './handlers/close-session.js';
@@ -44,6 +46,8 @@ export interface BitsServerOptions {
    * notification URL).
    */
   hooks?: Readonly<Record<string, { onUploadComplete?: UploadCompleteHook }>>;
+  /** A custom authentication scheme, consulted before each vdir's own (see {@link AuthenticateHook}). */
+  authenticate?: AuthenticateHook;
 }
 
 const SECOND = 1000;
@@ -85,6 +89,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
   private sweepTimer: NodeJS.Timeout | undefined;
   private releaseStateDir: (() => Promise<void>) | undefined;
   private readonly hooks = new Map<string, UploadCompleteHook>();
+  private readonly auth: Authenticator;
 
   constructor(
     readonly config: ServerConfig,
@@ -93,6 +98,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     super();
     this.logger = options.logger;
     this.vdirs = new VdirTable(config.vdirs);
+    this.auth = new Authenticator(this.logger, options.authenticate);
     for (const [path, h] of Object.entries(options.hooks ?? {})) {
       const vdir = config.vdirs.find((v) => v.path.toLowerCase() === path.toLowerCase());
       if (!vdir) throw new ConfigError(`hooks: no vdir "${path}" is configured`);
@@ -173,6 +179,8 @@ export class BitsServer extends EventEmitter<SessionEvents> {
       const loc = this.vdirs.locate(req.path);
       if (loc) log['vdir'] = loc.vdir.path;
       if (!loc || !loc.vdir.uploadEnabled) throw new BitsError('BITS_UPLOADS_DISABLED', `uploads are not enabled for ${req.path}`);
+      const who = await this.identify(req, loc.vdir, log);
+      if ('status' in who) return who;
       packet = parsePacket(req.headers, req.contentLength);
       log['packet'] = packet.type;
       const ctx: PacketContext = {
@@ -182,7 +190,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
         sessions: this.sessions,
         logger: this.logger,
         log,
-        principal: null,
+        principal: who.principal,
         hook: this.hooks.get(loc.vdir.path),
       };
       switch (packet.type) {
@@ -206,6 +214,35 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     }
   }
 
+  /**
+   * Authenticates and authorizes a request for a vdir: the principal's name (or `null`, anonymous),
+   * or the answer to send instead — a 401 challenge, or 403 + `0x80070005` for a principal the vdir
+   * does not allow.
+   */
+  private async identify(req: HttpRequest, vdir: VdirConfig, log: Record<string, unknown>): Promise<{ principal: string | null } | Ack> {
+    if (!this.auth.guards(vdir)) return { principal: null };
+    const decision = await this.auth.authenticate(req, vdir);
+    switch (decision.kind) {
+      case 'anonymous':
+        return { principal: null };
+      case 'challenge':
+        log['auth'] = decision.reason;
+        return { status: 401, headers: { 'WWW-Authenticate': decision.wwwAuthenticate, 'Content-Length': '0' } };
+      case 'denied':
+        log['auth'] = decision.reason;
+        return errorAck(new BitsError('BITS_ACCESS_DENIED', decision.reason), { sessionId: req.headers[Header.SessionId]?.trim() || undefined });
+      case 'principal':
+        log['user'] = decision.principal.name;
+        if (!this.auth.allowed(decision.principal, vdir.auth)) {
+          log['auth'] = `${decision.principal.name} is not allowed on ${vdir.path}`;
+          return errorAck(new BitsError('BITS_ACCESS_DENIED', `${decision.principal.name} is not allowed`), {
+            sessionId: req.headers[Header.SessionId]?.trim() || undefined,
+          });
+        }
+        return { principal: decision.principal.name };
+    }
+  }
+
   /** The one place where failures become Acks. */
   private errorToAck(err: unknown, sessionId: string | undefined, log: Record<string, unknown>): Ack {
     let error: BitsError;
@@ -221,7 +258,8 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     log['reason'] = error.message;
     if (error.code === 'BITS_INTERNAL') this.logger.error({ err }, 'internal error');
     const received = err instanceof FragmentError ? err.received : undefined;
-    return errorAck(error, { sessionId, receivedContentRange: received });
+    const retryAfter = error.code === 'BITS_TOO_MANY_SESSIONS' ? 60 : undefined;
+    return errorAck(error, { sessionId, receivedContentRange: received, retryAfter });
   }
 
   private async handleDownload(req: HttpRequest, res: HttpResponse, log: Record<string, unknown>): Promise<void> {
@@ -230,6 +268,12 @@ export class BitsServer extends EventEmitter<SessionEvents> {
       const loc = this.vdirs.locate(req.path);
       if (loc) {
         log['vdir'] = loc.vdir.path;
+        const who = await this.identify(req, loc.vdir, log);
+        if ('status' in who) {
+          log['status'] = who.status;
+          res.send(who.status, who.status === 401 ? who.headers : { 'Content-Length': '0' });
+          return;
+        }
         const reply = matchReplyPath(decodePath(req.path));
         if (reply) {
           file = await this.replyFile(reply, log);
@@ -269,9 +313,21 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     for (const v of this.config.vdirs) await mkdir(v.directory, { recursive: true });
     const swept = await this.sessions.sweep();
     if (swept) this.logger.info({ swept }, 'removed expired sessions at startup');
-    const tls = this.config.tls
-      ? { cert: await readFile(this.config.tls.cert), key: await readFile(this.config.tls.key) }
+    const t = this.config.tls;
+    const tls = t
+      ? {
+          cert: await readFile(t.cert),
+          key: await readFile(t.key),
+          // Client certificates are asked for, never required at the TLS level: a site that accepts
+          // but does not require them must not break clients that have none (spec §12).
+          ...(t.ca ? { ca: await readFile(t.ca), requestCert: true, rejectUnauthorized: false } : {}),
+        }
       : undefined;
+    for (const v of this.config.vdirs) {
+      if (v.auth?.schemes.includes('basic') && !t && !v.auth.allowInsecureBasic) {
+        this.logger.warn({ vdir: v.path }, 'Basic authentication without TLS is refused; configure tls or allowInsecureBasic');
+      }
+    }
     const l = this.config.limits;
     const ms = (s: number | undefined): number | undefined => (s === undefined ? undefined : s * SECOND);
     const limits: Partial<HttpLimits> = Object.fromEntries(

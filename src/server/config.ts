@@ -6,6 +6,25 @@ import { z } from 'zod';
 const seconds = z.number().nonnegative();
 const size = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
+const authSchema = z
+  .object({
+    /** Accepted schemes; a request may use any of them. */
+    schemes: z.array(z.enum(['basic', 'client-certificate'])).min(1),
+    realm: z.string().min(1).regex(/^[^"\\\r\n]*$/, 'no quotes, backslashes or line breaks').default('bits'),
+    /** Users file for Basic (see `bits user`). */
+    users: z.string().min(1).nullable().default(null),
+    /** Principals allowed on the vdir: user names, `group:<name>`, or `*` for any authenticated one. */
+    allow: z.array(z.string().min(1)).default(['*']),
+    /** Let requests without credentials in (principal: anonymous). */
+    anonymous: z.boolean().default(false),
+    /** Accept Basic credentials over plain HTTP (e.g. behind a TLS-terminating proxy). */
+    allowInsecureBasic: z.boolean().default(false),
+    /** Which part of a client certificate names its principal. */
+    certificateName: z.enum(['cn', 'san']).default('cn'),
+  })
+  .strict()
+  .refine((a) => !a.schemes.includes('basic') || a.users !== null, { message: 'basic needs a users file', path: ['users'] });
+
 const vdirSchema = z
   .object({
     /** URL path prefix, e.g. `/uploads` (or `/`). */
@@ -37,6 +56,10 @@ const vdirSchema = z
       .default(null),
     /** Seconds the application may stay silent before the upload's Ack fails with 408. */
     notificationTimeout: z.number().positive().default(300),
+    /** Who may use the vdir; absent = everyone, anonymously. */
+    auth: authSchema.nullable().default(null),
+    /** Most live sessions one principal may hold on the vdir (IIS BITSNumberOfSessionsLimit); 0 = no limit. */
+    sessionsPerUserLimit: z.number().int().nonnegative().default(50),
   })
   .strict();
 
@@ -62,7 +85,16 @@ const configSchema = z
       .object({ host: z.string().min(1).default('0.0.0.0'), port: z.number().int().min(0).max(65535).default(8080) })
       .strict()
       .default({ host: '0.0.0.0', port: 8080 }),
-    tls: z.object({ cert: z.string().min(1), key: z.string().min(1) }).strict().nullable().default(null),
+    tls: z
+      .object({
+        cert: z.string().min(1),
+        key: z.string().min(1),
+        /** CA bundle that client certificates must chain to (vdirs with the client-certificate scheme). */
+        ca: z.string().min(1).nullable().default(null),
+      })
+      .strict()
+      .nullable()
+      .default(null),
     stateDir: z.string().min(1).default('./data/.bits'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** Seconds between sweeps of expired sessions. */
@@ -76,6 +108,8 @@ const configSchema = z
 
 /** One virtual directory, validated, with absolute paths. */
 export type VdirConfig = z.output<typeof vdirSchema>;
+/** A vdir's authentication settings. */
+export type AuthConfig = z.output<typeof authSchema>;
 /** The server configuration, validated, with defaults applied and paths made absolute. */
 export type ServerConfig = z.output<typeof configSchema>;
 /** The configuration as a user writes it (every key with a default may be left out). */
@@ -115,10 +149,20 @@ export function parseConfig(input: unknown, baseDir: string): ServerConfig {
   }
   const config = result.data;
   config.stateDir = resolve(baseDir, config.stateDir);
-  if (config.tls) config.tls = { cert: resolve(baseDir, config.tls.cert), key: resolve(baseDir, config.tls.key) };
+  if (config.tls) {
+    config.tls = {
+      cert: resolve(baseDir, config.tls.cert),
+      key: resolve(baseDir, config.tls.key),
+      ca: config.tls.ca === null ? null : resolve(baseDir, config.tls.ca),
+    };
+  }
   const seen = new Set<string>();
   config.vdirs.forEach((v, i) => {
     v.directory = resolve(baseDir, v.directory);
+    if (v.auth?.users) v.auth.users = resolve(baseDir, v.auth.users);
+    if (v.auth?.schemes.includes('client-certificate') && !config.tls?.ca) {
+      throw new ConfigError(`invalid configuration:\n  tls.ca: needed for vdirs[${i}].auth client-certificate`);
+    }
     const key = v.path.toLowerCase();
     if (seen.has(key)) throw new ConfigError(`invalid configuration:\n  vdirs[${i}].path: "${v.path}" is configured twice`);
     seen.add(key);

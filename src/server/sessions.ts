@@ -58,10 +58,10 @@ export class Sessions extends EventEmitter<SessionEvents> {
 
   /**
    * The live record of a session for a request to `urlPath`. Unknown, expired (then removed at once),
-   * mid-commit, or bound to another destination: `BITS_SESSION_NOT_FOUND`.
-   * Call with the session's lock held.
+   * or bound to another destination: `BITS_SESSION_NOT_FOUND`.
+   * So is a session created by another principal. Call with the session's lock held.
    */
-  async live(id: string, urlPath: string): Promise<SessionRecord> {
+  async live(id: string, urlPath: string, principal: string | null): Promise<SessionRecord> {
     const record = await this.records.get(id);
     if (!record) throw new BitsError('BITS_SESSION_NOT_FOUND', `session ${id} is unknown`);
     if (this.isExpired(record)) {
@@ -71,6 +71,11 @@ export class Sessions extends EventEmitter<SessionEvents> {
     }
     if (record.urlPath !== urlPath) {
       throw new BitsError('BITS_SESSION_NOT_FOUND', `session ${id} belongs to ${record.urlPath}, not ${urlPath}`);
+    }
+    if ((record.principal ?? null) !== principal) {
+      // Someone else's session looks exactly like an unknown one; the log line says why.
+      this.logger.warn({ session: id, owner: record.principal, principal }, 'session used by a principal that does not own it');
+      throw new BitsError('BITS_SESSION_NOT_FOUND', `session ${id} belongs to another principal`);
     }
     return record;
   }

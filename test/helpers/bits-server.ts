@@ -39,6 +39,7 @@ export async function startServer(
     vdirs?: VdirInput[];
     config?: Partial<ServerConfigInput>;
     hooks?: BitsServerOptions['hooks'];
+    authenticate?: BitsServerOptions['authenticate'];
   } = {},
 ): Promise<TestServer> {
   const root = await mkdtemp(join(tmpdir(), 'bits-test-'));
@@ -55,7 +56,7 @@ export async function startServer(
     root,
   );
   const make = () =>
-    new BitsServer(config, { logger: pino({ level: process.env['BITS_TEST_LOG'] ?? 'silent' }), hooks: options.hooks });
+    new BitsServer(config, { logger: pino({ level: process.env['BITS_TEST_LOG'] ?? 'silent' }), hooks: options.hooks, authenticate: options.authenticate });
   const server = make();
   const { port } = await server.listen();
   const t: TestServer = {

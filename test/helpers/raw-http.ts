@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 
 /** A parsed HTTP response read off a raw socket. */
 export interface RawResponse {
@@ -19,6 +20,7 @@ export class RawConnection {
   readonly socket: net.Socket;
 
   private constructor(socket: net.Socket) {
+    // (TLS sockets are net.Sockets too.)
     this.socket = socket;
     socket.on('data', (d: Buffer) => {
       this.buf = Buffer.concat([this.buf, d]);
@@ -41,6 +43,14 @@ export class RawConnection {
   static connect(port: number, host = '127.0.0.1'): Promise<RawConnection> {
     return new Promise((resolve, reject) => {
       const s = net.connect(port, host, () => resolve(new RawConnection(s)));
+      s.once('error', reject);
+    });
+  }
+
+  /** A TLS connection; `options` carries the CA, client certificate, servername… */
+  static connectTls(port: number, options: tls.ConnectionOptions): Promise<RawConnection> {
+    return new Promise((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ...options }, () => resolve(new RawConnection(s)));
       s.once('error', reject);
     });
   }

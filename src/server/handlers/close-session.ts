@@ -14,7 +14,7 @@ import type { PacketContext } from './context.js';
 export async function closeSession(ctx: PacketContext, packet: CloseSessionPacket): Promise<Ack> {
   return ctx.sessions.withLock(packet.sessionId, async () => {
     const { sessions } = ctx;
-    const record = await sessions.live(packet.sessionId, ctx.loc.urlPath);
+    const record = await sessions.live(packet.sessionId, ctx.loc.urlPath, ctx.principal);
     const complete = record.total === null || record.received === record.total;
     // Notified uploads reach their destination only if the application asked for it (spec §9.3).
     const placeAtDestination = !notifies(ctx.loc.vdir, ctx.hook) || record.reply?.copyToDestination === true;

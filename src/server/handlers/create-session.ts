@@ -9,7 +9,7 @@ import type { PacketContext } from './context.js';
 
 /**
  * Create-Session (spec §3.2): checks the destination (confined, not a directory, overwrite policy
- * D5), creates the session's empty upload and durable record, and answers with the protocol, the new
+ * D5) and the principal's session limit (503, retry later), creates the session's empty upload and durable record, and answers with the protocol, the new
  * id, `Accept-Encoding: identity` and the vdir's Host-Id.
  */
 export async function createSession(ctx: PacketContext, packet: CreateSessionPacket): Promise<Ack> {
@@ -18,6 +18,14 @@ export async function createSession(ctx: PacketContext, packet: CreateSessionPac
   if (!vdir.allowOverwrites) {
     const existing = await stat(destination).catch(() => undefined);
     if (existing) throw new BitsError('BITS_DESTINATION_EXISTS', `${ctx.loc.urlPath} exists and overwrites are off`);
+  }
+  if (ctx.principal !== null && vdir.sessionsPerUserLimit > 0) {
+    const held = (await ctx.sessions.records.list()).filter(
+      (r) => r.principal === ctx.principal && r.vdir === vdir.path && !ctx.sessions.isExpired(r),
+    ).length;
+    if (held >= vdir.sessionsPerUserLimit) {
+      throw new BitsError('BITS_TOO_MANY_SESSIONS', `${ctx.principal} holds ${held} sessions, the limit is ${vdir.sessionsPerUserLimit}`);
+    }
   }
   const id = newSessionId();
   const now = Date.now();

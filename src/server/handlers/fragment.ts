@@ -44,7 +44,7 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
   const { range } = packet;
   ctx.log['range'] = range.total === 0 ? '*/0' : `${range.first}-${range.last}/${range.total}`;
   return ctx.sessions.withLock(packet.sessionId, async (lock) => {
-    const record = await ctx.sessions.live(packet.sessionId, ctx.loc.urlPath);
+    const record = await ctx.sessions.live(packet.sessionId, ctx.loc.urlPath, ctx.principal);
     const n = record.received;
     const fail = (error: BitsError): never => {
       throw new FragmentError(error, n);
