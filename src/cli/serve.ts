@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { BitsServer } from '../server/bits-server.js';
@@ -117,6 +118,10 @@ export function registerServe(program: Command): void {
         }
         throw err;
       }
+      // Fragment bodies stream through many short-lived socket buffers; with incremental marking V8
+      // starts a full collection about once per fragment, costing a third of the throughput
+      // (measured by npm run bench). Atomic marking of this small heap is cheaper.
+      setFlagsFromString('--no-incremental-marking');
       const logger = pino({ level: config.logLevel, base: { pid: process.pid } });
       let server: BitsServer;
       try {

@@ -9,7 +9,8 @@ import { PartialWriteError } from '../types.js';
 import { mkdirDurable, syncDir } from './durable.js';
 import { DATA_FILE, REPLY_FILE, sessionDir } from './layout.js';
 
-const BATCH = 1024 * 1024;
+/** Bytes gathered per disk write. Two batches per upload may be in memory (one being written). */
+const BATCH = 256 * 1024;
 
 /** Writes all of `buffers` at `position`, looping over short writes. */
 async function writeAll(fh: FileHandle, buffers: Buffer[], length: number, position: number): Promise<void> {
@@ -58,7 +59,7 @@ export class FsByteStore implements ByteStore {
       source.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    // Batches of up to BATCH bytes go to disk with one writev while the next batch is read from the
+    // Batches of BATCH bytes go to disk with one writev while the next batch is read from the
     // socket: at most two batches per upload are in memory.
     let batch: Buffer[] = [];
     let batchBytes = 0;
@@ -81,6 +82,9 @@ export class FsByteStore implements ByteStore {
           throw err;
         },
       );
+      // The failure is seen when the write is awaited; until then it must not count as unhandled
+      // (which would take the process down) while the loop is waiting for socket bytes.
+      inFlight.catch(() => undefined);
     };
     try {
       if (signal?.aborted) onAbort();

@@ -19,6 +19,11 @@ import { RECORD_FILE, sessionDir, sessionsRoot } from './layout.js';
 export class FsRecordStore implements RecordStore {
   private readonly contenders = new Map<string, Set<AbortController>>();
   private readonly queues = new Map<string, Promise<void>>();
+  /**
+   * Records as last written, so a fragment does not re-read its JSON: this process owns the state
+   * directory. Callers get copies; the cache changes only after a write succeeded.
+   */
+  private readonly cache = new Map<string, SessionRecord>();
 
   constructor(private readonly stateDir: string) {}
 
@@ -26,13 +31,19 @@ export class FsRecordStore implements RecordStore {
     const dir = this.dirOf(record.id);
     await mkdirDurable(dir);
     await writeFileAtomic(join(dir, RECORD_FILE), JSON.stringify(record));
+    this.cache.set(sessionKey(record.id), { ...record });
   }
 
   async get(id: string): Promise<SessionRecord | undefined> {
     const dir = sessionDir(this.stateDir, id);
     if (!dir) return undefined;
+    const key = sessionKey(id);
+    const cached = this.cache.get(key);
+    if (cached) return { ...cached };
     try {
-      return JSON.parse(await readFile(join(dir, RECORD_FILE), 'utf8')) as SessionRecord;
+      const record = JSON.parse(await readFile(join(dir, RECORD_FILE), 'utf8')) as SessionRecord;
+      this.cache.set(key, record);
+      return { ...record };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
@@ -41,11 +52,13 @@ export class FsRecordStore implements RecordStore {
 
   async update(record: SessionRecord): Promise<void> {
     await writeFileAtomic(join(this.dirOf(record.id), RECORD_FILE), JSON.stringify(record));
+    this.cache.set(sessionKey(record.id), { ...record });
   }
 
   async delete(id: string): Promise<void> {
     const dir = sessionDir(this.stateDir, id);
     if (!dir) return;
+    this.cache.delete(sessionKey(id));
     await rm(dir, { recursive: true, force: true });
     await syncDir(sessionsRoot(this.stateDir)).catch(() => undefined);
   }
