@@ -12,3 +12,4 @@ export { FsRecordStore } from './store/fs/fs-record-store.js';
 export { NotificationError } from './server/notification/notification-error.js';
 export type { CompletedUpload, UploadCompleteHook, UploadCompleteResult, UploadReply } from './server/notification/hook.js';
 export type { ReplyRecord } from './store/types.js';
+export * from './client/index.js';

@@ -53,4 +53,27 @@ describe('per-session serialization and supersede (D10)', () => {
     assertAck(await t.request({ type: 'Close-Session', path: '/up/par.bin', sessionId: id }));
     assert.deepEqual(await readFile(join(t.uploads, 'par.bin')), data);
   });
+
+  it('a late duplicate of bytes already held does not supersede the live request', async () => {
+    const data = randomBytes(600_000);
+    const id = await t.createSession('/up/late.bin');
+    assertAck(await t.request(fragmentRequest('/up/late.bin', id, 0, data.subarray(0, 200_000), data.length)));
+    const live = await t.connect();
+    const whole = bitsRequestBytes(fragmentRequest('/up/late.bin', id, 200_000, data.subarray(200_000), data.length));
+    const split = whole.length - 400_000 + 100_000;
+    await live.write(whole.subarray(0, split));
+    await new Promise((r) => setTimeout(r, 200));
+    // the stale retry of the first fragment
+    const stale = await t.request(fragmentRequest('/up/late.bin', id, 0, data.subarray(0, 200_000), data.length));
+    assertAck(stale);
+    assert.equal(stale.headers['bits-received-content-range'], '200000');
+    // the live request was not cut: it completes
+    await live.write(whole.subarray(split));
+    const ack = await live.read();
+    assertAck(ack);
+    assert.equal(ack.headers['bits-received-content-range'], String(data.length));
+    live.close();
+    assertAck(await t.request({ type: 'Close-Session', path: '/up/late.bin', sessionId: id }));
+    assert.deepEqual(await readFile(join(t.uploads, 'late.bin')), data);
+  });
 });

@@ -2,6 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerServe } from './serve.js';
+import { registerUpload } from './upload.js';
+import { registerDownload } from './download.js';
+import { registerJobs } from './jobs.js';
 import { registerUser } from './user.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -18,6 +21,9 @@ program
   });
 
 registerServe(program);
+registerUpload(program);
+registerDownload(program);
+registerJobs(program);
 registerUser(program);
 
 await program.parseAsync(process.argv);

@@ -43,6 +43,14 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
   const { vdir } = ctx.loc;
   const { range } = packet;
   ctx.log['range'] = range.total === 0 ? '*/0' : `${range.first}-${range.last}/${range.total}`;
+  // A stale duplicate of bytes the server already holds (a retry that arrives late) is answered
+  // without taking the session's lock, so it never supersedes the live request streaming new bytes.
+  const known = await ctx.sessions.live(packet.sessionId, ctx.loc.urlPath, ctx.principal);
+  const replyReady = !notifies(vdir, ctx.hook) || known.reply;
+  if (range.length > 0 && known.total === range.total && range.last < known.received && replyReady) {
+    ctx.log['bytes'] = 0;
+    return okAck({ sessionId: packet.sessionId, receivedContentRange: known.received, replyUrl: known.reply?.url });
+  }
   return ctx.sessions.withLock(packet.sessionId, async (lock) => {
     const record = await ctx.sessions.live(packet.sessionId, ctx.loc.urlPath, ctx.principal);
     const n = record.received;

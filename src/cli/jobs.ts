@@ -1,0 +1,129 @@
+import type { Command } from 'commander';
+import { describeClientError, isBitsClientError } from '../client/errors.js';
+import { cancelJob, listJobs, resumeJob, UnknownJobError } from '../client/jobs.js';
+import type { JobSummary } from '../client/jobs.js';
+import { defaultStateDir, Journal } from '../client/journal.js';
+import { effectiveState } from '../client/jobs.js';
+import type { UploadResult } from '../client/upload.js';
+import type { DownloadResult } from '../client/download.js';
+import type { JobHandle } from '../client/job.js';
+import { cliLogger, ExitCode, printError, runAction, runJob, secondsFlag, UsageError } from './client-flags.js';
+import { formatBytes, outputMode, ProgressReporter } from './progress.js';
+import { printUploadResult } from './upload.js';
+
+function row(j: JobSummary): string[] {
+  const total = j.bytesTotal === undefined ? '?' : String(j.bytesTotal);
+  return [j.id, j.type, j.state, `${j.bytesDone}/${total}`, j.url];
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}
+
+async function jobsAction(flags: { stateDir?: string }): Promise<number> {
+  const jobs = await listJobs(flags.stateDir ?? defaultStateDir());
+  if (jobs.length === 0) {
+    process.stdout.write('no jobs\n');
+    return ExitCode.Done;
+  }
+  process.stdout.write(table([['ID', 'TYPE', 'STATE', 'BYTES', 'URL'], ...jobs.map(row)]));
+  for (const j of jobs) if (j.error) process.stdout.write(`${j.id}: ${j.error}\n`);
+  return ExitCode.Done;
+}
+
+interface ResumeFlags {
+  stateDir?: string;
+  retryDelay?: string;
+  quiet?: boolean;
+}
+
+async function resumeAction(id: string | undefined, flags: ResumeFlags): Promise<number> {
+  const stateDir = flags.stateDir ?? defaultStateDir();
+  const retryDelayMs = secondsFlag('--retry-delay', flags.retryDelay);
+  let ids: string[];
+  if (id !== undefined) {
+    ids = [id];
+  } else {
+    const records = await new Journal(stateDir).list();
+    ids = records.filter((r) => effectiveState(r) === 'interrupted').map((r) => r.id);
+    if (ids.length === 0) {
+      if (!flags.quiet) process.stdout.write('nothing to resume\n');
+      return ExitCode.Done;
+    }
+  }
+  let worst: number = ExitCode.Done;
+  for (const jobId of ids) {
+    let job;
+    try {
+      job = await resumeJob(jobId, { stateDir, retryDelayMs, logger: cliLogger() });
+    } catch (err) {
+      if (err instanceof UnknownJobError) {
+        if (id !== undefined) throw new UsageError(err.message);
+        printError('resume', err.message);
+        continue;
+      }
+      throw err;
+    }
+    const reporter = new ProgressReporter(outputMode(flags, process.stdout), process.stdout, 'resume');
+    reporter.info(`resume ${job.id}`);
+    const started = Date.now();
+    const handle: JobHandle<UploadResult | DownloadResult> = job;
+    const code = await runJob('resume', handle, reporter, (r) => {
+      if ('sessionId' in r) printUploadResult(reporter, r, Date.now() - started);
+      else reporter.info(`resume ${job.id}: done: ${formatBytes(r.bytes)} to ${r.file}`);
+    });
+    if (code === ExitCode.Fatal || (code === ExitCode.Interrupted && worst !== ExitCode.Fatal)) worst = code;
+    if (code === ExitCode.Interrupted && job.result !== undefined) {
+      // Stopped by a signal: do not go on with the next job.
+      const err = await job.result.catch((e: unknown) => e);
+      if (isBitsClientError(err) && err.code === 'BITS_CLIENT_INTERRUPTED') break;
+    }
+  }
+  return worst;
+}
+
+async function cancelAction(id: string, flags: { stateDir?: string }): Promise<number> {
+  try {
+    const summary = await cancelJob(id, { stateDir: flags.stateDir ?? defaultStateDir(), logger: cliLogger() });
+    process.stdout.write(`cancelled ${summary.id} (${summary.type} ${summary.url})\n`);
+    return ExitCode.Done;
+  } catch (err) {
+    if (err instanceof UnknownJobError) throw new UsageError(err.message);
+    if (isBitsClientError(err)) {
+      printError('cancel', describeClientError(err));
+      return ExitCode.Fatal;
+    }
+    throw err;
+  }
+}
+
+/**
+ * Registers `bits jobs`, `bits resume` and `bits cancel`.
+ *
+ * @example
+ * ```ts
+ * registerJobs(program);
+ * ```
+ */
+export function registerJobs(program: Command): void {
+  program
+    .command('jobs')
+    .description('list upload and download jobs in the state directory')
+    .option('--state-dir <dir>', `where jobs are journaled (default ${defaultStateDir()})`)
+    .action((flags: { stateDir?: string }) => runAction('jobs', () => jobsAction(flags)));
+  program
+    .command('resume')
+    .description('resume a job, or every interrupted job when no id is given')
+    .argument('[job-id]', 'job id (or a unique prefix)')
+    .option('--state-dir <dir>', `where jobs are journaled (default ${defaultStateDir()})`)
+    .option('--retry-delay <seconds>', 'wait before the first retry; later ones back off exponentially (default 5)')
+    .option('--quiet', 'print nothing but errors')
+    .action((id: string | undefined, flags: ResumeFlags) => runAction('resume', () => resumeAction(id, flags)));
+  program
+    .command('cancel')
+    .description('cancel a job: Cancel-Session on the server, journal entry and partial files removed')
+    .argument('<job-id>', 'job id (or a unique prefix)')
+    .option('--state-dir <dir>', `where jobs are journaled (default ${defaultStateDir()})`)
+    .action((id: string, flags: { stateDir?: string }) => runAction('cancel', () => cancelAction(id, flags)));
+}

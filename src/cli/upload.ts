@@ -1,0 +1,80 @@
+import { stat } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { upload } from '../client/upload.js';
+import type { UploadResult } from '../client/upload.js';
+import { addTransferFlags, reporterFor, runAction, runJob, transferOptions, urlArgument, UsageError } from './client-flags.js';
+import type { TransferFlags } from './client-flags.js';
+import type { ProgressReporter } from './progress.js';
+import { formatBytes } from './progress.js';
+
+interface UploadFlags extends TransferFlags {
+  replyFile?: string;
+  fragmentSize?: string;
+}
+
+/**
+ * Prints the end of an upload: a summary line, and the reply when it was kept in memory (its bytes on
+ * stdout after the summary; in `--json` mode base64 in the `done` event).
+ *
+ * @example
+ * ```ts
+ * printUploadResult(reporter, result, Date.now() - started);
+ * ```
+ */
+export function printUploadResult(reporter: ProgressReporter, r: UploadResult, ms: number): void {
+  const rate = ms > 0 ? `${formatBytes((r.bytes * 1000) / ms)}/s` : '';
+  reporter.event(
+    {
+      event: 'done',
+      type: 'upload',
+      bytes: r.bytes,
+      ms,
+      sessionId: r.sessionId,
+      url: r.url,
+      ...(r.reply
+        ? { reply: { url: r.reply.url, bytes: r.reply.bytes, file: r.reply.file, data: r.reply.data?.toString('base64') } }
+        : {}),
+    },
+    `done: ${formatBytes(r.bytes)} in ${(ms / 1000).toFixed(1)} s${rate ? ` (${rate})` : ''} to ${r.url}` +
+      (r.reply ? `; reply ${formatBytes(r.reply.bytes)}${r.reply.file ? ` saved to ${r.reply.file}` : ' follows'}` : ''),
+  );
+  if (r.reply?.data && reporter.mode !== 'json') process.stdout.write(r.reply.data);
+}
+
+async function uploadAction(file: string, urlText: string, flags: UploadFlags): Promise<number> {
+  const url = urlArgument(urlText);
+  const options = transferOptions(flags);
+  let fragmentSize: number | undefined;
+  if (flags.fragmentSize !== undefined) {
+    fragmentSize = Number(flags.fragmentSize);
+    if (!Number.isSafeInteger(fragmentSize) || fragmentSize < 1) {
+      throw new UsageError(`--fragment-size must be a whole number of bytes >= 1, not "${flags.fragmentSize}"`);
+    }
+  }
+  const st = await stat(file).catch(() => undefined);
+  if (!st?.isFile()) throw new UsageError(`${file} is not a readable file`);
+  const reporter = reporterFor('upload', flags);
+  const job = upload({ ...options, file, url, fragmentSize, replyFile: flags.replyFile });
+  reporter.info(`upload ${job.id}: ${file} (${formatBytes(st.size)}) → ${url.origin}${url.pathname}`);
+  const started = Date.now();
+  return runJob('upload', job, reporter, (r) => printUploadResult(reporter, r, Date.now() - started));
+}
+
+/**
+ * Registers `bits upload`.
+ *
+ * @example
+ * ```ts
+ * registerUpload(program);
+ * ```
+ */
+export function registerUpload(program: Command): void {
+  const cmd = program
+    .command('upload')
+    .description('upload a file with the BITS Upload Protocol (resumable; see bits resume)')
+    .argument('<file>', 'local file')
+    .argument('<url>', 'destination URL (http or https)')
+    .option('--reply-file <path>', 'save the reply of an upload-reply job here (default: print it, up to 1 MiB)')
+    .option('--fragment-size <bytes>', 'bytes per fragment; halved on 413, never below 5 KiB (default 8388608)');
+  addTransferFlags(cmd).action((file: string, url: string, flags: UploadFlags) => runAction('upload', () => uploadAction(file, url, flags)));
+}

@@ -1,0 +1,272 @@
+import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { BitsClientError, isBitsClientError } from './errors.js';
+import type { JobRecord, Journal } from './journal.js';
+import { backoffDelay } from './retry-policy.js';
+import type { ResolvedTiming } from './options.js';
+import type { Transport } from './transport.js';
+
+/** What a job is doing. */
+export type JobPhase =
+  | 'ping'
+  | 'create-session'
+  | 'fragments'
+  | 'reply'
+  | 'close-session'
+  | 'cancel-session'
+  | 'download'
+  | 'waiting'
+  | 'done';
+
+/** A progress report. `bytesTotal` is `undefined` while a download's size is not known yet. */
+export interface JobProgress {
+  /** `upload` for fragments, `reply` for an upload-reply's reply, `download` for downloads. */
+  readonly phase: 'upload' | 'reply' | 'download';
+  readonly bytesDone: number;
+  readonly bytesTotal: number | undefined;
+}
+
+/** A transient failure about to be retried. */
+export interface RetryEvent {
+  /** 1 for the first retry since the last progress. */
+  readonly attempt: number;
+  readonly delayMs: number;
+  readonly error: BitsClientError;
+}
+
+/** Typed events of a job. */
+export interface JobEvents {
+  state: [phase: JobPhase];
+  progress: [progress: JobProgress];
+  retry: [event: RetryEvent];
+  /** A new upload session (at the start, or after the server lost the previous one). */
+  session: [info: { sessionId: string; url: string }];
+  /** Later packets go to a Host-Id host. */
+  'host-id': [info: { hostId: string; url: string }];
+  /** The Host-Id host stayed unreachable past the fallback timeout; back to the original URL. */
+  fallback: [info: { hostId: string; url: string }];
+  /** Work is redone: the server lost the session, or the remote file of a download changed. */
+  restart: [info: { reason: string }];
+  /** Something worth telling that does not stop the job. */
+  warning: [message: string];
+}
+
+/** What callers hold of a job: its id, events, result, and stop. */
+export interface JobHandle<Result> extends EventEmitter<JobEvents> {
+  readonly id: string;
+  readonly result: Promise<Result>;
+  readonly inJournal: boolean;
+  stop(): void;
+  cancel(): Promise<void>;
+}
+
+/**
+ * What every job shares: typed events, a promise of the result, `stop()` (resumable) and `cancel()`,
+ * the retry loop of spec §7.2 (transient errors retried with exponential backoff and jitter until the
+ * no-progress timeout), and the journal.
+ */
+export abstract class Job<Result> extends EventEmitter<JobEvents> implements JobHandle<Result> {
+  /** The promise of the result; rejects with a {@link BitsClientError}. */
+  readonly result: Promise<Result>;
+  protected readonly abort = new AbortController();
+  protected stopReason: 'stop' | 'cancel' | undefined;
+  private lastProgressAt = Date.now();
+  private attempt = 0;
+  private journaled = false;
+  private resolveResult!: (r: Result) => void;
+  private rejectResult!: (e: unknown) => void;
+
+  protected constructor(
+    readonly id: string,
+    protected readonly record: JobRecord,
+    protected readonly journal: Journal | undefined,
+    protected readonly transport: Transport,
+    protected readonly timing: ResolvedTiming,
+    protected readonly logger: Logger,
+  ) {
+    super();
+    this.result = new Promise<Result>((resolve, reject) => {
+      this.resolveResult = resolve;
+      this.rejectResult = reject;
+    });
+    // A job nobody awaits must not crash the process with an unhandled rejection.
+    this.result.catch(() => undefined);
+  }
+
+  /** Stops the job; it stays in the journal and can be resumed. The result rejects with BITS_CLIENT_INTERRUPTED. */
+  stop(): void {
+    if (this.stopReason) return;
+    this.stopReason = 'stop';
+    this.abort.abort();
+  }
+
+  /** Cancels the job: tells the server (Cancel-Session), forgets the job. The result rejects with BITS_CLIENT_CANCELLED. */
+  async cancel(): Promise<void> {
+    if (!this.stopReason) {
+      this.stopReason = 'cancel';
+      this.abort.abort();
+    }
+    await this.result.catch(() => undefined);
+  }
+
+  /** The work of the job; `step` is called until it returns true; transient errors are retried. */
+  protected abstract step(): Promise<boolean>;
+  /** Produces the result once the steps are done. */
+  protected abstract finish(): Promise<Result>;
+  /** Sends whatever tells the server the job is cancelled. */
+  protected abstract cancelRemote(): Promise<void>;
+  /** Releases files. */
+  protected abstract release(): Promise<void>;
+  /** Called with every transient error before the retry wait (Host-Id fallback timers). */
+  protected onTransient(_error: BitsClientError): void {}
+  /** Called before every step (Host-Id fallback). */
+  protected beforeStep(): void {}
+  /** Upper bound for the next retry wait (e.g. until a fallback is due). */
+  protected maxWaitMs(): number {
+    return Number.POSITIVE_INFINITY;
+  }
+
+  /** Records progress: resets the no-progress clock and the backoff. */
+  protected markProgress(): void {
+    this.lastProgressAt = Date.now();
+    this.attempt = 0;
+  }
+
+  protected setPhase(phase: JobPhase): void {
+    this.emit('state', phase);
+  }
+
+  /** Persists the record (no-op without a journal). */
+  protected async persist(): Promise<void> {
+    if (this.journal) {
+      await this.journal.save(this.record);
+      this.journaled = true;
+    }
+  }
+
+  /** Whether the journal holds the job (it can be resumed or cancelled by id). */
+  get inJournal(): boolean {
+    return this.journaled;
+  }
+
+  /** Checks the local side before the first request (file present, unchanged since the journal). */
+  protected abstract prepare(): Promise<void>;
+
+  /**
+   * Runs the job; called once by the factory. `fresh`: a new job (a failure before it started leaves
+   * no journal entry behind).
+   */
+  protected async run(fresh: boolean): Promise<void> {
+    let started = false;
+    try {
+      this.throwIfStopped();
+      await this.prepare();
+      started = true;
+      this.record.state = 'running';
+      this.record.pid = process.pid;
+      this.record.error = undefined;
+      await this.persist();
+      await this.loop();
+      const result = await this.finish();
+      this.setPhase('done');
+      if (this.journal) await this.journal.remove(this.id);
+      this.journaled = false;
+      this.resolveResult(result);
+    } catch (err) {
+      await this.fail(err, started || !fresh);
+    } finally {
+      await this.release().catch(() => undefined);
+      this.transport.close();
+    }
+  }
+
+  private async loop(): Promise<void> {
+    for (;;) {
+      this.throwIfStopped();
+      try {
+        this.beforeStep();
+        if (await this.step()) return;
+      } catch (err) {
+        this.throwIfStopped();
+        const error = toClientError(err);
+        if (error.kind !== 'transient') throw error;
+        this.attempt++;
+        this.onTransient(error);
+        const idle = Date.now() - this.lastProgressAt;
+        const limit = this.timing.noProgressTimeoutMs;
+        if (limit > 0 && idle >= limit) {
+          throw new BitsClientError('BITS_CLIENT_NO_PROGRESS', `no progress for ${Math.round(idle / 1000)} s; last error: ${error.message}`, {
+            status: error.status,
+            context: error.context,
+            request: error.request,
+            url: error.url,
+            cause: error,
+          });
+        }
+        let delayMs = backoffDelay(this.attempt, this.timing);
+        if (limit > 0) delayMs = Math.min(delayMs, Math.max(0, limit - idle));
+        delayMs = Math.max(0, Math.min(delayMs, this.maxWaitMs()));
+        // The server asked for a pause (503 + Retry-After): wait at least that, within the no-progress limit.
+        if (error.retryAfterMs !== undefined) delayMs = Math.max(delayMs, limit > 0 ? Math.min(error.retryAfterMs, Math.max(0, limit - idle)) : error.retryAfterMs);
+        this.logger.info({ job: this.id, err: error.toJSON(), attempt: this.attempt, delayMs }, 'transient error, retrying');
+        this.emit('retry', { attempt: this.attempt, delayMs, error });
+        this.setPhase('waiting');
+        try {
+          await sleep(delayMs, undefined, { signal: this.abort.signal });
+        } catch {
+          this.throwIfStopped();
+        }
+      }
+    }
+  }
+
+  protected throwIfStopped(): void {
+    if (this.stopReason === 'stop') throw new BitsClientError('BITS_CLIENT_INTERRUPTED', `job ${this.id} was stopped; it can be resumed`);
+    if (this.stopReason === 'cancel') throw new BitsClientError('BITS_CLIENT_CANCELLED', `job ${this.id} was cancelled`);
+  }
+
+  private async fail(err: unknown, keep: boolean): Promise<void> {
+    let error = toClientError(err);
+    if (this.stopReason) {
+      try {
+        this.throwIfStopped();
+      } catch (e) {
+        error = e as BitsClientError;
+      }
+    }
+    try {
+      if (error.code === 'BITS_CLIENT_CANCELLED') {
+        this.setPhase('cancel-session');
+        await this.cancelRemote().catch((e: unknown) => this.logger.warn({ job: this.id, err: e }, 'Cancel-Session failed'));
+        if (this.journal) await this.journal.remove(this.id);
+        this.journaled = false;
+      } else if (keep) {
+        this.record.state = error.kind === 'interrupted' ? 'interrupted' : 'error';
+        this.record.pid = undefined;
+        this.record.error = error.toJSON();
+        await this.persist();
+      }
+    } catch (e) {
+      this.logger.error({ job: this.id, err: e }, 'cannot update the journal');
+    }
+    this.logger.info({ job: this.id, err: error.toJSON() }, 'job ended');
+    this.rejectResult(error);
+  }
+}
+
+/**
+ * Any failure as a {@link BitsClientError}: client errors as they are, local file-system errors as
+ * fatal `BITS_CLIENT_LOCAL_FILE`.
+ *
+ * @example
+ * ```ts
+ * toClientError(Object.assign(new Error('nope'), { code: 'EACCES' })).code; // 'BITS_CLIENT_LOCAL_FILE'
+ * ```
+ */
+export function toClientError(err: unknown): BitsClientError {
+  if (isBitsClientError(err)) return err;
+  const e = err as NodeJS.ErrnoException | null;
+  const message = e?.message ?? String(err);
+  return new BitsClientError('BITS_CLIENT_LOCAL_FILE', message, { cause: err });
+}

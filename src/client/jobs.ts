@@ -1,0 +1,146 @@
+import type { Logger } from 'pino';
+import { jobContext } from './context.js';
+import { DownloadJob } from './download.js';
+import { Journal, defaultStateDir, isRunningElsewhere } from './journal.js';
+import type { JobRecord } from './journal.js';
+import { UploadJob } from './upload.js';
+
+/** One line of `bits jobs`. */
+export interface JobSummary {
+  readonly id: string;
+  readonly type: 'upload' | 'download';
+  /** `running` only while its process is alive; a job whose process died is `interrupted`. */
+  readonly state: 'running' | 'interrupted' | 'error';
+  readonly bytesDone: number;
+  /** `undefined` while a download's size is unknown. */
+  readonly bytesTotal: number | undefined;
+  /** The URL, without user information. */
+  readonly url: string;
+  readonly file: string;
+  /** What stopped the job, when it stopped. */
+  readonly error: string | undefined;
+}
+
+/** Options of {@link resumeJob} and {@link cancelJob}. */
+export interface JobControlOptions {
+  /** Journal directory; default: per user. */
+  stateDir?: string | undefined;
+  /** Overrides the job's first retry wait (ms). */
+  retryDelayMs?: number | undefined;
+  logger?: Logger | undefined;
+}
+
+function publicUrl(url: string): string {
+  const u = new URL(url);
+  u.username = '';
+  u.password = '';
+  return u.href;
+}
+
+/**
+ * The state a journal record shows: a `running` job whose process is gone is `interrupted`.
+ *
+ * @example
+ * ```ts
+ * effectiveState({ ...record, state: 'running', pid: 999999 }); // 'interrupted'
+ * ```
+ */
+export function effectiveState(record: JobRecord): JobSummary['state'] {
+  if (record.state === 'running') return isRunningElsewhere(record) ? 'running' : 'interrupted';
+  return record.state;
+}
+
+/**
+ * Summarises a journal record.
+ *
+ * @example
+ * ```ts
+ * summarize(record); // { id: '3f9c0a71b2e4', type: 'upload', state: 'interrupted', bytesDone: 4194304, ... }
+ * ```
+ */
+export function summarize(record: JobRecord): JobSummary {
+  const done = record.type === 'upload' ? record.offset : record.progress.offset;
+  const total = record.type === 'upload' ? (record.fileSize < 0 ? undefined : record.fileSize) : record.progress.remote?.size;
+  const message = record.error?.['message'];
+  return {
+    id: record.id,
+    type: record.type,
+    state: effectiveState(record),
+    bytesDone: done,
+    bytesTotal: total,
+    url: publicUrl(record.url),
+    file: record.file,
+    error: typeof message === 'string' ? message : undefined,
+  };
+}
+
+/**
+ * Every job in a state directory.
+ *
+ * @example
+ * ```ts
+ * for (const j of await listJobs('/tmp/state')) console.log(j.id, j.state, j.bytesDone, j.bytesTotal);
+ * ```
+ */
+export async function listJobs(stateDir: string = defaultStateDir()): Promise<JobSummary[]> {
+  return (await new Journal(stateDir).list()).map(summarize);
+}
+
+/** A job id that names no job (or several). */
+export class UnknownJobError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnknownJobError';
+  }
+}
+
+async function findJob(journal: Journal, id: string): Promise<JobRecord> {
+  const found = await journal.find(id);
+  if (found === 'ambiguous') throw new UnknownJobError(`job id "${id}" matches several jobs; give more of it`);
+  if (!found) throw new UnknownJobError(`no job "${id}" in ${journal.dir}`);
+  if (isRunningElsewhere(found)) throw new UnknownJobError(`job ${found.id} is running in process ${found.pid}`);
+  return found;
+}
+
+function jobOf(record: JobRecord, o: JobControlOptions): UploadJob | DownloadJob {
+  const ctx = jobContext(record.connection, { stateDir: o.stateDir, retryDelayMs: o.retryDelayMs, logger: o.logger }, new URL(record.url));
+  return record.type === 'upload' ? new UploadJob(record, ctx) : new DownloadJob(record, ctx);
+}
+
+/**
+ * Resumes a job from the journal (an id or a unique prefix of one). An upload starts with Ping and
+ * continues where the server stands; a download where its part file stands.
+ *
+ * @throws {UnknownJobError} when no job (or several) match, or the job runs in another process.
+ * @example
+ * ```ts
+ * const job = await resumeJob('3f9c0a71b2e4', { stateDir: '/tmp/state' });
+ * await job.result;
+ * ```
+ */
+export async function resumeJob(id: string, o: JobControlOptions = {}): Promise<UploadJob | DownloadJob> {
+  const journal = new Journal(o.stateDir ?? defaultStateDir());
+  const record = await findJob(journal, id);
+  return jobOf(record, o).start(false);
+}
+
+/**
+ * Cancels a job from the journal: Cancel-Session for an upload with a session, the part file of a
+ * download deleted, the journal entry removed.
+ *
+ * @throws {UnknownJobError} when no job (or several) match, or the job runs in another process.
+ * @example
+ * ```ts
+ * await cancelJob('3f9c0a71b2e4', { stateDir: '/tmp/state' });
+ * ```
+ */
+export async function cancelJob(id: string, o: JobControlOptions = {}): Promise<JobSummary> {
+  const journal = new Journal(o.stateDir ?? defaultStateDir());
+  const record = await findJob(journal, id);
+  const summary = summarize(record);
+  const job = jobOf(record, o);
+  const done = job.cancel();
+  job.start(false);
+  await done;
+  return summary;
+}

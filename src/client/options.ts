@@ -1,0 +1,124 @@
+import type { Logger } from 'pino';
+import { pino } from 'pino';
+import { defaultMaxRetryDelay } from './retry-policy.js';
+import type { RetryTiming } from './retry-policy.js';
+
+/** Options every client job takes. Durations in milliseconds. */
+export interface ClientOptions {
+  /** `user:password` for Basic authentication; default: the user information in the URL. */
+  user?: string | undefined;
+  /** Headers sent on every request of the job (`Name: value` pairs, like `SetCustomHeaders`). */
+  headers?: Readonly<Record<string, string>> | undefined;
+  /** PEM certificate(s) trusted for HTTPS in place of the system's CA store. */
+  ca?: string | Buffer | undefined;
+  /** Accept any HTTPS certificate (testing only). */
+  insecure?: boolean | undefined;
+  /** Wait before the first retry of a transient error; later waits double. Default 5 s. */
+  retryDelayMs?: number | undefined;
+  /** Longest wait between retries. Default 16 × `retryDelayMs`, at most 5 minutes. */
+  maxRetryDelayMs?: number | undefined;
+  /** Stop the job (resumable) after this long without progress; 0 = never. Default 1 hour. */
+  noProgressTimeoutMs?: number | undefined;
+  /** Longest time a single request may make no progress. Default 2 minutes. */
+  idleTimeoutMs?: number | undefined;
+  /** Journal directory; default: per user (`defaultStateDir()`); `false`: no journal (not resumable). */
+  stateDir?: string | false | undefined;
+  /** Where the library logs; default: nowhere. */
+  logger?: Logger | undefined;
+}
+
+/** Default wait before the first retry (the minimum Windows allows for MinimumRetryDelay). */
+export const DEFAULT_RETRY_DELAY_MS = 5_000;
+/** Default no-progress timeout: a foreground tool gives up (resumably) after an hour. */
+export const DEFAULT_NO_PROGRESS_TIMEOUT_MS = 3_600_000;
+/** Default request idle timeout (Windows: 2 min send timeout). */
+export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
+/** Default fragment size: 8 MiB (Windows sends at most 13 MB; larger fragments mean fewer server fsyncs). */
+export const DEFAULT_FRAGMENT_SIZE = 8 * 1024 * 1024;
+/** Fragments are never shrunk below this on 413 (Windows: 5 KB). */
+export const MIN_FRAGMENT_SIZE = 5 * 1024;
+/** Largest reply kept in memory (like `GetReplyData`). */
+export const MAX_MEMORY_REPLY = 1024 * 1024;
+
+/** Options with defaults applied. */
+export interface ResolvedTiming extends RetryTiming {
+  readonly idleTimeoutMs: number;
+}
+
+function nonNegative(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new RangeError(`${name} must be a number >= 0`);
+  return value;
+}
+
+/**
+ * Validates and completes the timing options of a job.
+ *
+ * @throws {RangeError} naming the option that is not a non-negative number.
+ * @example
+ * ```ts
+ * resolveTiming({ retryDelayMs: 50 }); // { retryDelayMs: 50, maxRetryDelayMs: 800, noProgressTimeoutMs: 3600000, idleTimeoutMs: 120000 }
+ * ```
+ */
+export function resolveTiming(o: ClientOptions): ResolvedTiming {
+  const retryDelayMs = nonNegative('retryDelayMs', o.retryDelayMs, DEFAULT_RETRY_DELAY_MS);
+  const idleTimeoutMs = nonNegative('idleTimeoutMs', o.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS);
+  if (idleTimeoutMs === 0) throw new RangeError('idleTimeoutMs must be > 0');
+  return {
+    retryDelayMs,
+    maxRetryDelayMs: nonNegative('maxRetryDelayMs', o.maxRetryDelayMs, defaultMaxRetryDelay(retryDelayMs)),
+    noProgressTimeoutMs: nonNegative('noProgressTimeoutMs', o.noProgressTimeoutMs, DEFAULT_NO_PROGRESS_TIMEOUT_MS),
+    idleTimeoutMs,
+  };
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * Validates custom headers (token names, no line breaks in values).
+ *
+ * @throws {TypeError} naming the offending header.
+ * @example
+ * ```ts
+ * checkHeaders({ 'X-Tenant': 'a' }); // ok
+ * ```
+ */
+export function checkHeaders(headers: Readonly<Record<string, string>> | undefined): void {
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (!TOKEN.test(name)) throw new TypeError(`invalid header name "${name}"`);
+    if (typeof value !== 'string' || !VALUE.test(value)) throw new TypeError(`invalid value for header ${name}`);
+  }
+}
+
+/**
+ * Parses `Name: value` header arguments into a map (later ones with the same name win).
+ *
+ * @throws {TypeError} for an argument without a colon or with an invalid name or value.
+ * @example
+ * ```ts
+ * parseHeaderArgs(['X-Tenant: 42']); // { 'X-Tenant': '42' }
+ * ```
+ */
+export function parseHeaderArgs(args: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const arg of args) {
+    const i = arg.indexOf(':');
+    if (i <= 0) throw new TypeError(`header "${arg}" is not of the form "Name: value"`);
+    out[arg.slice(0, i).trim()] = arg.slice(i + 1).trim();
+  }
+  checkHeaders(out);
+  return out;
+}
+
+/**
+ * The silent logger used when none is given.
+ *
+ * @example
+ * ```ts
+ * const logger = options.logger ?? silentLogger();
+ * ```
+ */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

@@ -1,0 +1,260 @@
+import http from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import https from 'node:https';
+import { ClientHResult } from '../protocol/client-hresults.js';
+import { BitsClientError } from './errors.js';
+
+/** `User-Agent` of every request. */
+export const CLIENT_USER_AGENT = 'bits-upload';
+
+/** Largest Ack body read (Acks have none; anything longer is discarded with the connection). */
+const MAX_ACK_BODY = 64 * 1024;
+
+/** Connection errors that mean the server could not be reached at all. */
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+
+/** TLS failures that no retry can fix. */
+const TLS_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_REVOKED',
+]);
+
+/** Connection settings shared by every request of a job. */
+export interface TransportOptions {
+  /** `user:password` for Basic authentication; default: the user information of the job's URL. */
+  readonly user?: string | undefined;
+  /** Headers sent on every request (like `SetCustomHeaders`). */
+  readonly headers?: Readonly<Record<string, string>> | undefined;
+  /** PEM certificate(s) trusted for HTTPS in place of the system store's. */
+  readonly ca?: string | Buffer | undefined;
+  /** Accept any server certificate. */
+  readonly insecure?: boolean | undefined;
+  /** Longest time a request may make no progress (nothing sent, nothing received). */
+  readonly idleTimeoutMs: number;
+}
+
+/** One request. */
+export interface SendOptions {
+  readonly method: string;
+  readonly url: URL;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: Buffer;
+  readonly signal?: AbortSignal | undefined;
+  /** What is sent, for error messages: a packet type, `GET` or `HEAD`. */
+  readonly label: string;
+}
+
+/** A response whose body is still to be read (or discarded). */
+export interface ClientResponse {
+  readonly status: number;
+  /** Lowercase names; repeated headers joined with `, `. */
+  readonly headers: Record<string, string>;
+  readonly body: IncomingMessage;
+}
+
+function basicCredentials(user: string | undefined, url: URL): string | undefined {
+  if (user !== undefined) return Buffer.from(user, 'utf8').toString('base64');
+  if (url.username === '' && url.password === '') return undefined;
+  const pair = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+  return Buffer.from(pair, 'utf8').toString('base64');
+}
+
+/**
+ * A URL without its user information (credentials travel in `Authorization`, never in the URL).
+ *
+ * @example
+ * ```ts
+ * withoutUserinfo(new URL('http://u:p@h/a')).href; // 'http://h/a'
+ * ```
+ */
+export function withoutUserinfo(url: URL): URL {
+  const out = new URL(url.href);
+  out.username = '';
+  out.password = '';
+  return out;
+}
+
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Turns an error of a request (socket, DNS, TLS, idle timeout) into a {@link BitsClientError}:
+ * transient, except certificate failures. Abort errors pass through unchanged.
+ *
+ * @example
+ * ```ts
+ * networkError(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }), 'Ping', url).kind; // 'transient'
+ * ```
+ */
+export function networkError(err: unknown, label: string, url: URL): unknown {
+  if (err instanceof BitsClientError) return err;
+  if ((err as Error | null)?.name === 'AbortError') return err;
+  const code = errorCode(err);
+  const message = (err as Error | null)?.message ?? String(err);
+  if (code !== undefined && TLS_CODES.has(code)) {
+    return new BitsClientError('BITS_CLIENT_NETWORK', `TLS: ${message} (trust the server's CA with --ca, or --insecure)`, {
+      request: label,
+      url: url.href,
+      kind: 'fatal',
+      cause: err,
+    });
+  }
+  const hresult = code !== undefined && CONNECT_CODES.has(code) ? ClientHResult.ConnectFailure : ClientHResult.NetworkDisconnected;
+  return new BitsClientError('BITS_CLIENT_NETWORK', `${code ? `${code}: ` : ''}${message}`, {
+    request: label,
+    url: url.href,
+    hresult,
+    cause: err,
+  });
+}
+
+/**
+ * HTTP/1.1 for a client job over `node:http`/`node:https` (whose client accepts the `BITS_POST`
+ * method): keep-alive agents, Basic authentication toward the job's own hosts only, custom headers on
+ * every request, a custom CA or no certificate check, and an idle timeout per request (never a total
+ * one: a large fragment over a slow link may take as long as it needs while bytes move).
+ *
+ * @example
+ * ```ts
+ * const t = new Transport({ idleTimeoutMs: 120_000 }, new URL('https://h/up/a.bin'));
+ * const ack = await t.sendForAck({ method: 'BITS_POST', url, headers: { 'BITS-Packet-Type': 'Ping', 'Content-Length': '0' }, label: 'Ping' });
+ * t.close();
+ * ```
+ */
+export class Transport {
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
+  private readonly authorization: string | undefined;
+  private readonly authOrigins = new Set<string>();
+
+  constructor(
+    private readonly options: TransportOptions,
+    origin: URL,
+  ) {
+    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    this.httpsAgent = new https.Agent({
+      keepAlive: true,
+      maxSockets: 4,
+      ...(options.ca !== undefined ? { ca: options.ca } : {}),
+      rejectUnauthorized: !options.insecure,
+    });
+    const credentials = basicCredentials(options.user, origin);
+    this.authorization = credentials === undefined ? undefined : `Basic ${credentials}`;
+    this.trust(origin);
+  }
+
+  /** Lets credentials go to `url`'s origin too (a Host-Id host of the same farm). */
+  trust(url: URL): void {
+    this.authOrigins.add(url.origin);
+  }
+
+  /** Sends a request; resolves once the response head has arrived. The caller must read or discard the body. */
+  send(o: SendOptions): Promise<ClientResponse> {
+    const url = withoutUserinfo(o.url);
+    const secure = url.protocol === 'https:';
+    if (!secure && url.protocol !== 'http:') {
+      return Promise.reject(new BitsClientError('BITS_CLIENT_INVALID_RESPONSE', `unsupported URL scheme ${url.protocol}`, { url: url.href, request: o.label }));
+    }
+    const headers: OutgoingHttpHeaders = {
+      Accept: '*/*',
+      'User-Agent': CLIENT_USER_AGENT,
+      ...this.options.headers,
+      ...o.headers,
+    };
+    if (this.authorization !== undefined && this.authOrigins.has(url.origin)) headers['Authorization'] = this.authorization;
+    if (o.body !== undefined) headers['Content-Length'] = String(o.body.length);
+    return new Promise<ClientResponse>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: unknown): void => {
+        if (settled) return;
+        settled = true;
+        reject(networkError(err, o.label, url));
+      };
+      let req: http.ClientRequest;
+      try {
+        req = (secure ? https : http).request(url, {
+          method: o.method,
+          headers,
+          agent: secure ? this.httpsAgent : this.httpAgent,
+          ...(o.signal ? { signal: o.signal } : {}),
+        });
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      req.setTimeout(this.options.idleTimeoutMs, () => {
+        req.destroy(
+          new BitsClientError('BITS_CLIENT_NETWORK', `no progress for ${this.options.idleTimeoutMs / 1000} s (request idle timeout)`, {
+            request: o.label,
+            url: url.href,
+          }),
+        );
+      });
+      req.on('error', fail);
+      req.on('response', (res) => {
+        const out: Record<string, string> = {};
+        for (const [k, v] of Object.entries(res.headers)) {
+          if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;
+        }
+        // A response that arrives before the request body is fully sent leaves the connection in an
+        // unknown state: do not reuse it.
+        res.on('end', () => {
+          if (!req.writableFinished) req.destroy();
+        });
+        res.on('error', () => undefined);
+        if (settled) {
+          res.destroy();
+          return;
+        }
+        settled = true;
+        resolve({ status: res.statusCode ?? 0, headers: out, body: res });
+      });
+      req.end(o.body);
+    });
+  }
+
+  /** Sends a request whose answer has no body that matters (an Ack); reads and drops the body. */
+  async sendForAck(o: SendOptions): Promise<{ status: number; headers: Record<string, string> }> {
+    const res = await this.send(o);
+    await discardBody(res, o.label, o.url);
+    return { status: res.status, headers: res.headers };
+  }
+
+  /** Closes idle connections. */
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}
+
+/**
+ * Reads and drops a response body (at most 64 KiB; a longer one is dropped with its connection).
+ *
+ * @example
+ * ```ts
+ * await discardBody(await transport.send(o), 'Ping', url);
+ * ```
+ */
+export async function discardBody(res: ClientResponse, label: string, url: URL): Promise<void> {
+  let seen = 0;
+  try {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      seen += chunk.length;
+      if (seen > MAX_ACK_BODY) {
+        res.body.destroy();
+        return;
+      }
+    }
+  } catch (err) {
+    throw networkError(err, label, url);
+  }
+}
