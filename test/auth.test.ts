@@ -1,7 +1,7 @@
 // Authentication and access control over real TLS sockets: Basic, client certificates, sessions
 // bound to their owner, per-user session limits, challenges that keep the connection usable.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,9 @@ import { makePki } from './helpers/certs.js';
 import type { TestPki } from './helpers/certs.js';
 import { CLI } from './helpers/cli.js';
 import { RawConnection, bitsRequestBytes } from './helpers/raw-http.js';
+import { upload } from '../src/client/upload.js';
+import type { BitsClientError } from '../src/client/errors.js';
+import { randomFile, sha256File } from './helpers/client-files.js';
 import type { BitsRequest, RawResponse } from './helpers/raw-http.js';
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
@@ -169,6 +172,56 @@ describe('authentication and access control', () => {
     assertAck(await c.read());
     c.close();
     assert.deepEqual(await readFile(join(t.root, 'basic', 'big.bin')), data);
+  });
+
+  it('client: bits upload with --user, and with --cert/--key, over TLS with --ca', async () => {
+    const file = join(dir, 'client.bin');
+    const sha = await randomFile(file, 300_000);
+    // (asynchronously: the server runs in this process)
+    const run = (args: string[]): Promise<{ status: number | null; stderr: string }> => {
+      const child = spawn(process.execPath, [CLI, 'upload', file, ...args, '--ca', pki.caCert, '--state-dir', join(dir, 'jobs'), '--quiet', '--retry-delay', '0.05'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      return new Promise((resolve) => child.on('close', (status) => resolve({ status, stderr })));
+    };
+    const basicRun = await run([`https://localhost:${t.port}/basic/cli.bin`, '--user', 'alice:alice-password']);
+    assert.equal(basicRun.status, 0, basicRun.stderr);
+    assert.equal(await sha256File(join(t.root, 'basic', 'cli.bin')), sha);
+    const certRun = await run([`https://localhost:${t.port}/cert/cli.bin`, '--cert', pki.clients['alice']!.cert, '--key', pki.clients['alice']!.key]);
+    assert.equal(certRun.status, 0, certRun.stderr);
+    assert.equal(await sha256File(join(t.root, 'cert', 'cli.bin')), sha);
+    const noCert = await run([`https://localhost:${t.port}/cert/none.bin`]);
+    assert.equal(noCert.status, 1, 'a required certificate that is missing is fatal');
+    assert.match(noCert.stderr, /403/);
+    assert.equal((await run([`https://localhost:${t.port}/cert/x.bin`, '--cert', pki.clients['alice']!.cert])).status, 2, '--cert without --key');
+    const wrong = await run([`https://localhost:${t.port}/basic/w.bin`, '--user', 'alice:nope']);
+    assert.equal(wrong.status, 1, 'refused credentials are fatal, no retry storm');
+    assert.match(wrong.stderr, /401/);
+  });
+
+  it('client: credentials keep working across a server restart in the middle of an upload', async () => {
+    const file = join(dir, 'restart.bin');
+    const sha = await randomFile(file, 2_000_000);
+    const job = upload({
+      file,
+      url: `https://localhost:${t.port}/basic/restart.bin`,
+      user: 'alice:alice-password',
+      ca: pki.read(pki.caCert),
+      fragmentSize: 100_000,
+      retryDelayMs: 50,
+      stateDir: false,
+    });
+    let restarted = false;
+    job.on('progress', (p) => {
+      if (!restarted && p.bytesDone >= 500_000) {
+        restarted = true;
+        void t.restart();
+      }
+    });
+    const result = await job.result.catch((err: BitsClientError) => assert.fail(err.message));
+    assert.ok(restarted);
+    assert.equal(result.bytes, 2_000_000);
+    assert.equal(await sha256File(join(t.root, 'basic', 'restart.bin')), sha);
   });
 
   it('bits user remove takes effect on the running server', async () => {

@@ -26,6 +26,8 @@ export interface TransferFlags {
   header: string[];
   ca?: string;
   insecure?: boolean;
+  cert?: string;
+  key?: string;
   stateDir?: string;
   retryDelay?: string;
   /** commander's name for `--no-progress-timeout <seconds>`: the value, or `true` when absent. */
@@ -50,6 +52,8 @@ export function addTransferFlags(cmd: Command): Command {
     .option('--header <header>', 'extra request header "Name: value" (repeatable)', collect, [])
     .option('--ca <file>', 'PEM file of the CA(s) to trust for HTTPS')
     .option('--insecure', 'do not check the HTTPS certificate')
+    .option('--cert <file>', 'PEM client certificate for servers that ask for one (with --key)')
+    .option('--key <file>', 'PEM private key of --cert')
     .option('--state-dir <dir>', `where jobs are journaled (default ${defaultStateDir()})`)
     .option('--retry-delay <seconds>', 'wait before the first retry; later ones back off exponentially (default 5)')
     .option('--no-progress-timeout <seconds>', 'stop (resumably, exit 3) after this long without progress; 0 = never (default 3600)')
@@ -132,12 +136,28 @@ export function transferOptions(flags: TransferFlags): ClientOptions {
     }
     if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--ca: ${flags.ca} holds no PEM certificate`);
   }
+  if ((flags.cert === undefined) !== (flags.key === undefined)) throw new UsageError('--cert and --key go together');
+  const pem = (flag: string, file: string | undefined, marker: RegExp): string | undefined => {
+    if (file === undefined) return undefined;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(`${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (!marker.test(text)) throw new UsageError(`${flag}: ${file} is not the expected PEM file`);
+    return text;
+  };
+  const cert = pem('--cert', flags.cert, /-----BEGIN CERTIFICATE-----/);
+  const key = pem('--key', flags.key, /-----BEGIN [A-Z ]*PRIVATE KEY-----/);
   const noProgress = typeof flags.progressTimeout === 'string' ? secondsFlag('--no-progress-timeout', flags.progressTimeout) : undefined;
   return {
     user: flags.user,
     headers: Object.keys(headers).length ? headers : undefined,
     ca,
     insecure: flags.insecure,
+    cert,
+    key,
     stateDir: flags.stateDir,
     retryDelayMs: secondsFlag('--retry-delay', flags.retryDelay),
     noProgressTimeoutMs: noProgress,

@@ -23,11 +23,14 @@ export interface JobContext {
  */
 export function connectionOf(o: ClientOptions, timing: ResolvedTiming): JobConnection {
   checkHeaders(o.headers);
+  if ((o.cert === undefined) !== (o.key === undefined)) throw new TypeError('cert and key go together');
   return {
     user: o.user,
     headers: o.headers ? { ...o.headers } : undefined,
     ca: o.ca === undefined ? undefined : o.ca.toString(),
     insecure: o.insecure || undefined,
+    cert: o.cert === undefined ? undefined : o.cert.toString(),
+    key: o.key === undefined ? undefined : o.key.toString(),
     idleTimeoutMs: timing.idleTimeoutMs,
     noProgressTimeoutMs: timing.noProgressTimeoutMs,
   };
@@ -55,6 +58,8 @@ export function jobContext(connection: JobConnection, o: ClientOptions, url: URL
       headers: connection.headers,
       ca: connection.ca,
       insecure: connection.insecure,
+      cert: connection.cert,
+      key: connection.key,
       idleTimeoutMs: timing.idleTimeoutMs,
     },
     url,

@@ -14,6 +14,9 @@ export interface JobConnection {
   /** PEM text of the trusted CA. */
   ca?: string | undefined;
   insecure?: boolean | undefined;
+  /** PEM client certificate and key (the journal file is readable by its owner only). */
+  cert?: string | undefined;
+  key?: string | undefined;
   idleTimeoutMs?: number | undefined;
   noProgressTimeoutMs?: number | undefined;
 }

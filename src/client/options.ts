@@ -13,6 +13,10 @@ export interface ClientOptions {
   ca?: string | Buffer | undefined;
   /** Accept any HTTPS certificate (testing only). */
   insecure?: boolean | undefined;
+  /** PEM client certificate (chain) presented to servers that ask for one; needs `key`. */
+  cert?: string | Buffer | undefined;
+  /** PEM private key of `cert`. */
+  key?: string | Buffer | undefined;
   /** Wait before the first retry of a transient error; later waits double. Default 5 s. */
   retryDelayMs?: number | undefined;
   /** Longest wait between retries. Default 16 × `retryDelayMs`, at most 5 minutes. */

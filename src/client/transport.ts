@@ -36,6 +36,9 @@ export interface TransportOptions {
   readonly ca?: string | Buffer | undefined;
   /** Accept any server certificate. */
   readonly insecure?: boolean | undefined;
+  /** PEM client certificate and its key, for servers that ask for one. */
+  readonly cert?: string | Buffer | undefined;
+  readonly key?: string | Buffer | undefined;
   /** Longest time a request may make no progress (nothing sent, nothing received). */
   readonly idleTimeoutMs: number;
 }
@@ -145,6 +148,7 @@ export class Transport {
       keepAlive: true,
       maxSockets: 4,
       ...(options.ca !== undefined ? { ca: options.ca } : {}),
+      ...(options.cert !== undefined && options.key !== undefined ? { cert: options.cert, key: options.key } : {}),
       rejectUnauthorized: !options.insecure,
     });
     const credentials = basicCredentials(options.user, origin);

@@ -16,7 +16,7 @@ type VdirInput = ServerConfigInput['vdirs'][number];
 export interface TestServer {
   server: BitsServer;
   port: number;
-  /** Stops the server and starts a new one on the same configuration and state (a new port). */
+  /** Stops the server and starts a new one on the same configuration, state and port. */
   restart(): Promise<void>;
   root: string;
   uploads: string;
@@ -64,6 +64,7 @@ export async function startServer(
     port,
     async restart() {
       await t.server.close(1000);
+      config.listen.port = t.port; // clients come back to the same address
       t.server = make();
       t.port = (await t.server.listen()).port;
     },
