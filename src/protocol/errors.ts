@@ -30,7 +30,6 @@ export const ERRORS = {
   BITS_TOO_LARGE: { status: 500, hresult: HResult.TooLarge, context: ErrorContext.RemoteFile },
   BITS_DISK_FULL: { status: 500, hresult: HResult.DiskFull, context: ErrorContext.RemoteFile },
   BITS_INTERNAL: { status: 500, hresult: 0x80004005, context: ErrorContext.RemoteFile },
-  BITS_SHUTTING_DOWN: { status: 503, hresult: null, context: ErrorContext.RemoteFile },
   BITS_TOO_MANY_SESSIONS: { status: 503, hresult: null, context: ErrorContext.RemoteFile },
   BITS_UPLOADS_DISABLED: { status: 501, hresult: HResult.AccessDenied, context: ErrorContext.RemoteFile },
   BITS_REPLY_URL_TOO_LONG: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
