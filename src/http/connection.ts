@@ -29,6 +29,11 @@ function httpDate(): string {
 class BodyStream extends Readable {
   constructor(private readonly onDemand: () => void) {
     super({ highWaterMark: 64 * 1024 });
+    // The engine destroys the body with an error when the client goes away or goes idle. A handler
+    // that has not started reading yet (waiting for a lock, say) has no 'error' listener: without
+    // this one, that error would be an uncaught exception and take the whole server down. A handler
+    // that reads later still gets the error (from the iterator, pipeline or its own listener).
+    this.on('error', () => undefined);
   }
   override _read(): void {
     this.onDemand();
@@ -65,6 +70,8 @@ export class Connection {
   private headStarted = false;
   private lingering = false;
   private peerEnded = false;
+  /** The next request waits until the client has read our earlier answers (socket 'drain'). */
+  private awaitingDrain = false;
   private timer: NodeJS.Timeout | null = null;
   private readonly encrypted: boolean;
 
@@ -95,7 +102,8 @@ export class Connection {
   /** Asks the connection to close after the current request (graceful shutdown). */
   shutdown(): void {
     this.closing = true;
-    if (this.idle) this.socket.end();
+    // linger rather than a bare end(): a client that never closes its side must not hold the socket
+    if (this.idle && !this.lingering && !this.closed) this.linger();
   }
 
   /** Closes at once. */
@@ -133,7 +141,12 @@ export class Connection {
       ex.remaining -= take;
       if (!ex.draining && ex.body) {
         if (this.timer) this.timer.refresh();
-        if (!ex.body.push(part)) this.pause();
+        if (!ex.body.push(part) && !ex.draining && ex.remaining > 0) {
+          // The handler is not keeping up: stop reading, and stop the body idle clock too, since
+          // the client is not the one who is idle. onBodyDemand() restarts both.
+          this.pause();
+          this.clearTimer();
+        }
         if (ex.remaining === 0) {
           ex.body.push(null);
           this.clearTimer();
@@ -142,7 +155,8 @@ export class Connection {
         this.clearTimer();
         this.maybeFinish();
       } else if (this.timer) this.timer.refresh();
-      if (chunk.length === 0) return;
+      // maybeFinish() may have closed the connection (shutdown): parse nothing more
+      if (chunk.length === 0 || this.lingering || this.closed) return;
     }
     this.buffered.push(chunk);
     this.bufferedBytes += chunk.length;
@@ -170,7 +184,7 @@ export class Connection {
 
   /** Parses and dispatches the next buffered request, if a whole head is there. */
   private parseNext(): void {
-    if (this.exchange || this.closed) return;
+    if (this.exchange || this.closed || this.awaitingDrain) return;
     if (this.bufferedBytes === 0) {
       if (this.closing || this.peerEnded) this.socket.end();
       return;
@@ -189,6 +203,15 @@ export class Connection {
       this.setTimer(this.limits.headerTimeout, 'header timeout');
     }
     const end = data.indexOf(CRLF2);
+    // The request line is judged as soon as it is longer than allowed, complete or not; its CR
+    // (which may arrive without its LF) is not part of it.
+    const lf = data.indexOf(0x0a);
+    let lineLength = lf === -1 ? data.length : lf;
+    if (lineLength > 0 && data[lineLength - 1] === 0x0d) lineLength--;
+    if (lineLength > this.limits.maxRequestLine) {
+      this.reject({ status: 414, code: 'request-line-too-long', message: 'request line too long' });
+      return;
+    }
     if (end === -1 && this.peerEnded) {
       this.logger.debug({ remote: this.socket.remoteAddress }, 'incomplete request head at end of stream');
       this.socket.end();
@@ -197,8 +220,6 @@ export class Connection {
     if (end === -1) {
       if (data.length > this.limits.maxHead) {
         this.reject({ status: 431, code: 'head-too-large', message: 'request head too large' });
-      } else if (data.indexOf(0x0a) === -1 && data.length > this.limits.maxRequestLine) {
-        this.reject({ status: 414, code: 'request-line-too-long', message: 'request line too long' });
       }
       return;
     }
@@ -271,7 +292,10 @@ export class Connection {
       body.push(null);
       this.clearTimer();
     } else {
-      this.setTimer(this.limits.bodyIdleTimeout, 'body idle timeout');
+      // With Expect: 100-continue the client waits for us: the body idle clock starts when the
+      // handler asks for the body (onBodyDemand).
+      if (head.expectContinue) this.clearTimer();
+      else this.setTimer(this.limits.bodyIdleTimeout, 'body idle timeout');
       const first = this.buffered.length ? this.buffered[0]! : EMPTY;
       this.buffered = [];
       this.bufferedBytes = 0;
@@ -320,16 +344,21 @@ export class Connection {
   }
 
   private onBodyDemand(ex: Exchange): void {
-    if (this.exchange !== ex || ex.draining) return;
-    if (ex.head.expectContinue && !ex.continueSent && !ex.responseStarted && ex.remaining > 0) {
+    if (this.exchange !== ex || ex.draining || ex.remaining === 0 || this.closed) return;
+    if (ex.head.expectContinue && !ex.continueSent && !ex.responseStarted) {
       ex.continueSent = true;
       this.socket.write(CONTINUE);
     }
+    // (re)start the body idle clock: from now on we wait for the client
+    if (this.timer) this.timer.refresh();
+    else this.setTimer(this.limits.bodyIdleTimeout, 'body idle timeout');
     this.resume();
   }
 
   private onHandlerError(ex: Exchange, err: unknown): void {
-    this.logger.error({ err }, 'request handler failed');
+    // A handler that fails because its connection went away is not a server error.
+    if (this.closed || ex.abort.signal.aborted) this.logger.debug({ err }, 'request handler failed after the connection ended');
+    else this.logger.error({ err }, 'request handler failed');
     if (!ex.responseStarted && this.exchange === ex && !this.closed) {
       ex.keepAlive = false;
       ex.responseStarted = true;
@@ -462,6 +491,19 @@ export class Connection {
       return;
     }
     this.setTimer(this.limits.keepAliveTimeout, 'keep-alive timeout');
+    if (this.socket.writableNeedDrain) {
+      // The client does not read its answers: read (and answer) no more requests until it does,
+      // so that pipelined requests cannot pile up answers in memory.
+      this.pause();
+      this.awaitingDrain = true;
+      this.socket.once('drain', () => {
+        this.awaitingDrain = false;
+        if (this.closed || this.lingering) return;
+        this.resume();
+        this.parseNext();
+      });
+      return;
+    }
     this.resume();
     if (this.bufferedBytes > 0) setImmediate(() => this.parseNext());
     else if (this.peerEnded) this.socket.end();
@@ -472,6 +514,11 @@ export class Connection {
     this.peerEnded = true;
     const ex = this.exchange;
     if (ex && ex.remaining > 0) {
+      if (ex.responseDone) {
+        // answered already, the rest of the body will never come: flush the answer and close
+        this.linger();
+        return;
+      }
       if (ex.body && !ex.draining) ex.body.destroy(new Error('connection closed before the body was complete'));
       ex.abort.abort(new Error('client closed the connection'));
       this.socket.destroy();

@@ -32,6 +32,11 @@ export interface HttpServerOptions {
 export class HttpServer {
   private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
+  /** Called when the last connection has gone (close() waits on them). */
+  private drainedWaiters: (() => void)[] = [];
+  /** Every accepted TCP socket, including TLS ones still in their handshake (no Connection yet). */
+  private readonly sockets = new Set<net.Socket>();
+  private shuttingDown = false;
   private readonly limits: HttpLimits;
 
   constructor(options: HttpServerOptions) {
@@ -39,10 +44,17 @@ export class HttpServer {
     const badRequest: BadRequestHandler =
       options.badRequest ?? ((e) => ({ status: e.status, headers: { 'Content-Length': '0' } }));
     const onSocket = (socket: net.Socket): void => {
-      const conn = new Connection(socket, options.handler, this.limits, badRequest, options.logger, (c) =>
-        this.connections.delete(c),
-      );
+      const conn = new Connection(socket, options.handler, this.limits, badRequest, options.logger, (c) => {
+        this.connections.delete(c);
+        if (this.connections.size === 0) {
+          const waiters = this.drainedWaiters;
+          this.drainedWaiters = [];
+          for (const w of waiters) w();
+        }
+      });
       this.connections.add(conn);
+      // a TLS handshake that completes during close(): answer nothing more on it
+      if (this.shuttingDown) conn.shutdown();
     };
     if (options.tls) {
       const server = tls.createServer({ ...options.tls, allowHalfOpen: true });
@@ -52,6 +64,10 @@ export class HttpServer {
     } else {
       this.server = net.createServer({ allowHalfOpen: true }, onSocket);
     }
+    this.server.on('connection', (socket: net.Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
   }
 
   /** Starts listening; resolves with the bound address (use port 0 for an ephemeral port). */
@@ -80,13 +96,23 @@ export class HttpServer {
    * `graceMs`, then drops what is left.
    */
   async close(graceMs = 30_000): Promise<void> {
+    this.shuttingDown = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const allGone = (): Promise<void> =>
+      new Promise<void>((resolve) => {
+        if (this.connections.size === 0) resolve();
+        else this.drainedWaiters.push(resolve);
+      });
     for (const c of this.connections) c.shutdown();
-    const deadline = Date.now() + graceMs;
-    while (this.connections.size > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+    await Promise.race([allGone(), graceOver]);
+    clearTimeout(timer);
+    // Whatever is left is dropped; wait for the sockets to be really closed (their requests aborted).
     for (const c of this.connections) c.destroy();
+    await allGone();
+    // What is left are TLS sockets that never finished their handshake: nothing is in flight there.
+    for (const socket of this.sockets) socket.destroy();
     await closed;
   }
 }

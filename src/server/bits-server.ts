@@ -167,7 +167,8 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     if (!isBits || error.status >= 500) return { status: error.status, headers: { 'Content-Length': '0' } };
     const code = error.code === 'transfer-encoding' ? 'BITS_TRANSFER_ENCODING' : error.code === 'header-value-too-large' ? 'BITS_HEADER_TOO_LARGE' : 'BITS_BAD_REQUEST';
     const sessionId = error.headers?.[Header.SessionId];
-    return errorAck(new BitsError(code, error.message), { sessionId });
+    // 414 and 431 keep their status (the engine's limits); every other malformed head is 400.
+    return errorAck(new BitsError(code, error.message, { status: error.status }), { sessionId });
   };
 
   private async handleBits(req: HttpRequest, log: Record<string, unknown>): Promise<Ack | typeof SUPERSEDED> {
