@@ -9,8 +9,13 @@ import { PartialWriteError } from '../types.js';
 import { mkdirDurable, syncDir } from './durable.js';
 import { DATA_FILE, REPLY_FILE, sessionDir } from './layout.js';
 
-/** Bytes gathered per disk write. Two batches per upload may be in memory (one being written). */
-const BATCH = 256 * 1024;
+/**
+ * Bytes gathered per disk write. Two batches per upload may be in memory (one being written), so the
+ * batch shrinks as more uploads write at once: large for one fast stream, small for fifty.
+ */
+const BATCH_BUDGET = 8 * 1024 * 1024;
+const BATCH_MAX = 1024 * 1024;
+const BATCH_MIN = 64 * 1024;
 
 /** Writes all of `buffers` at `position`, looping over short writes. */
 async function writeAll(fh: FileHandle, buffers: Buffer[], length: number, position: number): Promise<void> {
@@ -37,6 +42,9 @@ async function writeAll(fh: FileHandle, buffers: Buffer[], length: number, posit
  * ```
  */
 export class FsByteStore implements ByteStore {
+  /** Writes in progress, for the batch size. */
+  private writing = 0;
+
   constructor(private readonly stateDir: string) {}
 
   async open(id: string): Promise<void> {
@@ -59,12 +67,14 @@ export class FsByteStore implements ByteStore {
       source.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    // Batches of BATCH bytes go to disk with one writev while the next batch is read from the
+    // Batches go to disk with one writev while the next batch is read from the
     // socket: at most two batches per upload are in memory.
     let batch: Buffer[] = [];
     let batchBytes = 0;
     let inFlight: Promise<void> | undefined;
     let diskFailed = false;
+    this.writing++;
+    const batchSize = (): number => Math.max(BATCH_MIN, Math.min(BATCH_MAX, Math.floor(BATCH_BUDGET / this.writing)));
     const flush = async (): Promise<void> => {
       if (inFlight) await inFlight;
       inFlight = undefined;
@@ -91,7 +101,7 @@ export class FsByteStore implements ByteStore {
       for await (const chunk of source as AsyncIterable<Buffer>) {
         batch.push(chunk);
         batchBytes += chunk.length;
-        if (batchBytes >= BATCH) await flush();
+        if (batchBytes >= batchSize()) await flush();
       }
       await flush();
       await inFlight;
@@ -106,6 +116,7 @@ export class FsByteStore implements ByteStore {
           .catch(() => undefined);
       }
     } finally {
+      this.writing--;
       signal?.removeEventListener('abort', onAbort);
     }
     try {
