@@ -241,14 +241,8 @@ export class UploadJob extends Job<UploadResult> {
       });
     }
     const up = this.up;
-    up.sessionId = ack.sessionId;
+    this.startOver(ack.sessionId);
     this.lastSessionId = ack.sessionId;
-    up.offset = 0;
-    up.uploaded = false;
-    up.replyUrl = undefined;
-    up.reply = undefined;
-    up.replyDone = undefined;
-    up.closeUnanswered = undefined;
     this.resumedCloseUnanswered = false;
     this.closeLost = false;
     up.hostId = undefined;
@@ -274,6 +268,18 @@ export class UploadJob extends Job<UploadResult> {
     this.setPhase('fragments');
   }
 
+  /** Forgets everything the previous session knew: the upload starts again at offset 0 in `sessionId`. */
+  private startOver(sessionId: string | undefined): void {
+    const up = this.up;
+    up.sessionId = sessionId;
+    up.offset = 0;
+    up.uploaded = false;
+    up.replyUrl = undefined;
+    up.reply = undefined;
+    up.replyDone = undefined;
+    up.closeUnanswered = undefined;
+  }
+
   /** The server lost the session (BG_E_SESSION_NOT_FOUND): start a new one (spec §7.1 ERROR state). */
   private async sessionLost(ack: AckInfo, request: string, url: URL): Promise<void> {
     const again = this.lostWithoutProgress;
@@ -281,13 +287,7 @@ export class UploadJob extends Job<UploadResult> {
     const up = this.up;
     this.logger.warn({ job: this.id, session: up.sessionId, request }, 'server lost the session; starting a new one');
     this.emit('restart', { reason: `the server does not know session ${up.sessionId} (${request})` });
-    up.sessionId = undefined;
-    up.offset = 0;
-    up.uploaded = false;
-    up.replyUrl = undefined;
-    up.reply = undefined;
-    up.replyDone = undefined;
-    up.closeUnanswered = undefined;
+    this.startOver(undefined);
     await this.persist();
     // Lost again before any progress: wait before the next attempt like any transient error.
     if (again) throw ackError(ack, request, url, 'transient');
