@@ -31,7 +31,7 @@ import type { SessionEvents } from './sessions.js';
 import type { UploadCompleteHook } from './notification/hook.js';
 import { matchReplyPath, sameToken } from './notification/reply-url.js';
 import type { ReplyPath } from './notification/reply-url.js';
-import { VdirTable, decodePath } from './vdir-table.js';
+import { VdirTable } from './vdir-table.js';
 
 /** Options of {@link BitsServer} beyond the configuration. */
 export interface BitsServerOptions {
@@ -275,7 +275,8 @@ export class BitsServer extends EventEmitter<SessionEvents> {
           res.send(who.status, who.status === 401 ? who.headers : { 'Content-Length': '0' });
           return;
         }
-        const reply = matchReplyPath(decodePath(req.path));
+        // (urlPath is the decoded path; its segments contain no '/')
+        const reply = matchReplyPath(loc.urlPath.split('/').filter(Boolean));
         if (reply) {
           file = await this.replyFile(reply, log);
         } else if (loc.vdir.downloadEnabled) {
