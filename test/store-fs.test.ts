@@ -10,6 +10,7 @@ storeCompliance('filesystem', async () => {
   return {
     records: new FsRecordStore(dir),
     bytes: new FsByteStore(dir),
+    reopen: async () => ({ records: new FsRecordStore(dir), bytes: new FsByteStore(dir) }),
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
 });

@@ -46,37 +46,84 @@ export interface SessionLock {
   release(): void;
 }
 
+/** Whose sessions to count: one principal's on one vdir. */
+export interface SessionOwner {
+  readonly vdir: string;
+  readonly principal: string;
+}
+
+/** Thrown by {@link RecordStore.create} when the owner already holds `limit` live sessions. */
+export class SessionLimitError extends Error {
+  constructor(
+    readonly held: number,
+    readonly limit: number,
+  ) {
+    super(`${held} live sessions held, the limit is ${limit}`);
+    this.name = 'SessionLimitError';
+  }
+}
+
+/** Options of {@link RecordStore.create}. */
+export interface CreateOptions {
+  /**
+   * Refuse (with {@link SessionLimitError}) when the record's principal already holds this many live
+   * sessions on its vdir. The count and the insert are one atomic step, so simultaneous creates
+   * cannot overshoot the limit.
+   */
+  readonly limit?: number | undefined;
+  /** The clock for liveness (default `Date.now()`). */
+  readonly now?: number | undefined;
+}
+
 /**
- * Session records: create / get / update / delete, list, and a per-session lock.
- * Implementations make every write atomic and durable before resolving.
+ * Session records: create / get / update / delete, the expired ones, a per-owner count, and a
+ * per-session lock. Implementations make every write atomic and durable before resolving.
  */
 export interface RecordStore {
-  create(record: SessionRecord): Promise<void>;
+  create(record: SessionRecord, options?: CreateOptions): Promise<void>;
   /** The record, or `undefined` when the id is unknown (ids compare case-insensitively, braces optional). */
   get(id: string): Promise<SessionRecord | undefined>;
   update(record: SessionRecord): Promise<void>;
   delete(id: string): Promise<void>;
-  /** Every record (for sweeps of expired sessions). */
-  list(): Promise<SessionRecord[]>;
+  /** Up to `limit` records idle for longer than their timeout at `now` (for sweeps). */
+  listExpired(now: number, limit: number): Promise<SessionRecord[]>;
+  /** How many live (unexpired at `now`) sessions an owner holds. */
+  countLive(owner: SessionOwner, now: number): Promise<number>;
   /**
    * Takes the session's lock. A holder already there is told to stop (its `signal` aborts) and the
    * new caller gets the lock as soon as the holder releases it.
    */
   lock(id: string): Promise<SessionLock>;
+  /**
+   * Start-up recovery, called once the server owns its state and before it serves: an
+   * implementation may clean up what a crash left half-done.
+   */
+  recover?(): Promise<void>;
 }
 
 /** Thrown by {@link ByteStore.write} when the source or the disk fails part way. */
 export class PartialWriteError extends Error {
   /** Bytes durably written before the failure. */
   readonly written: number;
-  constructor(written: number, cause: unknown) {
+  /** What failed: the incoming stream (client gone, idle, aborted) or the storage itself. */
+  readonly origin: 'source' | 'storage';
+  constructor(written: number, cause: unknown, origin: 'source' | 'storage' = 'storage') {
     super(`write failed after ${written} bytes: ${(cause as Error)?.message ?? String(cause)}`, { cause });
     this.name = 'PartialWriteError';
     this.written = written;
+    this.origin = origin;
   }
   /** The errno code of the underlying failure (`ENOSPC`, …), if any. */
   get errno(): string | undefined {
     return (this.cause as NodeJS.ErrnoException | undefined)?.code;
+  }
+}
+
+/** Thrown by {@link ByteStore.write} when the session's upload is no longer there (deleted from outside). */
+export class UploadMissingError extends Error {
+  constructor(readonly id: string) {
+    super(`the data of session ${id} is gone`);
+    this.name = 'UploadMissingError';
   }
 }
 
@@ -88,7 +135,8 @@ export interface ByteStore {
   open(id: string): Promise<void>;
   /**
    * Writes `source` at `offset` and makes it durable (fdatasync) before resolving with the number of
-   * bytes written. On failure throws {@link PartialWriteError} with the bytes made durable.
+   * bytes written. On failure throws {@link PartialWriteError} with the bytes made durable, or
+   * {@link UploadMissingError} when the upload is gone.
    */
   write(id: string, offset: number, source: Readable, signal?: AbortSignal): Promise<number>;
   /**

@@ -6,13 +6,15 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { newSessionId } from '../../src/protocol/session-id.js';
-import { PartialWriteError } from '../../src/store/types.js';
+import { PartialWriteError, SessionLimitError } from '../../src/store/types.js';
 import type { ByteStore, RecordStore, SessionRecord } from '../../src/store/types.js';
 
-/** A store pair under test, with a folder for destinations and a cleanup. */
+/** A store pair under test, a way to open the same storage again, and a cleanup. */
 export interface StoreFixture {
   records: RecordStore;
   bytes: ByteStore;
+  /** New store instances over the same storage (what a restarted server gets). */
+  reopen(): Promise<{ records: RecordStore; bytes: ByteStore }>;
   cleanup(): Promise<void>;
 }
 
@@ -71,10 +73,57 @@ export function storeCompliance(name: string, make: () => Promise<StoreFixture>)
       assert.equal(await f.records.get('12345'), undefined);
     });
 
-    it('records: list returns every session', async () => {
-      const ids = [newSessionId(), newSessionId(), newSessionId()];
-      for (const id of ids) await f.records.create(record(id));
-      assert.deepEqual((await f.records.list()).map((r) => r.id).sort(), [...ids].sort());
+    it('records: listExpired returns only idle-past-timeout sessions, up to the limit', async () => {
+      const now = Date.now();
+      const fresh = newSessionId();
+      const old = [newSessionId(), newSessionId(), newSessionId()];
+      await f.records.create(record(fresh, { updatedAt: now }));
+      for (const id of old) await f.records.create(record(id, { updatedAt: now - 120_000 }));
+      assert.deepEqual((await f.records.listExpired(now, 100)).map((r) => r.id).sort(), [...old].sort());
+      assert.equal((await f.records.listExpired(now, 2)).length, 2);
+    });
+
+    it('records: countLive counts one owner\'s unexpired sessions on one vdir', async () => {
+      const now = Date.now();
+      await f.records.create(record(newSessionId(), { principal: 'alice' }));
+      await f.records.create(record(newSessionId(), { principal: 'alice' }));
+      await f.records.create(record(newSessionId(), { principal: 'alice', updatedAt: now - 120_000 }));
+      await f.records.create(record(newSessionId(), { principal: 'alice', vdir: '/other' }));
+      await f.records.create(record(newSessionId(), { principal: 'bob' }));
+      const gone = newSessionId();
+      await f.records.create(record(gone, { principal: 'alice' }));
+      await f.records.delete(gone);
+      assert.equal(await f.records.countLive({ vdir: '/up', principal: 'alice' }, now), 2);
+      assert.equal(await f.records.countLive({ vdir: '/up', principal: 'bob' }, now), 1);
+      assert.equal(await f.records.countLive({ vdir: '/up', principal: 'carol' }, now), 0);
+    });
+
+    it('records: simultaneous creates never overshoot a limit', async () => {
+      const attempts = Array.from({ length: 20 }, () =>
+        f.records.create(record(newSessionId(), { principal: 'alice' }), { limit: 5 }).then(
+          () => 'ok',
+          (e: unknown) => (e instanceof SessionLimitError ? 'limit' : Promise.reject(e)),
+        ),
+      );
+      const results = await Promise.all(attempts);
+      assert.equal(results.filter((r) => r === 'ok').length, 5);
+      assert.equal(await f.records.countLive({ vdir: '/up', principal: 'alice' }, Date.now()), 5);
+    });
+
+    it('records and bytes: a fresh store instance sees every acknowledged record and byte', async () => {
+      const id = newSessionId();
+      await f.records.create(record(id, { principal: 'alice' }));
+      await f.bytes.open(id);
+      await f.bytes.write(id, 0, Readable.from([Buffer.from('durable')]));
+      const r = (await f.records.get(id))!;
+      r.received = 7;
+      await f.records.update(r);
+      const again = await f.reopen();
+      assert.equal((await again.records.get(id))?.received, 7);
+      assert.equal(await again.records.countLive({ vdir: '/up', principal: 'alice' }, Date.now()), 1);
+      const target = join(dest, 'reopened.bin');
+      await again.bytes.commit(id, target, { overwrite: false });
+      assert.equal(await readFile(target, 'utf8'), 'durable');
     });
 
     it('records: the lock serializes and a newer taker supersedes the holder', async () => {

@@ -4,6 +4,7 @@ import type { Ack } from '../../protocol/ack.js';
 import { BitsError } from '../../protocol/errors.js';
 import type { CreateSessionPacket } from '../../protocol/packet.js';
 import { newSessionId } from '../../protocol/session-id.js';
+import { SessionLimitError } from '../../store/types.js';
 import type { SessionRecord } from '../../store/types.js';
 import type { PacketContext } from './context.js';
 
@@ -18,14 +19,6 @@ export async function createSession(ctx: PacketContext, packet: CreateSessionPac
   if (!vdir.allowOverwrites) {
     const existing = await stat(destination).catch(() => undefined);
     if (existing) throw new BitsError('BITS_DESTINATION_EXISTS', `${ctx.loc.urlPath} exists and overwrites are off`);
-  }
-  if (ctx.principal !== null && vdir.sessionsPerUserLimit > 0) {
-    const held = (await ctx.sessions.records.list()).filter(
-      (r) => r.principal === ctx.principal && r.vdir === vdir.path && !ctx.sessions.isExpired(r),
-    ).length;
-    if (held >= vdir.sessionsPerUserLimit) {
-      throw new BitsError('BITS_TOO_MANY_SESSIONS', `${ctx.principal} holds ${held} sessions, the limit is ${vdir.sessionsPerUserLimit}`);
-    }
   }
   const id = newSessionId();
   const now = Date.now();
@@ -43,8 +36,23 @@ export async function createSession(ctx: PacketContext, packet: CreateSessionPac
     state: 'receiving',
     principal: ctx.principal,
   };
-  await ctx.sessions.bytes.open(id);
-  await ctx.sessions.records.create(record);
+  // The record goes first: a folder with a record is a session, one without is a crash's debris
+  // (removed at start-up only). The limit is counted and claimed in the same step as the insert.
+  const limit = ctx.principal !== null ? vdir.sessionsPerUserLimit : 0;
+  try {
+    await ctx.sessions.records.create(record, { limit, now });
+  } catch (err) {
+    if (err instanceof SessionLimitError) {
+      throw new BitsError('BITS_TOO_MANY_SESSIONS', `${ctx.principal} holds ${err.held} sessions, the limit is ${err.limit}`);
+    }
+    throw err;
+  }
+  try {
+    await ctx.sessions.bytes.open(id);
+  } catch (err) {
+    await ctx.sessions.records.delete(id).catch(() => undefined);
+    throw err;
+  }
   ctx.log['session'] = id;
   ctx.sessions.emit('session-created', record);
   return okAck({

@@ -1,13 +1,51 @@
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { z } from 'zod';
 import { sessionKey } from '../../protocol/session-id.js';
-import type { RecordStore, SessionLock, SessionRecord } from '../types.js';
+import { SessionLimitError } from '../types.js';
+import type { CreateOptions, RecordStore, SessionLock, SessionOwner, SessionRecord } from '../types.js';
 import { mkdirDurable, syncDir, writeFileAtomic } from './durable.js';
 import { RECORD_FILE, sessionDir, sessionsRoot } from './layout.js';
 
+/** What a readable `record.json` holds; anything else is quarantined, never trusted. */
+const recordSchema = z.object({
+  id: z.string().min(1),
+  vdir: z.string(),
+  urlPath: z.string(),
+  destination: z.string(),
+  protocol: z.string(),
+  total: z.number().int().nonnegative().nullable(),
+  received: z.number().int().nonnegative(),
+  createdAt: z.number(),
+  updatedAt: z.number(),
+  timeoutMs: z.number().nonnegative(),
+  state: z.enum(['receiving', 'committing']),
+  principal: z.string().nullable(),
+  reply: z
+    .object({ url: z.string(), static: z.boolean(), token: z.string(), copyToDestination: z.boolean() })
+    .nullable()
+    .optional(),
+});
+
+/** Where unreadable session folders are moved, under the state directory. */
+export const QUARANTINE_DIR = 'quarantine';
+
+const ownerKey = (vdir: string, principal: string): string => `${vdir}\0${principal}`;
+
+/** Options of {@link FsRecordStore}. */
+export interface FsRecordStoreOptions {
+  /** Where quarantined and removed folders are reported. */
+  logger?: Logger | undefined;
+}
+
 /**
  * Session records as JSON files, one folder per session, each write atomic and fsynced.
- * The lock is in-process: one server owns a state directory (see {@link acquireStateDir}).
+ *
+ * Every record is held in memory, loaded once from disk on first use: this process owns the state
+ * directory (see {@link acquireStateDir}), so memory is the truth between writes, and lookups,
+ * per-owner counts and sweeps never scan the disk. A record that cannot be read is moved to
+ * `quarantine/` and skipped, so one damaged file never stops the others. The lock is in-process.
  *
  * @example
  * ```ts
@@ -19,68 +57,97 @@ import { RECORD_FILE, sessionDir, sessionsRoot } from './layout.js';
 export class FsRecordStore implements RecordStore {
   private readonly contenders = new Map<string, Set<AbortController>>();
   private readonly queues = new Map<string, Promise<void>>();
-  /**
-   * Records as last written, so a fragment does not re-read its JSON: this process owns the state
-   * directory. Callers get copies; the cache changes only after a write succeeded.
-   */
-  private readonly cache = new Map<string, SessionRecord>();
+  /** Every durable record, by session key. Callers get copies. */
+  private readonly records = new Map<string, SessionRecord>();
+  /** Session keys by owner (vdir + principal), for {@link countLive}. */
+  private readonly owners = new Map<string, Set<string>>();
+  /** Creates in flight per owner: counted against the limit before their write completes. */
+  private readonly reserved = new Map<string, number>();
+  private loading: Promise<void> | undefined;
+  private readonly logger: Logger | undefined;
 
-  constructor(private readonly stateDir: string) {}
-
-  async create(record: SessionRecord): Promise<void> {
-    const dir = this.dirOf(record.id);
-    await mkdirDurable(dir);
-    await writeFileAtomic(join(dir, RECORD_FILE), JSON.stringify(record));
-    this.cache.set(sessionKey(record.id), { ...record });
+  constructor(
+    private readonly stateDir: string,
+    options: FsRecordStoreOptions = {},
+  ) {
+    this.logger = options.logger;
   }
 
-  async get(id: string): Promise<SessionRecord | undefined> {
-    const dir = sessionDir(this.stateDir, id);
-    if (!dir) return undefined;
-    const key = sessionKey(id);
-    const cached = this.cache.get(key);
-    if (cached) return { ...cached };
+  async create(record: SessionRecord, options: CreateOptions = {}): Promise<void> {
+    await this.load();
+    const dir = this.dirOf(record.id);
+    const owner = record.principal === null ? undefined : ownerKey(record.vdir, record.principal);
+    if (owner !== undefined) {
+      // Count and reserve in one synchronous step: simultaneous creates cannot both see room.
+      if (options.limit !== undefined && options.limit > 0) {
+        const held = this.countOwner(owner, options.now ?? Date.now());
+        if (held >= options.limit) throw new SessionLimitError(held, options.limit);
+      }
+      this.reserved.set(owner, (this.reserved.get(owner) ?? 0) + 1);
+    }
     try {
-      const record = JSON.parse(await readFile(join(dir, RECORD_FILE), 'utf8')) as SessionRecord;
-      this.cache.set(key, record);
-      return { ...record };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
+      await mkdirDurable(dir);
+      await writeFileAtomic(join(dir, RECORD_FILE), JSON.stringify(record));
+      this.remember({ ...record });
+    } finally {
+      if (owner !== undefined) {
+        const n = (this.reserved.get(owner) ?? 1) - 1;
+        if (n > 0) this.reserved.set(owner, n);
+        else this.reserved.delete(owner);
+      }
     }
   }
 
+  async get(id: string): Promise<SessionRecord | undefined> {
+    await this.load();
+    const record = this.records.get(sessionKey(id));
+    return record && { ...record };
+  }
+
   async update(record: SessionRecord): Promise<void> {
+    await this.load();
     await writeFileAtomic(join(this.dirOf(record.id), RECORD_FILE), JSON.stringify(record));
-    this.cache.set(sessionKey(record.id), { ...record });
+    this.remember({ ...record });
   }
 
   async delete(id: string): Promise<void> {
+    await this.load();
     const dir = sessionDir(this.stateDir, id);
     if (!dir) return;
-    this.cache.delete(sessionKey(id));
+    this.forget(sessionKey(id));
     await rm(dir, { recursive: true, force: true });
     await syncDir(sessionsRoot(this.stateDir)).catch(() => undefined);
   }
 
-  async list(): Promise<SessionRecord[]> {
-    let names: string[];
-    try {
-      names = await readdir(sessionsRoot(this.stateDir));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
+  async listExpired(now: number, limit: number): Promise<SessionRecord[]> {
+    await this.load();
     const out: SessionRecord[] = [];
-    for (const name of names) {
-      const rec = await this.get(name);
-      if (rec) out.push(rec);
-      else if (sessionDir(this.stateDir, name)) {
-        // A folder without a record: a crash between mkdir and the first record write.
-        await rm(join(sessionsRoot(this.stateDir), name), { recursive: true, force: true });
-      }
+    for (const record of this.records.values()) {
+      if (out.length >= limit) break;
+      if (now - record.updatedAt > record.timeoutMs) out.push({ ...record });
     }
     return out;
+  }
+
+  async countLive(owner: SessionOwner, now: number): Promise<number> {
+    await this.load();
+    return this.countOwner(ownerKey(owner.vdir, owner.principal), now);
+  }
+
+  /**
+   * Removes session folders that have no record: a crash between the folder's creation and the
+   * first record write, before any Ack. Only the owner of the state directory may call this, before
+   * it serves: then nothing is creating sessions, and such a folder is provably debris.
+   */
+  async recover(): Promise<void> {
+    await this.load();
+    for (const name of await this.folderNames()) {
+      if (!sessionDir(this.stateDir, name) || this.records.has(name)) continue;
+      const record = await readFile(join(sessionsRoot(this.stateDir), name, RECORD_FILE)).catch(() => undefined);
+      if (record !== undefined) continue; // written by someone else since the load: not ours to judge
+      this.logger?.info({ session: name }, 'removing an unacknowledged session left by a crash');
+      await rm(join(sessionsRoot(this.stateDir), name), { recursive: true, force: true });
+    }
   }
 
   async lock(id: string): Promise<SessionLock> {
@@ -111,9 +178,97 @@ export class FsRecordStore implements RecordStore {
     };
   }
 
+  private countOwner(owner: string, now: number): number {
+    let n = this.reserved.get(owner) ?? 0;
+    for (const key of this.owners.get(owner) ?? []) {
+      const r = this.records.get(key);
+      if (r && now - r.updatedAt <= r.timeoutMs) n++;
+    }
+    return n;
+  }
+
+  private remember(record: SessionRecord): void {
+    const key = sessionKey(record.id);
+    this.records.set(key, record);
+    if (record.principal !== null) {
+      const owner = ownerKey(record.vdir, record.principal);
+      const keys = this.owners.get(owner) ?? new Set<string>();
+      keys.add(key);
+      this.owners.set(owner, keys);
+    }
+  }
+
+  private forget(key: string): void {
+    const record = this.records.get(key);
+    this.records.delete(key);
+    if (record?.principal == null) return;
+    const owner = ownerKey(record.vdir, record.principal);
+    const keys = this.owners.get(owner);
+    keys?.delete(key);
+    if (keys?.size === 0) this.owners.delete(owner);
+  }
+
+  /** Reads every record once; later calls wait for that one load. */
+  private load(): Promise<void> {
+    this.loading ??= this.readAll();
+    return this.loading;
+  }
+
+  private async folderNames(): Promise<string[]> {
+    try {
+      return await readdir(sessionsRoot(this.stateDir));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+
+  private async readAll(): Promise<void> {
+    for (const name of await this.folderNames()) {
+      if (!sessionDir(this.stateDir, name)) continue;
+      let text: string;
+      try {
+        text = await readFile(join(sessionsRoot(this.stateDir), name, RECORD_FILE), 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // no record yet: see recover()
+        await this.quarantine(name, `cannot read ${RECORD_FILE}: ${(err as Error).message}`);
+        continue;
+      }
+      const record = parseRecord(text, name);
+      if (typeof record === 'string') await this.quarantine(name, record);
+      else this.remember(record);
+    }
+  }
+
+  /** Moves an unreadable session folder aside (never deletes it) so an operator can look at it. */
+  private async quarantine(name: string, reason: string): Promise<void> {
+    const target = join(this.stateDir, QUARANTINE_DIR, `${name}-${Date.now()}`);
+    try {
+      await mkdir(join(this.stateDir, QUARANTINE_DIR), { recursive: true, mode: 0o700 });
+      await rename(join(sessionsRoot(this.stateDir), name), target);
+      this.logger?.error({ session: name, reason, movedTo: target }, 'unreadable session record quarantined');
+    } catch (err) {
+      this.logger?.error({ session: name, reason, err }, 'unreadable session record skipped (could not move it aside)');
+    }
+  }
+
   private dirOf(id: string): string {
     const dir = sessionDir(this.stateDir, id);
     if (!dir) throw new Error(`session id ${id} is not a GUID`);
     return dir;
   }
+}
+
+/** The record in `text`, or why it cannot be trusted. */
+function parseRecord(text: string, folder: string): SessionRecord | string {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return `${RECORD_FILE} is not JSON: ${(err as Error).message}`;
+  }
+  const parsed = recordSchema.safeParse(json);
+  if (!parsed.success) return `${RECORD_FILE} is not a session record: ${parsed.error.issues[0]?.message ?? 'invalid'}`;
+  if (sessionKey(parsed.data.id) !== folder) return `${RECORD_FILE} names session ${parsed.data.id}`;
+  return parsed.data as SessionRecord;
 }
