@@ -3,6 +3,7 @@ import type { Ack } from '../../protocol/ack.js';
 import { BitsError } from '../../protocol/errors.js';
 import type { CloseSessionPacket } from '../../protocol/packet.js';
 import { notifies } from '../notification/notify.js';
+import { errnoOf, storageError } from '../storage-error.js';
 import type { PacketContext } from './context.js';
 
 /**
@@ -39,12 +40,10 @@ export async function closeSession(ctx: PacketContext, packet: CloseSessionPacke
       } catch (err) {
         record.state = 'receiving';
         await sessions.records.update(record);
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EEXIST') {
+        if (errnoOf(err) === 'EEXIST') {
           throw new BitsError('BITS_DESTINATION_EXISTS', `${record.urlPath} appeared and overwrites are off`);
         }
-        if (code === 'ENOSPC' || code === 'EDQUOT') throw new BitsError('BITS_DISK_FULL', 'no space to commit', { cause: err });
-        throw err;
+        throw storageError(err, 'committing the upload failed');
       }
       committed = true;
     }

@@ -2,7 +2,8 @@ import { okAck } from '../../protocol/ack.js';
 import type { Ack } from '../../protocol/ack.js';
 import { BitsError, isBitsError } from '../../protocol/errors.js';
 import type { FragmentPacket } from '../../protocol/packet.js';
-import { PartialWriteError } from '../../store/types.js';
+import { PartialWriteError, UploadMissingError } from '../../store/types.js';
+import { storageError } from '../storage-error.js';
 import { notifies, notifyApplication } from '../notification/notify.js';
 import type { PacketContext } from './context.js';
 import { skipBytes } from './skip-bytes.js';
@@ -27,11 +28,15 @@ export class SupersededError extends Error {
   }
 }
 
-function writeFailure(err: PartialWriteError): BitsError {
-  if (err.errno === 'ENOSPC' || err.errno === 'EDQUOT') {
-    return new BitsError('BITS_DISK_FULL', 'no space left for the fragment', { cause: err });
+/** What a failed write means for the client: superseded, gone, or a storage error (D9). */
+function writeFailure(err: PartialWriteError, superseded: boolean, received: number): BitsError | SupersededError {
+  if (err.origin === 'source') {
+    if (superseded) return new SupersededError(received);
+    return new BitsError('BITS_CLIENT_DISCONNECTED', `fragment body ended early: ${(err.cause as Error)?.message ?? String(err.cause)}`, {
+      cause: err,
+    });
   }
-  return new BitsError('BITS_INTERNAL', err.message, { cause: err });
+  return storageError(err, 'writing the fragment failed');
 }
 
 /**
@@ -77,9 +82,14 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
       try {
         written = await ctx.sessions.bytes.write(record.id, n, source, lock.signal);
       } catch (err) {
+        if (err instanceof UploadMissingError) {
+          // Deleted from outside: the session cannot go on, and the client must start over.
+          await ctx.sessions.remove(record);
+          throw new BitsError('BITS_SESSION_NOT_FOUND', `session ${record.id} lost its data`);
+        }
         if (!(err instanceof PartialWriteError)) throw err;
         written = err.written;
-        failure = lock.signal.aborted ? new SupersededError(n + err.written) : writeFailure(err);
+        failure = writeFailure(err, lock.signal.aborted, n + err.written);
       }
     }
     // (A pure retransmission writes nothing; the engine drains its body after the Ack.)
@@ -88,7 +98,12 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
     record.total = range.total;
     if (written > 0 || failure === undefined) {
       record.updatedAt = Date.now();
-      await ctx.sessions.records.update(record);
+      try {
+        await ctx.sessions.records.update(record);
+      } catch (err) {
+        // The record on disk still says n: that, not what reached the data file, is what is durable.
+        throw new FragmentError(failure instanceof BitsError ? failure : storageError(err, 'recording the fragment failed'), n);
+      }
     }
     ctx.log['bytes'] = written;
     if (failure instanceof SupersededError) throw failure;

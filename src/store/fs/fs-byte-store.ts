@@ -1,13 +1,13 @@
 import { constants as fsc, createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ByteStore } from '../types.js';
-import { PartialWriteError } from '../types.js';
-import { mkdirDurable, syncDir } from './durable.js';
-import { DATA_FILE, REPLY_FILE, sessionDir } from './layout.js';
+import { PartialWriteError, UploadMissingError } from '../types.js';
+import { mkdirDurable, syncDir, writeFileAtomic } from './durable.js';
+import { DATA_FILE, PLACED_FILE, REPLY_FILE, sessionDir } from './layout.js';
 
 /**
  * Bytes gathered per disk write. Two batches per upload may be in memory (one being written), so the
@@ -60,7 +60,9 @@ export class FsByteStore implements ByteStore {
   }
 
   async write(id: string, offset: number, source: Readable, signal?: AbortSignal): Promise<number> {
-    const fh = await open(this.dataOf(id), 'r+');
+    const fh = await open(this.dataOf(id), 'r+').catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'ENOENT' ? new UploadMissingError(id) : err;
+    });
     let written = 0;
     let failure: unknown;
     const onAbort = (): void => {
@@ -124,10 +126,10 @@ export class FsByteStore implements ByteStore {
     } catch (err) {
       await fh.close().catch(() => undefined);
       // Nothing of this write can be trusted when the sync itself failed.
-      throw new PartialWriteError(0, failure ?? err);
+      throw new PartialWriteError(0, failure ?? err, 'storage');
     }
     await fh.close();
-    if (failure !== undefined) throw new PartialWriteError(written, failure);
+    if (failure !== undefined) throw new PartialWriteError(written, failure, diskFailed ? 'storage' : 'source');
     return written;
   }
 
@@ -135,16 +137,24 @@ export class FsByteStore implements ByteStore {
     const data = this.dataOf(id);
     const parent = dirname(destination);
     await mkdir(parent, { recursive: true });
+    // A resent Close after a crash part way through an earlier commit finishes that commit.
+    if (await this.finishPlaced(id, destination)) {
+      await syncDir(parent);
+      return;
+    }
     try {
       await this.place(data, destination, options.overwrite);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
       // Different filesystems: copy next to the destination under a hidden name, then place it.
-      const tmp = join(parent, `.${basename(destination)}.bits-${basename(dirname(data))}.part`);
+      const tmp = this.crossDeviceTemp(id, destination);
       await copyFile(data, tmp, fsc.COPYFILE_FICLONE);
       const fh = await open(tmp, 'r+');
       try {
         await fh.sync();
+        // The copy's identity, so a resend can tell our file at the destination from another one.
+        const st = await fh.stat();
+        await writeFileAtomic(join(this.dirOf(id), PLACED_FILE), JSON.stringify({ dev: st.dev, ino: st.ino }));
       } finally {
         await fh.close();
       }
@@ -152,11 +162,37 @@ export class FsByteStore implements ByteStore {
         await this.place(tmp, destination, options.overwrite);
       } catch (placeErr) {
         await rm(tmp, { force: true });
+        await rm(join(this.dirOf(id), PLACED_FILE), { force: true });
         throw placeErr;
       }
       await rm(data, { force: true });
     }
     await syncDir(parent);
+  }
+
+  /**
+   * Whether `destination` already is this session's upload, placed by an earlier commit that did
+   * not finish (the same inode as the data file, or as the cross-device copy named in the marker);
+   * if so, removes what that commit left behind.
+   */
+  private async finishPlaced(id: string, destination: string): Promise<boolean> {
+    const placed = await stat(destination).catch(() => undefined);
+    if (!placed) return false;
+    const data = await stat(this.dataOf(id)).catch(() => undefined);
+    const marker = await readFile(join(this.dirOf(id), PLACED_FILE), 'utf8').then(
+      (t) => JSON.parse(t) as { dev: number; ino: number },
+      () => undefined,
+    );
+    const same = (a: { dev: number; ino: number } | undefined): boolean => a !== undefined && a.dev === placed.dev && a.ino === placed.ino;
+    if (!same(data) && !same(marker)) return false;
+    await rm(this.crossDeviceTemp(id, destination), { force: true });
+    await rm(this.dataOf(id), { force: true });
+    return true;
+  }
+
+  /** The hidden name a cross-device commit copies to, next to the destination. */
+  private crossDeviceTemp(id: string, destination: string): string {
+    return join(dirname(destination), `.${basename(destination)}.bits-${basename(this.dirOf(id))}.part`);
   }
 
   async exists(id: string): Promise<boolean> {

@@ -26,3 +26,5 @@ export function sessionsRoot(stateDir: string): string {
 export const RECORD_FILE = 'record.json';
 export const DATA_FILE = 'data.bin';
 export const REPLY_FILE = 'reply.bin';
+/** Identity of a cross-device commit's copy, written before it is placed (makes a resent commit idempotent). */
+export const PLACED_FILE = 'placed.json';

@@ -1,0 +1,36 @@
+import { BitsError } from '../protocol/errors.js';
+
+/** errno codes that mean the storage is out of room: blocks, inodes or quota (all ENOSPC/EDQUOT on Linux). */
+const FULL = new Set(['ENOSPC', 'EDQUOT']);
+
+/**
+ * The errno code carried by an error or by its cause chain (`ENOSPC`, …), if any.
+ *
+ * @example
+ * ```ts
+ * errnoOf(Object.assign(new Error('x'), { code: 'ENOSPC' })); // 'ENOSPC'
+ * ```
+ */
+export function errnoOf(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) return code;
+  }
+  return undefined;
+}
+
+/**
+ * The one mapping of a storage failure to its Ack (D9): out of space, inodes or quota is
+ * `BITS_DISK_FULL` (500 + 0x80070070); anything else is `BITS_INTERNAL`. A `BitsError` passes through.
+ *
+ * @example
+ * ```ts
+ * throw storageError(err, 'no space left for the fragment');
+ * ```
+ */
+export function storageError(err: unknown, what: string): BitsError {
+  if (err instanceof BitsError) return err;
+  const code = errnoOf(err);
+  if (code !== undefined && FULL.has(code)) return new BitsError('BITS_DISK_FULL', `${what}: ${code}`, { cause: err });
+  return new BitsError('BITS_INTERNAL', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+}
