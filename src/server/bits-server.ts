@@ -31,6 +31,8 @@ import type { SessionEvents } from './sessions.js';
 import type { UploadCompleteHook } from './notification/hook.js';
 import { matchReplyPath, sameToken } from './notification/reply-url.js';
 import type { ReplyPath } from './notification/reply-url.js';
+import { redactTarget } from './redact.js';
+import { storageError } from './storage-error.js';
 import { VdirTable } from './vdir-table.js';
 
 /** Options of {@link BitsServer} beyond the configuration. */
@@ -110,7 +112,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
       }
     });
     this.sessions = new Sessions(
-      options.records ?? new FsRecordStore(config.stateDir),
+      options.records ?? new FsRecordStore(config.stateDir, { logger: this.logger }),
       options.bytes ?? new FsByteStore(config.stateDir),
       this.logger,
     );
@@ -133,7 +135,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
    */
   readonly handle = async (req: HttpRequest, res: HttpResponse): Promise<void> => {
     const started = process.hrtime.bigint();
-    const log: Record<string, unknown> = { remote: req.remoteAddress, method: req.method, url: req.target };
+    const log: Record<string, unknown> = { remote: req.remoteAddress, method: req.method, url: redactTarget(req.target) };
     try {
       const method = effectiveMethod(req);
       if (method === BITS_METHOD) {
@@ -155,7 +157,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     } finally {
       log['ms'] = Number((process.hrtime.bigint() - started) / 1000n) / 1000;
       const status = log['status'];
-      if (typeof status === 'number' && status >= 500) this.logger.warn(log, 'request');
+      if ((typeof status === 'number' && status >= 500) || log['code'] === 'BITS_CLIENT_DISCONNECTED') this.logger.warn(log, 'request');
       else this.logger.info(log, 'request');
     }
   };
@@ -222,6 +224,12 @@ export class BitsServer extends EventEmitter<SessionEvents> {
    */
   private async identify(req: HttpRequest, vdir: VdirConfig, log: Record<string, unknown>): Promise<{ principal: string | null } | Ack> {
     if (!this.auth.guards(vdir)) return { principal: null };
+    const capability = await this.sessionCapability(req, vdir);
+    if (capability) {
+      log['auth'] = 'session capability';
+      if (capability.principal !== null) log['user'] = capability.principal;
+      return capability;
+    }
     const decision = await this.auth.authenticate(req, vdir);
     switch (decision.kind) {
       case 'anonymous':
@@ -244,17 +252,25 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     }
   }
 
+  /**
+   * With `auth.sessionCapability`, a BITS packet other than Create-Session that carries no
+   * credentials but names a live session of the vdir acts as that session's principal. Anything
+   * else (credentials present, unknown or expired id) goes through normal authentication.
+   */
+  private async sessionCapability(req: HttpRequest, vdir: VdirConfig): Promise<{ principal: string | null } | undefined> {
+    if (!vdir.auth?.sessionCapability || req.headers['authorization'] !== undefined) return undefined;
+    if (effectiveMethod(req) !== BITS_METHOD) return undefined;
+    if ((req.headers[Header.PacketType] ?? '').trim().toLowerCase() === 'create-session') return undefined;
+    const id = req.headers[Header.SessionId]?.trim();
+    if (!id) return undefined;
+    const record = await this.sessions.records.get(id);
+    if (!record || record.vdir !== vdir.path || this.sessions.isExpired(record)) return undefined;
+    return { principal: record.principal };
+  }
+
   /** The one place where failures become Acks. */
   private errorToAck(err: unknown, sessionId: string | undefined, log: Record<string, unknown>): Ack {
-    let error: BitsError;
-    if (isBitsError(err)) error = err;
-    else {
-      const code = (err as NodeJS.ErrnoException).code;
-      error =
-        code === 'ENOSPC' || code === 'EDQUOT'
-          ? new BitsError('BITS_DISK_FULL', 'no space left on the device', { cause: err })
-          : new BitsError('BITS_INTERNAL', (err as Error)?.message ?? String(err), { cause: err });
-    }
+    const error = isBitsError(err) ? err : storageError(err, 'request failed');
     log['code'] = error.code;
     log['reason'] = error.message;
     if (error.code === 'BITS_INTERNAL') this.logger.error({ err }, 'internal error');
@@ -313,6 +329,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
   async listen(): Promise<AddressInfo> {
     this.releaseStateDir = await acquireStateDir(this.config.stateDir);
     for (const v of this.config.vdirs) await mkdir(v.directory, { recursive: true });
+    await this.sessions.records.recover?.();
     const swept = await this.sessions.sweep();
     if (swept) this.logger.info({ swept }, 'removed expired sessions at startup');
     const t = this.config.tls;

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { isInside } from './is-inside.js';
 import { z } from 'zod';
 
 /** Seconds → the unit every duration of the configuration uses. */
@@ -19,6 +20,12 @@ const authSchema = z
     anonymous: z.boolean().default(false),
     /** Accept Basic credentials over plain HTTP (e.g. behind a TLS-terminating proxy). */
     allowInsecureBasic: z.boolean().default(false),
+    /**
+     * Session-capability mode (transfervm's dialect): packets that carry the id of a live session of
+     * this vdir, and no credentials, act as the session's principal. The session id becomes a bearer
+     * capability; Create-Session still needs credentials.
+     */
+    sessionCapability: z.boolean().default(false),
     /** Which part of a client certificate names its principal. */
     certificateName: z.enum(['cn', 'san']).default('cn'),
   })
@@ -123,10 +130,6 @@ export class ConfigError extends Error {
   }
 }
 
-function isInside(child: string, parent: string): boolean {
-  const rel = relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel) && rel.split(sep)[0] !== '..');
-}
 
 /**
  * Validates a configuration object, applies defaults, and resolves relative paths against `baseDir`.

@@ -1,5 +1,6 @@
 import { lstat, realpath } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative, sep } from 'node:path';
+import { dirname, join } from 'node:path';
+import { isInside } from './is-inside.js';
 import { BitsError } from '../protocol/errors.js';
 import type { VdirConfig } from './config.js';
 
@@ -42,10 +43,6 @@ export function decodePath(rawPath: string): string[] {
   return out;
 }
 
-function isInside(child: string, parent: string): boolean {
-  const rel = relative(parent, child);
-  return rel === '' || (!isAbsolute(rel) && rel.split(sep)[0] !== '..');
-}
 
 /**
  * The virtual directories of a server: maps request paths to vdirs (longest prefix wins, compared

@@ -1,0 +1,217 @@
+// Server defects found by adversarial testing: commits interrupted by a crash, client disconnects,
+// credentials in logs, session-capability auth, and path confinement details.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { link, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BITS_PROTOCOL_GUID } from '../src/protocol/constants.js';
+import { sessionKey } from '../src/protocol/session-id.js';
+import { ConfigError, parseConfig } from '../src/server/config.js';
+import { assertAck, assertErr } from './helpers/assert-ack.js';
+import { fragmentRequest, startServer } from './helpers/bits-server.js';
+import type { TestServer } from './helpers/bits-server.js';
+import { CLI, startCli } from './helpers/cli.js';
+import { RawConnection, bitsRequestBytes } from './helpers/raw-http.js';
+import { exchange } from './helpers/upload.js';
+
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+describe('commit after a crash part way (a resent Close-Session)', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startServer();
+  });
+  after(() => t.stop());
+
+  /** A complete session stopped at a commit crash point laid down by `crash`, then the server restarted. */
+  async function crashedAt(name: string, crash: (data: string, dest: string) => Promise<void>): Promise<string> {
+    const id = await t.createSession(`/up/${name}`);
+    assertAck(await t.request(fragmentRequest(`/up/${name}`, id, 0, Buffer.from(`content of ${name}`), `content of ${name}`.length)));
+    await t.server.close(1000);
+    const dir = join(t.stateDir, 'sessions', sessionKey(id));
+    const record = JSON.parse(await readFile(join(dir, 'record.json'), 'utf8')) as { state: string };
+    record.state = 'committing';
+    await writeFile(join(dir, 'record.json'), JSON.stringify(record));
+    await crash(join(dir, 'data.bin'), join(t.uploads, name));
+    await t.restart();
+    return id;
+  }
+
+  it('crash between link() and unlink(): the resent Close answers 200 and the file is in place once', async () => {
+    const id = await crashedAt('linked.bin', (data, dest) => link(data, dest));
+    assertAck(await t.request({ type: 'Close-Session', path: '/up/linked.bin', sessionId: id }));
+    assert.equal(await readFile(join(t.uploads, 'linked.bin'), 'utf8'), 'content of linked.bin');
+    assert.equal((await stat(join(t.uploads, 'linked.bin'))).nlink, 1, 'the session\'s link is gone');
+    await assert.rejects(stat(join(t.stateDir, 'sessions', sessionKey(id))), { code: 'ENOENT' });
+  });
+
+  it('crash after the data left the session (rename done): the resent Close answers 200', async () => {
+    const id = await crashedAt('moved.bin', (data, dest) => rename(data, dest));
+    assertAck(await t.request({ type: 'Close-Session', path: '/up/moved.bin', sessionId: id }));
+    assert.equal(await readFile(join(t.uploads, 'moved.bin'), 'utf8'), 'content of moved.bin');
+  });
+
+  it('crash before anything was placed: the resent Close commits', async () => {
+    const id = await crashedAt('pending.bin', async () => undefined);
+    assertAck(await t.request({ type: 'Close-Session', path: '/up/pending.bin', sessionId: id }));
+    assert.equal(await readFile(join(t.uploads, 'pending.bin'), 'utf8'), 'content of pending.bin');
+  });
+
+  it('another file that appeared at the destination is still a conflict (409), the upload kept', async () => {
+    const id = await crashedAt('taken.bin', (_data, dest) => writeFile(dest, 'someone else'));
+    const res = await t.request({ type: 'Close-Session', path: '/up/taken.bin', sessionId: id });
+    assertErr(res, 409, '0x80070005');
+    assert.equal(await readFile(join(t.uploads, 'taken.bin'), 'utf8'), 'someone else');
+  });
+});
+
+/** `bits serve` as a child process whose log lines (JSON) are collected. */
+async function servedWithLog(args: string[]): Promise<{ port: number; lines: () => Record<string, unknown>[]; stop: () => void }> {
+  const server = await startCli([...args, '--log-level', 'info']);
+  let text = '';
+  server.child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+  return {
+    port: server.port,
+    lines: () =>
+      text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    stop: () => server.child.kill('SIGKILL'),
+  };
+}
+
+describe('request logs', () => {
+  let base: string;
+  before(async () => {
+    base = await mkdtemp(join(tmpdir(), 'bits-log-'));
+  });
+  after(() => rm(base, { recursive: true, force: true }));
+
+  it('a client that disconnects mid-Fragment is a warning with its own code, not an internal error', async () => {
+    const s = await servedWithLog(['--root', join(base, 'u1'), '--state-dir', join(base, 's1')]);
+    try {
+      const c = await RawConnection.connect(s.port);
+      const created = await exchange(c, bitsRequestBytes({ type: 'Create-Session', path: '/gone.bin', headers: { 'BITS-Supported-Protocols': BITS_PROTOCOL_GUID } }));
+      const id = created.headers['bits-session-id']!;
+      const whole = bitsRequestBytes(fragmentRequest('/gone.bin', id, 0, Buffer.alloc(100_000, 7), 100_000));
+      await c.write(whole.subarray(0, whole.length - 50_000));
+      await sleep(200);
+      c.socket.destroy();
+      let entry: Record<string, unknown> | undefined;
+      for (let i = 0; i < 50 && !entry; i++) {
+        await sleep(100);
+        entry = s.lines().find((l) => l['msg'] === 'request' && l['packet'] === 'Fragment');
+      }
+      assert.ok(entry, 'the fragment has a request line');
+      assert.equal(entry['code'], 'BITS_CLIENT_DISCONNECTED');
+      assert.equal(entry['level'], 40, 'logged at warn');
+      assert.equal(s.lines().filter((l) => l['msg'] === 'internal error').length, 0);
+    } finally {
+      s.stop();
+    }
+  });
+
+  it('credential-like query values never reach the log; the key names do', async () => {
+    const s = await servedWithLog(['--root', join(base, 'u2'), '--state-dir', join(base, 's2')]);
+    try {
+      const c = await RawConnection.connect(s.port);
+      const path = '/f.bin?access_token=SECRET-BEARER&sig=SECRET-SIG&Password=SECRET-PW&part=7';
+      assertAck(await exchange(c, bitsRequestBytes({ type: 'Ping', path })));
+      c.close();
+      let entry: Record<string, unknown> | undefined;
+      for (let i = 0; i < 50 && !entry; i++) {
+        await sleep(100);
+        entry = s.lines().find((l) => l['msg'] === 'request');
+      }
+      assert.ok(entry);
+      assert.equal(entry['url'], '/f.bin?access_token=REDACTED&sig=REDACTED&Password=REDACTED&part=7');
+      assert.ok(!JSON.stringify(s.lines()).includes('SECRET'));
+    } finally {
+      s.stop();
+    }
+  });
+});
+
+describe('session-capability authentication (transfervm dialect)', () => {
+  let dir: string;
+  let t: TestServer;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bits-cap-'));
+    const users = join(dir, 'users.json');
+    for (const [name, pw] of [['alice', 'alice-pw'], ['mallory', 'mallory-pw']]) {
+      const r = spawnSync(process.execPath, [CLI, 'user', 'add', name!, '--users', users], { input: `${pw}\n`, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+    }
+    const auth = { schemes: ['basic' as const], users, allowInsecureBasic: true };
+    t = await startServer({
+      vdirs: [
+        { path: '/cap', directory: './cap', auth: { ...auth, sessionCapability: true } },
+        { path: '/strict', directory: './strict', auth },
+      ],
+    });
+  });
+  after(async () => {
+    await t.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const create = async (path: string, authorization?: string) => {
+    const headers: Record<string, string> = { 'BITS-Supported-Protocols': BITS_PROTOCOL_GUID };
+    if (authorization) headers['Authorization'] = authorization;
+    return t.request({ type: 'Create-Session', path, headers });
+  };
+
+  it('credentials on Create-Session only: later packets with the session id go through, as its principal', async () => {
+    const created = await create('/cap/a.bin', basic('alice', 'alice-pw'));
+    assertAck(created);
+    const id = created.headers['bits-session-id']!;
+    assertAck(await t.request(fragmentRequest('/cap/a.bin', id, 0, Buffer.from('hello'), 5)));
+    assertAck(await t.request({ type: 'Close-Session', path: '/cap/a.bin', sessionId: id }));
+    assert.equal(await readFile(join(t.root, 'cap', 'a.bin'), 'utf8'), 'hello');
+  });
+
+  it('Create-Session still needs credentials, and an unknown id is challenged', async () => {
+    assert.equal((await create('/cap/b.bin')).status, 401);
+    const res = await t.request(fragmentRequest('/cap/b.bin', '{00000000-0000-0000-0000-000000000000}', 0, Buffer.from('x'), 1));
+    assert.equal(res.status, 401);
+  });
+
+  it('the session stays bound to its principal: other credentials with the id are refused', async () => {
+    const created = await create('/cap/c.bin', basic('alice', 'alice-pw'));
+    const id = created.headers['bits-session-id']!;
+    const res = await t.request({ ...fragmentRequest('/cap/c.bin', id, 0, Buffer.from('x'), 1), headers: { Authorization: basic('mallory', 'mallory-pw'), 'Content-Range': 'bytes 0-0/1' } });
+    assertErr(res, 500, '0x8020001F');
+  });
+
+  it('off by default: without the option the same packets are challenged', async () => {
+    const created = await create('/strict/a.bin', basic('alice', 'alice-pw'));
+    const id = created.headers['bits-session-id']!;
+    assert.equal((await t.request(fragmentRequest('/strict/a.bin', id, 0, Buffer.from('hello'), 5))).status, 401);
+  });
+});
+
+describe('path confinement details', () => {
+  it('a folder named "..x" is inside: the state directory may not sit there', () => {
+    assert.throws(
+      () => parseConfig({ stateDir: '/srv/up/..x/state', vdirs: [{ path: '/', directory: '/srv/up' }] }, '/'),
+      (e: unknown) => e instanceof ConfigError && /stateDir/.test(e.message),
+    );
+    assert.doesNotThrow(() => parseConfig({ stateDir: '/srv/state', vdirs: [{ path: '/', directory: '/srv/up' }] }, '/'));
+  });
+
+  it('an upload to a "..x" folder lands inside the vdir', async () => {
+    const t = await startServer();
+    try {
+      const id = await t.createSession('/up/..x/f.bin');
+      assertAck(await t.request(fragmentRequest('/up/..x/f.bin', id, 0, Buffer.from('in'), 2)));
+      assertAck(await t.request({ type: 'Close-Session', path: '/up/..x/f.bin', sessionId: id }));
+      assert.equal(await readFile(join(t.uploads, '..x', 'f.bin'), 'utf8'), 'in');
+    } finally {
+      await t.stop();
+    }
+  });
+});
