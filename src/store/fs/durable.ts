@@ -49,6 +49,24 @@ export async function writeFileAtomic(path: string, data: string | Buffer): Prom
  * ```
  */
 export async function mkdirDurable(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await makeDir(dir);
   await syncDir(dirname(dir));
+}
+
+/**
+ * mkdir -p, one level at a time: a recursive mkdir reports a full inode table as ENOENT, which
+ * would hide disk full (D9).
+ */
+async function makeDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw err;
+    await makeDir(dirname(dir));
+    await mkdir(dir, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
+  }
 }
