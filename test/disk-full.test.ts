@@ -98,7 +98,7 @@ describe('disk full: record write and inodes (D9)', () => {
       assertAck(await t.request(fragmentRequest('/up/r.bin', id, 0, data.subarray(0, 1024 * 1024), data.length)));
       // Leave room for part of the next fragment only: the record write after it finds no space.
       const { bavail, bsize } = await statfs(m);
-      await writeFile(join(m, 'filler'), Buffer.alloc(Math.max(0, bavail * bsize - 256 * 1024)));
+      await writeFile(join(m, "filler"), Buffer.alloc(Math.max(0, bavail * bsize - 1280 * 1024)));
       const full = await t.request(fragmentRequest('/up/r.bin', id, 1024 * 1024, data.subarray(1024 * 1024), data.length));
       assertErr(full, 500, '0x80070070');
       assert.equal(full.headers['bits-received-content-range'], String(1024 * 1024), 'the offset the record durably holds');

@@ -33,6 +33,7 @@ import { matchReplyPath, sameToken } from './notification/reply-url.js';
 import type { ReplyPath } from './notification/reply-url.js';
 import { redactTarget } from './redact.js';
 import { storageError } from './storage-error.js';
+import { foreignWritable } from './tree-permissions.js';
 import { VdirTable } from './vdir-table.js';
 
 /** Options of {@link BitsServer} beyond the configuration. */
@@ -328,7 +329,12 @@ export class BitsServer extends EventEmitter<SessionEvents> {
    */
   async listen(): Promise<AddressInfo> {
     this.releaseStateDir = await acquireStateDir(this.config.stateDir);
-    for (const v of this.config.vdirs) await mkdir(v.directory, { recursive: true });
+    for (const v of this.config.vdirs) {
+      await mkdir(v.directory, { recursive: true });
+      for (const problem of await foreignWritable(v.directory)) {
+        this.logger.warn({ vdir: v.path, problem }, 'other local users can change this served folder; keep it writable by the server only');
+      }
+    }
     await this.sessions.records.recover?.();
     const swept = await this.sessions.sweep();
     if (swept) this.logger.info({ swept }, 'removed expired sessions at startup');

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { isInside } from './is-inside.js';
+import { isInside } from '../store/fs/is-inside.js';
 import { z } from 'zod';
 
 /** Seconds → the unit every duration of the configuration uses. */

@@ -1,6 +1,6 @@
 import { lstat, realpath } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { isInside } from './is-inside.js';
+import { isInside } from '../store/fs/is-inside.js';
 import { BitsError } from '../protocol/errors.js';
 import type { VdirConfig } from './config.js';
 

@@ -119,6 +119,14 @@ export class PartialWriteError extends Error {
   }
 }
 
+/** Where a commit puts an upload: a path of names below a root folder. */
+export interface UploadDestination {
+  /** The vdir's folder. */
+  readonly root: string;
+  /** Decoded names below it, the file name last (`['crash', 'dump.bin']`). */
+  readonly path: readonly string[];
+}
+
 /** Thrown by {@link ByteStore.write} when the session's upload is no longer there (deleted from outside). */
 export class UploadMissingError extends Error {
   constructor(readonly id: string) {
@@ -141,10 +149,11 @@ export interface ByteStore {
   write(id: string, offset: number, source: Readable, signal?: AbortSignal): Promise<number>;
   /**
    * Moves the upload to `destination` atomically. Without `overwrite` an existing destination makes
-   * it fail with an `EEXIST` error and leaves both files as they were. Missing parent directories
-   * are created.
+   * it fail with an `EEXIST` error and leaves both files as they were. Missing folders are created.
+   * The file never lands outside `destination.root`, whatever is swapped in the tree meanwhile. A
+   * repeated commit of an upload that an interrupted earlier commit already placed succeeds.
    */
-  commit(id: string, destination: string, options: { overwrite: boolean }): Promise<void>;
+  commit(id: string, destination: UploadDestination, options: { overwrite: boolean }): Promise<void>;
   /** Whether the upload's data is still there. */
   exists(id: string): Promise<boolean>;
   /** Reads the upload's data (for by-value notification and in-process hooks). */

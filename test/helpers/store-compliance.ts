@@ -122,7 +122,7 @@ export function storeCompliance(name: string, make: () => Promise<StoreFixture>)
       assert.equal((await again.records.get(id))?.received, 7);
       assert.equal(await again.records.countLive({ vdir: '/up', principal: 'alice' }, Date.now()), 1);
       const target = join(dest, 'reopened.bin');
-      await again.bytes.commit(id, target, { overwrite: false });
+      await again.bytes.commit(id, { root: dest, path: ['reopened.bin'] }, { overwrite: false });
       assert.equal(await readFile(target, 'utf8'), 'durable');
     });
 
@@ -154,7 +154,7 @@ export function storeCompliance(name: string, make: () => Promise<StoreFixture>)
       assert.equal(await f.bytes.write(id, 0, Readable.from([Buffer.from('hello ')])), 6);
       assert.equal(await f.bytes.write(id, 6, Readable.from([Buffer.from('wor'), Buffer.from('ld')])), 5);
       const target = join(dest, 'sub', 'dir', 'out.txt');
-      await f.bytes.commit(id, target, { overwrite: false });
+      await f.bytes.commit(id, { root: dest, path: ['sub', 'dir', 'out.txt'] }, { overwrite: false });
       assert.equal(await readFile(target, 'utf8'), 'hello world');
       assert.equal(await f.bytes.exists(id), false);
     });
@@ -165,10 +165,10 @@ export function storeCompliance(name: string, make: () => Promise<StoreFixture>)
       await f.bytes.write(id, 0, Readable.from([Buffer.from('new')]));
       const target = join(dest, 'x.txt');
       await writeFile(target, 'old');
-      await assert.rejects(f.bytes.commit(id, target, { overwrite: false }), { code: 'EEXIST' });
+      await assert.rejects(f.bytes.commit(id, { root: dest, path: ['x.txt'] }, { overwrite: false }), { code: 'EEXIST' });
       assert.equal(await readFile(target, 'utf8'), 'old');
       assert.equal(await f.bytes.exists(id), true, 'upload kept after a refused commit');
-      await f.bytes.commit(id, target, { overwrite: true });
+      await f.bytes.commit(id, { root: dest, path: ['x.txt'] }, { overwrite: true });
       assert.equal(await readFile(target, 'utf8'), 'new');
     });
 
@@ -189,7 +189,7 @@ export function storeCompliance(name: string, make: () => Promise<StoreFixture>)
       // the reported bytes are really there
       await f.bytes.write(id, 1000, Readable.from([Buffer.from('!')]));
       const target = join(dest, 'partial.bin');
-      await f.bytes.commit(id, target, { overwrite: false });
+      await f.bytes.commit(id, { root: dest, path: ['partial.bin'] }, { overwrite: false });
       const out = await readFile(target);
       assert.equal(out.length, 1001);
       assert.equal(out[999], 1);

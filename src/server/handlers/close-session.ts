@@ -2,6 +2,7 @@ import { okAck } from '../../protocol/ack.js';
 import type { Ack } from '../../protocol/ack.js';
 import { BitsError } from '../../protocol/errors.js';
 import type { CloseSessionPacket } from '../../protocol/packet.js';
+import { ConfinementError } from '../../store/fs/confined.js';
 import { notifies } from '../notification/notify.js';
 import { errnoOf, storageError } from '../storage-error.js';
 import type { PacketContext } from './context.js';
@@ -36,10 +37,15 @@ export async function closeSession(ctx: PacketContext, packet: CloseSessionPacke
       record.state = 'committing';
       await sessions.records.update(record);
       try {
-        await sessions.bytes.commit(record.id, destination, { overwrite: ctx.loc.vdir.allowOverwrites });
+        await sessions.bytes.commit(
+          record.id,
+          { root: ctx.loc.vdir.directory, path: ctx.loc.segments },
+          { overwrite: ctx.loc.vdir.allowOverwrites },
+        );
       } catch (err) {
         record.state = 'receiving';
         await sessions.records.update(record);
+        if (err instanceof ConfinementError) throw new BitsError('BITS_BAD_PATH', `${record.urlPath}: ${err.message}`);
         if (errnoOf(err) === 'EEXIST') {
           throw new BitsError('BITS_DESTINATION_EXISTS', `${record.urlPath} appeared and overwrites are off`);
         }

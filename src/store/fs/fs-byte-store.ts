@@ -1,10 +1,11 @@
 import { constants as fsc, createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, link, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { copyFile, link, lstat, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ByteStore } from '../types.js';
+import type { ByteStore, UploadDestination } from '../types.js';
+import { ConfinementError, canWalkByDescriptor, entryPath, openConfinedDir, stillInside } from './confined.js';
 import { PartialWriteError, UploadMissingError } from '../types.js';
 import { mkdirDurable, syncDir, writeFileAtomic } from './durable.js';
 import { DATA_FILE, PLACED_FILE, REPLY_FILE, sessionDir } from './layout.js';
@@ -133,21 +134,43 @@ export class FsByteStore implements ByteStore {
     return written;
   }
 
-  async commit(id: string, destination: string, options: { overwrite: boolean }): Promise<void> {
-    const data = this.dataOf(id);
-    const parent = dirname(destination);
-    await mkdir(parent, { recursive: true });
-    // A resent Close after a crash part way through an earlier commit finishes that commit.
-    if (await this.finishPlaced(id, destination)) {
+  async commit(id: string, destination: UploadDestination, options: { overwrite: boolean }): Promise<void> {
+    const name = destination.path.at(-1);
+    if (name === undefined) throw new Error('a destination needs a file name');
+    const folders = destination.path.slice(0, -1);
+    if (!canWalkByDescriptor) {
+      // No descriptor walk here: place by path, then make sure the folder did not move outside.
+      const parent = join(destination.root, ...folders);
+      await mkdir(parent, { recursive: true });
+      await this.commitIn(id, (n) => join(parent, n), name, options);
+      if (!(await stillInside(destination.root, join(parent, name)))) {
+        await unlink(join(parent, name)).catch(() => undefined);
+        throw new ConfinementError('escape', `${join(...destination.path)} was moved outside ${destination.root}`);
+      }
       await syncDir(parent);
       return;
     }
+    const dir = await openConfinedDir(destination.root, folders, { create: true });
     try {
-      await this.place(data, destination, options.overwrite);
+      await this.commitIn(id, (n) => entryPath(dir, n), name, options);
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+
+  /** Places the upload as `name` in the folder that `at` reaches (`at(n)` is the path of entry `n`). */
+  private async commitIn(id: string, at: (name: string) => string, name: string, options: { overwrite: boolean }): Promise<void> {
+    const data = this.dataOf(id);
+    const target = at(name);
+    const tmp = at(`.${name}.bits-${basename(this.dirOf(id))}.part`);
+    // A resent Close after a crash part way through an earlier commit finishes that commit.
+    if (await this.finishPlaced(id, target, tmp)) return;
+    try {
+      await this.place(data, target, options.overwrite);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
       // Different filesystems: copy next to the destination under a hidden name, then place it.
-      const tmp = this.crossDeviceTemp(id, destination);
       await copyFile(data, tmp, fsc.COPYFILE_FICLONE);
       const fh = await open(tmp, 'r+');
       try {
@@ -159,7 +182,7 @@ export class FsByteStore implements ByteStore {
         await fh.close();
       }
       try {
-        await this.place(tmp, destination, options.overwrite);
+        await this.place(tmp, target, options.overwrite);
       } catch (placeErr) {
         await rm(tmp, { force: true });
         await rm(join(this.dirOf(id), PLACED_FILE), { force: true });
@@ -167,17 +190,16 @@ export class FsByteStore implements ByteStore {
       }
       await rm(data, { force: true });
     }
-    await syncDir(parent);
   }
 
   /**
-   * Whether `destination` already is this session's upload, placed by an earlier commit that did
-   * not finish (the same inode as the data file, or as the cross-device copy named in the marker);
-   * if so, removes what that commit left behind.
+   * Whether `target` already is this session's upload, placed by an earlier commit that did not
+   * finish (the same inode as the data file, or as the cross-device copy named in the marker); if
+   * so, removes what that commit left behind.
    */
-  private async finishPlaced(id: string, destination: string): Promise<boolean> {
-    const placed = await stat(destination).catch(() => undefined);
-    if (!placed) return false;
+  private async finishPlaced(id: string, target: string, tmp: string): Promise<boolean> {
+    const placed = await lstat(target).catch(() => undefined);
+    if (!placed?.isFile()) return false;
     const data = await stat(this.dataOf(id)).catch(() => undefined);
     const marker = await readFile(join(this.dirOf(id), PLACED_FILE), 'utf8').then(
       (t) => JSON.parse(t) as { dev: number; ino: number },
@@ -185,14 +207,9 @@ export class FsByteStore implements ByteStore {
     );
     const same = (a: { dev: number; ino: number } | undefined): boolean => a !== undefined && a.dev === placed.dev && a.ino === placed.ino;
     if (!same(data) && !same(marker)) return false;
-    await rm(this.crossDeviceTemp(id, destination), { force: true });
+    await rm(tmp, { force: true });
     await rm(this.dataOf(id), { force: true });
     return true;
-  }
-
-  /** The hidden name a cross-device commit copies to, next to the destination. */
-  private crossDeviceTemp(id: string, destination: string): string {
-    return join(dirname(destination), `.${basename(destination)}.bits-${basename(this.dirOf(id))}.part`);
   }
 
   async exists(id: string): Promise<boolean> {
