@@ -54,7 +54,7 @@ export class DownloadJob extends Job<DownloadResult> {
     this.sink = await FileSink.open(this.down.file, this.down.progress.offset);
     const url = new URL(this.down.progress.url);
     this.engine = new RangedDownload(this.transport, url, this.sink, this.down.progress, {
-      signal: this.abort.signal,
+      signal: () => this.signal,
       logger: this.logger,
       progress: (done, total) => {
         if (done > this.down.progress.offset) this.markProgress();

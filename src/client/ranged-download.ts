@@ -14,7 +14,8 @@ const CONTENT_RANGE = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i;
 
 /** Callbacks of a {@link RangedDownload}. */
 export interface RangedDownloadHooks {
-  readonly signal: AbortSignal;
+  /** The signal of the next request (the job's: stop, cancel, no-progress budget). */
+  signal(): AbortSignal;
   readonly logger: Logger;
   progress(bytesDone: number, bytesTotal: number | undefined): void;
   /** The bytes held are durable: record `state`. */
@@ -135,7 +136,7 @@ export class RangedDownload {
       method: 'HEAD',
       url: this.url,
       headers: { 'Accept-Encoding': 'identity' },
-      signal: this.hooks.signal,
+      signal: this.hooks.signal(),
       label: 'HEAD',
     });
     await discardBody(res, 'HEAD', this.url);
@@ -165,14 +166,14 @@ export class RangedDownload {
       const validator = etag !== undefined && !etag.startsWith('W/') ? etag : this.state.remote?.lastModified;
       if (validator !== undefined) headers['If-Range'] = validator;
     }
-    const res = await this.transport.send({ method: 'GET', url: this.url, headers, signal: this.hooks.signal, label: 'GET' });
+    const res = await this.transport.send({ method: 'GET', url: this.url, headers, signal: this.hooks.signal(), label: 'GET' });
     if (res.status === 206) {
       const m = CONTENT_RANGE.exec(res.headers['content-range']?.trim() ?? '');
       const first = m ? Number(m[1]) : Number.NaN;
       const total = m && m[3] !== '*' ? Number(m[3]) : undefined;
       if (!ranged || first !== offset || total === undefined) {
         await discardBody(res, 'GET', this.url);
-        throw new BitsClientError('BITS_CLIENT_INVALID_RESPONSE', `206 with Content-Range "${res.headers['content-range']}" for bytes=${offset}-`, {
+        throw new BitsClientError('BITS_CLIENT_INVALID_RESPONSE', `206 with Content-Range "${res.headers['content-range']}" for ${headers['Range']}`, {
           status: 206,
           request: 'GET',
           url: this.url.href,

@@ -194,7 +194,7 @@ export class UploadJob extends Job<UploadResult> {
       url,
       headers: { [WireHeader.PacketType]: type, ...(body === undefined ? { 'Content-Length': '0' } : {}), ...headers },
       ...(body !== undefined ? { body } : {}),
-      signal: this.abort.signal,
+      signal: this.signal,
       label: type,
     });
     const ack: AckInfo & { retryAfterMs?: number } = { ...readAck(res.status, res.headers) };
@@ -396,7 +396,7 @@ export class UploadJob extends Job<UploadResult> {
       up.reply = state;
       this.logger.info({ job: this.id, replyUrl: url.href }, 'downloading the reply');
       this.replyDownload = new RangedDownload(this.transport, url, this.replySink, state, {
-        signal: this.abort.signal,
+        signal: () => this.signal,
         logger: this.logger,
         progress: (done, total) => {
           if (done > 0) this.markProgress();

@@ -1,0 +1,122 @@
+// The client against peers that behave like third-party servers met in interop testing: hung and
+// unframed answers (the no-progress limit holds during a request), servers that refuse an empty
+// Fragment, download servers that parse only closed ranges, and the misspelt 416 resync header.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { download } from '../src/client/download.js';
+import type { UploadRecord } from '../src/client/journal.js';
+import { upload } from '../src/client/upload.js';
+import { startServer } from './helpers/bits-server.js';
+import { runCli } from './helpers/cli-run.js';
+import { journaledJobs, randomFile, sha256File } from './helpers/client-files.js';
+import { startFakeBitsServer } from './helpers/fake-bits-server.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
+import {
+  startSilentPeer,
+  startUnframedAckPeer,
+} from './helpers/interop-peers.js';
+
+/** The request idle timeout is 120 s; a client that only checks between attempts stops after it. */
+const WELL_BEFORE_IDLE_TIMEOUT_MS = 30_000;
+
+describe('client interop with third-party peers', () => {
+  let dir: string;
+  let n = 0;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bits-interop-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const fresh = async (size: number) => {
+    const name = `i${n++}.bin`;
+    const file = join(dir, name);
+    const sha = await randomFile(file, size);
+    return { name, file, sha, stateDir: join(dir, `state-${name}`) };
+  };
+
+  describe('--no-progress-timeout holds while a request hangs (exit 3, resumable)', () => {
+    async function stopsAtLimit(url: (name: string) => string, extra: string[] = []): Promise<void> {
+      const f = await fresh(50_000);
+      const r = await runCli(
+        ['upload', f.file, url(f.name), '--state-dir', f.stateDir, '--retry-delay', '0.05', '--no-progress-timeout', '1', ...extra],
+        {},
+        WELL_BEFORE_IDLE_TIMEOUT_MS,
+      );
+      assert.equal(r.code, 3, `exit ${r.code} (${r.signal ?? 'no signal'}) after ${r.ms} ms: ${r.stderr}`);
+      assert.match(r.stderr, /interrupted: .*no progress for 1 s/);
+      assert.match(r.stderr, /can be resumed: bits resume [0-9a-f]{12}/);
+      const [id] = await journaledJobs(f.stateDir);
+      const record = JSON.parse(await readFile(join(f.stateDir, 'jobs', `${id}.json`), 'utf8')) as UploadRecord;
+      assert.equal(record.state, 'interrupted');
+      assert.equal(record.error?.['code'], 'BITS_CLIENT_NO_PROGRESS');
+    }
+
+    it('a peer that answers without Content-Length on a kept-alive connection', async () => {
+      const peer = await startUnframedAckPeer();
+      try {
+        await stopsAtLimit((name) => `http://127.0.0.1:${peer.port}/up/${name}`);
+        assert.ok(peer.requests.length >= 1);
+      } finally {
+        await peer.close();
+      }
+    });
+
+    it('a peer that never answers, and TLS to a plain-HTTP port', async () => {
+      const silent = await startSilentPeer();
+      const plain = await startFakeBitsServer();
+      try {
+        await stopsAtLimit((name) => `http://127.0.0.1:${silent.port}/up/${name}`);
+        await stopsAtLimit((name) => `https://127.0.0.1:${plain.port}/up/${name}`, ['--insecure']);
+        assert.equal(plain.requests.length, 0, 'the plain server never saw a request head');
+      } finally {
+        await silent.close();
+        await plain.close();
+      }
+    });
+
+    it('acknowledged bytes reset the clock: a slow upload and a slow download that keep progressing finish', async () => {
+      const t = await startServer({ vdir: { downloadEnabled: true } });
+      const proxy = await startFaultProxy({ port: t.port }, { rule: (req) => (req.packetType === 'Fragment' ? { kind: 'delay', ms: 250 } : undefined) });
+      const body = randomBytes(64 * 1024);
+      const trickle = http.createServer((req, res) => {
+        res.writeHead(200, { 'Content-Length': body.length, 'Last-Modified': new Date(0).toUTCString() });
+        if (req.method === 'HEAD') return res.end();
+        let at = 0;
+        const timer = setInterval(() => {
+          res.write(body.subarray(at, at + 4096));
+          at += 4096;
+          if (at >= body.length) {
+            clearInterval(timer);
+            res.end();
+          }
+        }, 40);
+        res.on('close', () => clearInterval(timer));
+      });
+      await new Promise<void>((resolve) => trickle.listen(0, '127.0.0.1', resolve));
+      try {
+        const f = await fresh(8 * 8192);
+        const started = Date.now();
+        await upload({ file: f.file, url: `http://127.0.0.1:${proxy.port}/up/${f.name}`, fragmentSize: 8192, stateDir: false, retryDelayMs: 10, noProgressTimeoutMs: 700 }).result;
+        assert.ok(Date.now() - started > 700, 'the upload as a whole took longer than the limit');
+        assert.equal(await sha256File(join(t.uploads, f.name)), f.sha);
+        const out = join(dir, 'trickled.bin');
+        const port = (trickle.address() as AddressInfo).port;
+        await download({ url: `http://127.0.0.1:${port}/slow.bin`, file: out, stateDir: false, retryDelayMs: 10, noProgressTimeoutMs: 300 }).result;
+        assert.deepEqual(await readFile(out), body);
+      } finally {
+        await new Promise<void>((resolve) => trickle.close(() => resolve()));
+        trickle.closeAllConnections();
+        await proxy.close();
+        await t.stop();
+      }
+    });
+  });
+});
