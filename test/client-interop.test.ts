@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -18,6 +18,7 @@ import { journaledJobs, randomFile, sha256File } from './helpers/client-files.js
 import { startFakeBitsServer } from './helpers/fake-bits-server.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import {
+  startEmptyRangeRejectingPeer,
   startSilentPeer,
   startUnframedAckPeer,
 } from './helpers/interop-peers.js';
@@ -114,6 +115,40 @@ describe('client interop with third-party peers', () => {
       } finally {
         await new Promise<void>((resolve) => trickle.close(() => resolve()));
         trickle.closeAllConnections();
+        await proxy.close();
+        await t.stop();
+      }
+    });
+  });
+
+  describe('D8: a zero-length file is Create-Session then Close-Session, no Fragment', () => {
+    it('a peer that refuses `bytes */0` takes the empty file', async () => {
+      const peer = await startEmptyRangeRejectingPeer();
+      try {
+        const f = await fresh(0);
+        const result = await upload({ file: f.file, url: `http://127.0.0.1:${peer.port}/up/${f.name}`, stateDir: false, retryDelayMs: 10 }).result;
+        assert.equal(result.bytes, 0);
+        assert.deepEqual(peer.state.log, ['ping', 'create-session', 'close-session']);
+        assert.deepEqual(peer.state.committed.get(`/up/${f.name}`), Buffer.alloc(0));
+      } finally {
+        await peer.close();
+      }
+    });
+
+    it('our own server commits an empty destination file for the same packets (D18 exception)', async () => {
+      const t = await startServer();
+      const proxy = await startFaultProxy({ port: t.port });
+      try {
+        const f = await fresh(0);
+        const progress: number[] = [];
+        const job = upload({ file: f.file, url: `http://127.0.0.1:${proxy.port}/up/${f.name}`, stateDir: f.stateDir, retryDelayMs: 10 });
+        job.on('progress', (p) => progress.push(p.bytesDone));
+        await job.result;
+        assert.deepEqual(proxy.requests.map((r) => r.packetType), ['Ping', 'Create-Session', 'Close-Session']);
+        assert.equal((await stat(join(t.uploads, f.name))).size, 0);
+        assert.deepEqual(progress.at(-1), 0);
+        assert.deepEqual(await journaledJobs(f.stateDir), []);
+      } finally {
         await proxy.close();
         await t.stop();
       }

@@ -311,6 +311,13 @@ export class UploadJob extends Job<UploadResult> {
     const up = this.up;
     const st = await stat(up.file);
     this.checkUnchanged(st.size, st.mtimeMs);
+    if (up.fileSize === 0) {
+      // D8: an empty file has no Fragment. Create-Session then Close-Session is the form every server
+      // in the wild takes (transfervm, bits4j and python-onedrive send it); `bytes */0` is refused or
+      // crashes them.
+      await this.acknowledged(0, undefined, 0);
+      return;
+    }
     const offset = up.offset;
     const length = Math.min(up.fragmentSize, up.fileSize - offset);
     const body = await this.readFragment(offset, length);

@@ -3,7 +3,11 @@
 import { randomUUID } from 'node:crypto';
 import { startFakeServer } from './fake-http-server.js';
 import type { FakeServer } from './fake-http-server.js';
+import { startFakeBitsServer } from './fake-bits-server.js';
+import type { FakeBitsState } from './fake-bits-server.js';
 
+const ACK = { 'BITS-Packet-Type': 'Ack' };
+const INVALID_ARG = { ...ACK, 'BITS-Error-Code': '0x80070057', 'BITS-Error-Context': '0x5' };
 
 /** A peer that reads every request (or TLS handshake) and never answers: a hung server. */
 export function startSilentPeer(): Promise<FakeServer> {
@@ -20,5 +24,20 @@ export function startUnframedAckPeer(): Promise<FakeServer> {
     const sid = req.headers['bits-session-id'] ?? `{${randomUUID().toUpperCase()}}`;
     const head = ['HTTP/1.1 200 OK', 'BITS-Packet-Type: Ack', `BITS-Session-Id: ${sid}`, 'Connection: keep-alive', '', ''];
     return { raw: Buffer.from(head.join('\r\n'), 'latin1'), keepOpen: true };
+  });
+}
+
+/**
+ * A BITS peer that refuses the empty Fragment of a zero-length file (`Content-Range: bytes *\/0`) with
+ * 400 + E_INVALIDARG, as every third-party server tried does (or worse, crashes); it takes
+ * Create-Session followed directly by Close-Session as an empty upload (spec D8).
+ */
+export async function startEmptyRangeRejectingPeer(): Promise<FakeServer & { state: FakeBitsState }> {
+  return startFakeBitsServer({
+    override: (req) => {
+      const type = (req.headers['bits-packet-type'] ?? '').toLowerCase();
+      const range = req.headers['content-range'] ?? '';
+      return type === 'fragment' && /\/0$/.test(range) ? { status: 400, headers: { ...INVALID_ARG } } : undefined;
+    },
   });
 }
