@@ -10,14 +10,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { download } from '../src/client/download.js';
+import type { BitsClientError } from '../src/client/errors.js';
 import type { UploadRecord } from '../src/client/journal.js';
 import { upload } from '../src/client/upload.js';
 import { startServer } from './helpers/bits-server.js';
 import { runCli } from './helpers/cli-run.js';
 import { journaledJobs, randomFile, sha256File } from './helpers/client-files.js';
 import { startFakeBitsServer } from './helpers/fake-bits-server.js';
+import type { FakeServer } from './helpers/fake-http-server.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import {
+  startClosedRangeServer,
   startEmptyRangeRejectingPeer,
   startSilentPeer,
   startUnframedAckPeer,
@@ -153,5 +156,28 @@ describe('client interop with third-party peers', () => {
         await t.stop();
       }
     });
+  });
+
+  it('download resume sends a closed range (bytes=N-(size-1)), which a closed-range-only server serves', async () => {
+    const body = randomBytes(100_000);
+    const server: FakeServer = await startClosedRangeServer(body, 30_000);
+    try {
+      const out = join(dir, 'closed.bin');
+      const job = download({ url: `http://127.0.0.1:${server.port}/files/closed.bin`, file: out, stateDir: false, retryDelayMs: 10 });
+      const errors: BitsClientError[] = [];
+      job.on('retry', (r) => errors.push(r.error));
+      await job.result;
+      assert.deepEqual(await readFile(out), body);
+      assert.equal(errors.length, 1, 'one retry, after the cut');
+      const ranges = server.requests.filter((r) => r.method === 'GET').map((r) => r.headers['range']);
+      assert.equal(ranges.length, 2);
+      assert.equal(ranges[0], undefined, 'the first GET asks for the whole file');
+      const m = /^bytes=(\d+)-(\d+)$/.exec(ranges[1] ?? '');
+      assert.ok(m, `closed range: ${ranges[1]}`);
+      assert.ok(Number(m[1]) > 0 && Number(m[1]) <= 30_000);
+      assert.equal(Number(m[2]), body.length - 1);
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -59,7 +59,7 @@ function contentLength(res: ClientResponse): number | undefined {
 
 /**
  * A BITS-style resumable download of one URL into a sink (spec §11): a HEAD for the size and
- * validators, then GETs with `Range: bytes=<offset>-` and `If-Range`; a remote file whose size,
+ * validators, then GETs with `Range: bytes=<offset>-<size-1>` and `If-Range`; a remote file whose size,
  * `ETag` or `Last-Modified` changed is downloaded again from the start; a server that ignores
  * `Range` (200 to a ranged GET) is handled by skipping the bytes already held. Each `step()` makes one
  * request; errors are thrown for the job's retry loop.
@@ -161,7 +161,9 @@ export class RangedDownload {
     const headers: Record<string, string> = { 'Accept-Encoding': 'identity' };
     const ranged = offset > 0 && this.state.rangeSupported !== false;
     if (ranged) {
-      headers['Range'] = `bytes=${offset}-`;
+      // A closed range, as Windows sends it: some servers parse only `bytes=first-last` (400 otherwise).
+      const size = this.state.remote?.size;
+      headers['Range'] = size === undefined ? `bytes=${offset}-` : `bytes=${offset}-${size - 1}`;
       const etag = this.state.remote?.etag;
       const validator = etag !== undefined && !etag.startsWith('W/') ? etag : this.state.remote?.lastModified;
       if (validator !== undefined) headers['If-Range'] = validator;

@@ -2,7 +2,7 @@
 // the behaviour observed (not from their code): what they accept, what they refuse, how they answer.
 import { randomUUID } from 'node:crypto';
 import { startFakeServer } from './fake-http-server.js';
-import type { FakeServer } from './fake-http-server.js';
+import type { FakeReply, FakeServer } from './fake-http-server.js';
 import { startFakeBitsServer } from './fake-bits-server.js';
 import type { FakeBitsState } from './fake-bits-server.js';
 
@@ -39,5 +39,29 @@ export async function startEmptyRangeRejectingPeer(): Promise<FakeServer & { sta
       const range = req.headers['content-range'] ?? '';
       return type === 'fragment' && /\/0$/.test(range) ? { status: 400, headers: { ...INVALID_ARG } } : undefined;
     },
+  });
+}
+
+/**
+ * A download server that understands only closed ranges (`Range: bytes=a-b`, as Windows sends them):
+ * an open range (`bytes=a-`) gets 400. HEAD and GET carry `Content-Length`, `ETag` and
+ * `Last-Modified`; the first GET is cut after `cutFirstGetAfter` body bytes.
+ */
+export function startClosedRangeServer(body: Buffer, cutFirstGetAfter: number): Promise<FakeServer> {
+  const validators = { ETag: '"v1"', 'Last-Modified': new Date(Date.now() - 60_000).toUTCString(), 'Accept-Ranges': 'bytes' };
+  let gets = 0;
+  return startFakeServer((req): FakeReply => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return { status: 405 };
+    const range = req.headers['range'];
+    if (range === undefined) {
+      const cut = req.method === 'GET' && gets++ === 0 ? { cutAfter: cutFirstGetAfter } : {};
+      return { status: 200, headers: validators, body, ...cut };
+    }
+    const m = /^bytes=(\d+)-(\d+)$/.exec(range);
+    if (!m) return { status: 400, body: 'bad range' };
+    const first = Number(m[1]);
+    const last = Math.min(Number(m[2]), body.length - 1);
+    if (first > last) return { status: 416, headers: { 'Content-Range': `bytes */${body.length}` } };
+    return { status: 206, headers: { ...validators, 'Content-Range': `bytes ${first}-${last}/${body.length}` }, body: body.subarray(first, last + 1) };
   });
 }
