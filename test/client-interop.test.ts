@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -22,6 +22,7 @@ import { startFaultProxy } from './helpers/fault-proxy.js';
 import {
   startClosedRangeServer,
   startEmptyRangeRejectingPeer,
+  startMisspeltRangePeer,
   startSilentPeer,
   startUnframedAckPeer,
 } from './helpers/interop-peers.js';
@@ -178,6 +179,26 @@ describe('client interop with third-party peers', () => {
       assert.equal(Number(m[2]), body.length - 1);
     } finally {
       await server.close();
+    }
+  });
+
+  it('416 with the misspelt BITS-Recieved-Content-Range (gobits/bitsrv) resyncs instead of failing', async () => {
+    const peer = await startMisspeltRangePeer(1);
+    try {
+      const f = await fresh(5 * 8192 + 17);
+      const job = upload({ file: f.file, url: `http://127.0.0.1:${peer.port}/up/${f.name}`, fragmentSize: 8192, stateDir: false, retryDelayMs: 10 });
+      let retries = 0;
+      job.on('retry', () => retries++);
+      await job.result;
+      assert.equal(retries, 1, 'the lost Ack');
+      assert.ok(peer.state.fragments.includes('416 bytes 8192-16383/40977'), peer.state.fragments.join(', '));
+      assert.equal(peer.state.fragments.filter((x) => x.startsWith('416')).length, 1);
+      const committed = peer.state.committed.get(`/up/${f.name}`);
+      assert.ok(committed);
+      await writeFile(join(dir, 'committed.bin'), committed);
+      assert.equal(await sha256File(join(dir, 'committed.bin')), f.sha);
+    } finally {
+      await peer.close();
     }
   });
 });

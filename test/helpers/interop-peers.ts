@@ -65,3 +65,62 @@ export function startClosedRangeServer(body: Buffer, cutFirstGetAfter: number): 
     return { status: 206, headers: { ...validators, 'Content-Range': `bytes ${first}-${last}/${body.length}` }, body: body.subarray(first, last + 1) };
   });
 }
+
+/** What {@link startMisspeltRangePeer} holds. */
+export interface MisspeltPeerState {
+  /** Committed uploads by path. */
+  readonly committed: Map<string, Buffer>;
+  /** `<status> <Content-Range>` of every Fragment answered. */
+  readonly fragments: string[];
+}
+
+/**
+ * A BITS peer in the gobits/bitsrv dialect: a Fragment that is already on disk (a retransmission) or
+ * that would leave a gap is answered 416 with the misspelt `BITS-Recieved-Content-Range: <size>` and
+ * `BITS-Error-Code: 0`; a good one 200 with `BITS-Received-Content-Range`. The Fragment numbered
+ * `loseAckOf` (0-based) is written, then its connection dropped before the Ack, so the client resends it.
+ */
+export async function startMisspeltRangePeer(loseAckOf: number): Promise<FakeServer & { state: MisspeltPeerState }> {
+  const state: MisspeltPeerState = { committed: new Map(), fragments: [] };
+  const sessions = new Map<string, { path: string; data: Buffer }>();
+  let fragment = 0;
+  const server = await startFakeServer((req): FakeReply => {
+    const type = (req.headers['bits-packet-type'] ?? '').toLowerCase();
+    const sid = req.headers['bits-session-id'] ?? '';
+    const s = sessions.get(sid);
+    const error = (status: number, extra: Record<string, string | number> = {}): FakeReply => ({
+      status,
+      headers: { ...ACK, 'BITS-Session-Id': sid, 'BITS-Error-Code': '0', 'BITS-Error-Context': '0x5', ...extra },
+    });
+    switch (type) {
+      case 'ping':
+        return { status: 200, headers: ACK };
+      case 'create-session': {
+        const id = `{${randomUUID().toUpperCase()}}`;
+        sessions.set(id, { path: req.path, data: Buffer.alloc(0) });
+        return { status: 200, headers: { ...ACK, 'BITS-Protocol': '{7df0354d-249b-430f-820d-3d2a9bef4931}', 'BITS-Session-Id': id } };
+      }
+      case 'fragment': {
+        if (!s) return error(400);
+        const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(req.headers['content-range'] ?? '');
+        if (!m) return error(400);
+        const [first, last, size] = [Number(m[1]), Number(m[2]), s.data.length];
+        if (last < size || first > size) {
+          state.fragments.push(`416 ${req.headers['content-range']}`);
+          return error(416, { 'BITS-Recieved-Content-Range': size });
+        }
+        s.data = Buffer.concat([s.data, req.body.subarray(size - first)]);
+        state.fragments.push(`200 ${req.headers['content-range']}`);
+        if (fragment++ === loseAckOf) return 'close';
+        return { status: 200, headers: { ...ACK, 'BITS-Session-Id': sid, 'BITS-Received-Content-Range': s.data.length } };
+      }
+      case 'close-session':
+        if (!s) return error(400);
+        sessions.delete(sid);
+        state.committed.set(s.path, s.data);
+        return { status: 200, headers: { ...ACK, 'BITS-Session-Id': sid } };
+    }
+    return error(400);
+  });
+  return Object.assign(server, { state });
+}
