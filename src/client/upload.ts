@@ -28,7 +28,7 @@ export interface UploadOptions extends ClientOptions {
   file: string;
   /** The destination URL (user information in it is used for Basic authentication). */
   url: string | URL;
-  /** Bytes per Fragment; shrunk on 413 (never below 5 KiB). Default 8 MiB. */
+  /** Bytes per Fragment, at least 5 KiB; shrunk on 413 (never below 5 KiB). Default 8 MiB. */
   fragmentSize?: number | undefined;
   /** Where an upload-reply's reply is saved; without it the reply is returned in memory (≤ 1 MiB). */
   replyFile?: string | undefined;
@@ -522,7 +522,10 @@ export function upload(options: UploadOptions): UploadJob {
   const url = new URL(options.url);
   const timing = resolveTiming(options);
   const fragmentSize = options.fragmentSize ?? DEFAULT_FRAGMENT_SIZE;
-  if (!Number.isSafeInteger(fragmentSize) || fragmentSize < 1) throw new RangeError('fragmentSize must be an integer >= 1');
+  // 5 KiB is the floor Windows keeps to (spec §7.4); 413 never shrinks fragments below it either.
+  if (!Number.isSafeInteger(fragmentSize) || fragmentSize < MIN_FRAGMENT_SIZE) {
+    throw new RangeError(`fragmentSize must be an integer >= ${MIN_FRAGMENT_SIZE} (5 KiB)`);
+  }
   const now = Date.now();
   const record: UploadRecord = {
     version: 1,
