@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import { describeClientError, isBitsClientError } from '../client/errors.js';
-import { cancelJob, listJobs, resumeJob, UnknownJobError } from '../client/jobs.js';
+import { cancelJob, listJobs, PasswordNeededError, resumeJob, UnknownJobError } from '../client/jobs.js';
 import type { JobSummary } from '../client/jobs.js';
 import { defaultStateDir, Journal } from '../client/journal.js';
 import { effectiveState } from '../client/jobs.js';
 import type { UploadResult } from '../client/upload.js';
 import type { DownloadResult } from '../client/download.js';
 import type { JobHandle } from '../client/job.js';
-import { cliLogger, ExitCode, printError, runAction, runJob, secondsFlag, UsageError } from './client-flags.js';
+import { cliLogger, envPassword, ExitCode, PASSWORD_ENV, printError, runAction, runJob, secondsFlag, UsageError } from './client-flags.js';
 import { formatBytes, outputMode, ProgressReporter } from './progress.js';
 import { printUploadResult } from './upload.js';
 
@@ -56,14 +56,15 @@ async function resumeAction(id: string | undefined, flags: ResumeFlags): Promise
   for (const jobId of ids) {
     let job;
     try {
-      job = await resumeJob(jobId, { stateDir, retryDelayMs, logger: cliLogger() });
+      job = await resumeJob(jobId, { stateDir, retryDelayMs, password: envPassword(), logger: cliLogger() });
     } catch (err) {
-      if (err instanceof UnknownJobError) {
-        if (id !== undefined) throw new UsageError(err.message);
-        printError('resume', err.message);
-        continue;
-      }
-      throw err;
+      if (!(err instanceof UnknownJobError || err instanceof PasswordNeededError)) throw err;
+      const message = err instanceof PasswordNeededError ? passwordHint(err) : err.message;
+      if (id !== undefined) throw new UsageError(message);
+      printError('resume', message);
+      // The job waits for its password: say so in the exit code, unless something worse happened.
+      if (err instanceof PasswordNeededError && worst === ExitCode.Done) worst = ExitCode.Usage;
+      continue;
     }
     const reporter = new ProgressReporter(outputMode(flags, process.stdout), process.stdout, 'resume');
     reporter.info(`resume ${job.id}`);
@@ -83,9 +84,14 @@ async function resumeAction(id: string | undefined, flags: ResumeFlags): Promise
   return worst;
 }
 
+/** How to give the password of a job again. */
+function passwordHint(err: PasswordNeededError): string {
+  return `${err.message}: set ${PASSWORD_ENV} to it, e.g. ${PASSWORD_ENV}=<password> bits resume ${err.jobId}`;
+}
+
 async function cancelAction(id: string, flags: { stateDir?: string }): Promise<number> {
   try {
-    const summary = await cancelJob(id, { stateDir: flags.stateDir ?? defaultStateDir(), logger: cliLogger() });
+    const summary = await cancelJob(id, { stateDir: flags.stateDir ?? defaultStateDir(), password: envPassword(), logger: cliLogger() });
     process.stdout.write(`cancelled ${summary.id} (${summary.type} ${summary.url})\n`);
     return ExitCode.Done;
   } catch (err) {
@@ -114,7 +120,7 @@ export function registerJobs(program: Command): void {
     .action((flags: { stateDir?: string }) => runAction('jobs', () => jobsAction(flags)));
   program
     .command('resume')
-    .description('resume a job, or every interrupted job when no id is given')
+    .description(`resume a job, or every interrupted job when no id is given (a job that signs in takes its password from ${PASSWORD_ENV})`)
     .argument('[job-id]', 'job id (or a unique prefix)')
     .option('--state-dir <dir>', `where jobs are journaled (default ${defaultStateDir()})`)
     .option('--retry-delay <seconds>', 'wait before the first retry; later ones back off exponentially (default 5)')

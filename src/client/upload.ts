@@ -9,7 +9,7 @@ import { formatContentRange } from '../protocol/content-range.js';
 import { hostIdUrl } from '../protocol/host-id.js';
 import { HResult } from '../protocol/hresult.js';
 import { resolveReplyUrl } from '../protocol/reply-url.js';
-import { connectionOf, jobContext } from './context.js';
+import { connectionOf, credentialsOf, jobContext } from './context.js';
 import type { JobContext } from './context.js';
 import { FileSink, MemorySink } from './download-sink.js';
 import type { DownloadSink } from './download-sink.js';
@@ -20,13 +20,14 @@ import type { UploadRecord } from './journal.js';
 import { DEFAULT_FRAGMENT_SIZE, MAX_MEMORY_REPLY, MIN_FRAGMENT_SIZE, resolveTiming } from './options.js';
 import type { ClientOptions } from './options.js';
 import { RangedDownload } from './ranged-download.js';
+import { withoutUserinfo } from './transport.js';
 import { ackError, retryAfterMs } from './server-error.js';
 
 /** Options of {@link upload}. */
 export interface UploadOptions extends ClientOptions {
   /** The local file to upload. */
   file: string;
-  /** The destination URL (user information in it is used for Basic authentication). */
+  /** The destination URL (user information in it is used for Basic authentication; the journal keeps only the user name). */
   url: string | URL;
   /** Bytes per Fragment, at least 5 KiB; shrunk on 413 (never below 5 KiB). Default 8 MiB. */
   fragmentSize?: number | undefined;
@@ -532,9 +533,10 @@ export function upload(options: UploadOptions): UploadJob {
     id: newJobId(),
     type: 'upload',
     state: 'running',
-    url: url.href,
+    // Without user information: the password never reaches the journal.
+    url: withoutUserinfo(url).href,
     file: resolve(options.file),
-    connection: connectionOf(options, timing),
+    connection: connectionOf(options, timing, url),
     createdAt: now,
     updatedAt: now,
     fragmentSize,
@@ -544,5 +546,5 @@ export function upload(options: UploadOptions): UploadJob {
     offset: 0,
     uploaded: false,
   };
-  return new UploadJob(record, jobContext(record.connection, options, url)).start(true);
+  return new UploadJob(record, jobContext(record.connection, options, new URL(record.url), credentialsOf(options, url)?.password)).start(true);
 }
