@@ -1,7 +1,7 @@
 // What the client journal keeps, and what the job commands do with it: never a password (resume asks
-// for it again), fragment sizes Windows would send.
+// for it again), failed jobs pruned, fragment sizes Windows would send.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -11,6 +11,7 @@ import { upload } from '../src/client/upload.js';
 import { runCli } from './helpers/cli-run.js';
 import { journaledJobs, randomFile } from './helpers/client-files.js';
 import { startFakeBitsServer } from './helpers/fake-bits-server.js';
+import { startFakeServer } from './helpers/fake-http-server.js';
 
 const USER = 'bob';
 const PASSWORD = 'S3cret-Pw@42';
@@ -128,5 +129,43 @@ describe('the client journal and the job commands', () => {
       await (await resumeJob(job.id, { stateDir: f.stateDir, retryDelayMs: 20, password: PASSWORD })).result;
       assert.deepEqual(server.state.committed.get(`/up/${f.name}`), f.data);
     });
+  });
+
+  it('bits jobs --prune cancels the jobs that failed fatally and keeps the interrupted ones', async () => {
+    const denied = await startFakeBitsServer({
+      override: (req) =>
+        req.headers['bits-packet-type'] === 'Fragment'
+          ? { status: 403, headers: { 'BITS-Packet-Type': 'Ack', 'BITS-Error-Code': '0x80070005', 'BITS-Error-Context': '0x5' } }
+          : undefined,
+    });
+    const missing = await startFakeServer(() => ({ status: 404 }));
+    const stuck = await startFakeBitsServer({ override: (req) => (req.headers['bits-packet-type'] === 'Fragment' ? { status: 503, headers: {} } : undefined) });
+    try {
+      const f = await fresh(10_000);
+      const stateDir = f.stateDir;
+      const fatal = await runCli(['upload', f.file, `http://127.0.0.1:${denied.port}/up/${f.name}`, '--state-dir', stateDir, '--retry-delay', '0.05']);
+      assert.equal(fatal.code, 1, fatal.stderr);
+      const part = join(dir, 'missing.bin');
+      const gone = await runCli(['download', `http://127.0.0.1:${missing.port}/missing.bin`, part, '--state-dir', stateDir, '--retry-delay', '0.05']);
+      assert.equal(gone.code, 1, gone.stderr);
+      await stat(`${part}.bits-part`);
+      const waiting = await runCli(['upload', f.file, `http://127.0.0.1:${stuck.port}/up/${f.name}`, '--state-dir', stateDir, '--retry-delay', '0.05', '--no-progress-timeout', '0.3']);
+      assert.equal(waiting.code, 3, waiting.stderr);
+      const interruptedId = /bits resume ([0-9a-f]{12})/.exec(waiting.stderr)![1]!;
+      assert.equal((await journaledJobs(stateDir)).length, 3);
+
+      const r = await runCli(['jobs', '--prune', '--state-dir', stateDir]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^pruned [0-9a-f]{12} \(upload http:\/\/127\.0\.0\.1:\d+\/up\/j\d+\.bin\): access denied$/m);
+      assert.match(r.stdout, /^pruned [0-9a-f]{12} \(download http:\/\/127\.0\.0\.1:\d+\/missing\.bin\): .*404$/m);
+      assert.match(r.stdout, new RegExp(`^${interruptedId}  upload  interrupted  `, 'm'), 'the remaining jobs are listed');
+      assert.deepEqual(await journaledJobs(stateDir), [interruptedId]);
+      assert.equal(denied.state.log.at(-1), 'cancel-session', 'the failed upload session is cancelled on the server');
+      await assert.rejects(stat(`${part}.bits-part`), { code: 'ENOENT' });
+    } finally {
+      await denied.close();
+      await missing.close();
+      await stuck.close();
+    }
   });
 });

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { describeClientError, isBitsClientError } from '../client/errors.js';
-import { cancelJob, listJobs, PasswordNeededError, resumeJob, UnknownJobError } from '../client/jobs.js';
+import { cancelJob, listJobs, PasswordNeededError, pruneJobs, resumeJob, UnknownJobError } from '../client/jobs.js';
 import type { JobSummary } from '../client/jobs.js';
 import { defaultStateDir, Journal } from '../client/journal.js';
 import { effectiveState } from '../client/jobs.js';
@@ -21,8 +21,19 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
 
-async function jobsAction(flags: { stateDir?: string }): Promise<number> {
-  const jobs = await listJobs(flags.stateDir ?? defaultStateDir());
+interface JobsFlags {
+  stateDir?: string;
+  prune?: boolean;
+}
+
+async function jobsAction(flags: JobsFlags): Promise<number> {
+  const stateDir = flags.stateDir ?? defaultStateDir();
+  if (flags.prune) {
+    for (const j of await pruneJobs({ stateDir, password: envPassword(), logger: cliLogger() })) {
+      process.stdout.write(`pruned ${j.id} (${j.type} ${j.url})${j.error ? `: ${j.error}` : ''}\n`);
+    }
+  }
+  const jobs = await listJobs(stateDir);
   if (jobs.length === 0) {
     process.stdout.write('no jobs\n');
     return ExitCode.Done;
@@ -117,7 +128,8 @@ export function registerJobs(program: Command): void {
     .command('jobs')
     .description('list upload and download jobs in the state directory')
     .option('--state-dir <dir>', `where jobs are journaled (default ${defaultStateDir()})`)
-    .action((flags: { stateDir?: string }) => runAction('jobs', () => jobsAction(flags)));
+    .option('--prune', 'first cancel every job that failed fatally (Cancel-Session, partial files and journal entry removed)')
+    .action((flags: JobsFlags) => runAction('jobs', () => jobsAction(flags)));
   program
     .command('resume')
     .description(`resume a job, or every interrupted job when no id is given (a job that signs in takes its password from ${PASSWORD_ENV})`)

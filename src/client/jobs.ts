@@ -22,7 +22,7 @@ export interface JobSummary {
   readonly error: string | undefined;
 }
 
-/** Options of {@link resumeJob} and {@link cancelJob}. */
+/** Options of {@link resumeJob}, {@link cancelJob} and {@link pruneJobs}. */
 export interface JobControlOptions {
   /** Journal directory; default: per user. */
   stateDir?: string | undefined;
@@ -182,3 +182,21 @@ export async function cancelJob(id: string, o: JobControlOptions = {}): Promise<
   return summary;
 }
 
+/**
+ * Cancels every job that failed fatally (state `error`), as {@link cancelJob} does: such a job never
+ * goes on by itself, and its server session would otherwise wait for its timeout. Interrupted and
+ * running jobs stay.
+ *
+ * @example
+ * ```ts
+ * for (const j of await pruneJobs({ stateDir: '/tmp/state' })) console.log('pruned', j.id, j.error);
+ * ```
+ */
+export async function pruneJobs(o: JobControlOptions = {}): Promise<JobSummary[]> {
+  const journal = new Journal(o.stateDir ?? defaultStateDir());
+  const pruned: JobSummary[] = [];
+  for (const record of await journal.list()) {
+    if (effectiveState(record) === 'error') pruned.push(await cancelJob(record.id, o));
+  }
+  return pruned;
+}
