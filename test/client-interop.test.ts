@@ -87,6 +87,17 @@ describe('client interop with third-party peers', () => {
       }
     });
 
+    it('a limit longer than a Node timer holds (30 days) does not cut the first request', async () => {
+      const peer = await startFakeBitsServer();
+      try {
+        const f = await fresh(20_000);
+        const result = await upload({ file: f.file, url: `http://127.0.0.1:${peer.port}/up/${f.name}`, stateDir: false, noProgressTimeoutMs: 30 * 86_400_000 }).result;
+        assert.equal(result.bytes, 20_000);
+      } finally {
+        await peer.close();
+      }
+    });
+
     it('acknowledged bytes reset the clock: a slow upload and a slow download that keep progressing finish', async () => {
       const t = await startServer({ vdir: { downloadEnabled: true } });
       const proxy = await startFaultProxy({ port: t.port }, { rule: (req) => (req.packetType === 'Fragment' ? { kind: 'delay', ms: 250 } : undefined) });

@@ -7,6 +7,9 @@ import { backoffDelay } from './retry-policy.js';
 import type { ResolvedTiming } from './options.js';
 import type { Transport } from './transport.js';
 
+/** The longest delay a Node timer holds. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** What a job is doing. */
 export type JobPhase =
   | 'ping'
@@ -217,6 +220,11 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
   private armTimer(budget: AbortController): void {
     clearTimeout(this.budgetTimer);
     const left = this.lastProgressAt + this.timing.noProgressTimeoutMs - Date.now();
+    // Node fires a timer of more than 2^31-1 ms (~24.8 days) after 1 ms: wait in steps instead.
+    if (left > MAX_TIMER_MS) {
+      this.budgetTimer = setTimeout(() => this.armTimer(budget), MAX_TIMER_MS);
+      return;
+    }
     this.budgetTimer = setTimeout(() => budget.abort(this.noProgress()), Math.max(0, left));
   }
 
