@@ -32,6 +32,7 @@ describe('client dialects', () => {
     assert.equal(readAck(416, { 'bits-error-code': '0', 'bits-received-content-range': '100' }).errorCode, undefined);
     assert.equal(readAck(201, { 'bits-session-id': '12345' }).ok, true);
     assert.equal(readAck(200, { 'bits-received-content-range': 'garbage' }).receivedContentRange, undefined);
+    assert.equal(readAck(416, { 'bits-recieved-content-range': '100' }).receivedContentRange, 100, 'gobits/bitsrv spelling');
     assert.equal(readAck(200, { 'bits-host-id-fallback-timeout': '10' }).hostIdFallbackTimeout, undefined, 'only with a Host-Id');
     assert.equal(hostIdUrl(new URL('http://farm:8080/up/a'), 'node1').href, 'http://node1:8080/up/a');
     assert.equal(hostIdUrl(new URL('http://farm:8080/up/a'), '10.1.2.3:99').href, 'http://10.1.2.3:99/up/a');

@@ -100,7 +100,7 @@ describe('upload-reply', () => {
       const gets = server.requests.filter((r) => r.method === 'GET');
       assert.equal(gets.length, 2);
       assert.equal(gets[0]!.headers['range'], undefined, 'the first GET asks for the whole file');
-      assert.equal(gets[1]!.headers['range'], `bytes=${70_000}-`);
+      assert.equal(gets[1]!.headers['range'], `bytes=${70_000}-${200_000 - 1}`);
       assert.equal(gets[1]!.headers['if-range'], '"reply-1"');
       assert.equal(gets[1]!.headers['accept-encoding'], 'identity');
       assert.ok(replyProgress.includes(70_000));

@@ -38,6 +38,22 @@ export interface TransferFlags {
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
+/** The environment variable a password may come from (the journal never keeps one). */
+export const PASSWORD_ENV = 'BITS_PASSWORD';
+
+/**
+ * The password in `BITS_PASSWORD`, if set: for `--user <name>`, and for resuming or cancelling a job
+ * that signs in (the journal keeps only the user name).
+ *
+ * @example
+ * ```ts
+ * resumeJob(id, { password: envPassword() });
+ * ```
+ */
+export function envPassword(): string | undefined {
+  return process.env[PASSWORD_ENV];
+}
+
 /**
  * Adds the authentication, TLS, journal, retry and output flags to a transfer command.
  *
@@ -48,7 +64,7 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
  */
 export function addTransferFlags(cmd: Command): Command {
   return cmd
-    .option('--user <user:password>', 'Basic authentication (default: user information in the URL)')
+    .option('--user <user[:password]>', `Basic authentication (default: user information in the URL); without ":password" the password comes from ${PASSWORD_ENV}`)
     .option('--header <header>', 'extra request header "Name: value" (repeatable)', collect, [])
     .option('--ca <file>', 'PEM file of the CA(s) to trust for HTTPS')
     .option('--insecure', 'do not check the HTTPS certificate')
@@ -126,7 +142,12 @@ export function transferOptions(flags: TransferFlags): ClientOptions {
   } catch (err) {
     throw new UsageError(`--header: ${(err as Error).message}`);
   }
-  if (flags.user !== undefined && !flags.user.includes(':')) throw new UsageError('--user must be "user:password"');
+  let user = flags.user;
+  if (user !== undefined && !user.includes(':')) {
+    const password = envPassword();
+    if (password === undefined) throw new UsageError(`--user must be "user:password", or "user" with the password in ${PASSWORD_ENV}`);
+    user = `${user}:${password}`;
+  }
   let ca: string | undefined;
   if (flags.ca !== undefined) {
     try {
@@ -152,7 +173,7 @@ export function transferOptions(flags: TransferFlags): ClientOptions {
   const key = pem('--key', flags.key, /-----BEGIN [A-Z ]*PRIVATE KEY-----/);
   const noProgress = typeof flags.progressTimeout === 'string' ? secondsFlag('--no-progress-timeout', flags.progressTimeout) : undefined;
   return {
-    user: flags.user,
+    user,
     headers: Object.keys(headers).length ? headers : undefined,
     ca,
     insecure: flags.insecure,

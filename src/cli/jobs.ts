@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import { describeClientError, isBitsClientError } from '../client/errors.js';
-import { cancelJob, listJobs, resumeJob, UnknownJobError } from '../client/jobs.js';
+import { cancelJob, listJobs, PasswordNeededError, pruneJobs, resumeJob, UnknownJobError } from '../client/jobs.js';
 import type { JobSummary } from '../client/jobs.js';
 import { defaultStateDir, Journal } from '../client/journal.js';
 import { effectiveState } from '../client/jobs.js';
 import type { UploadResult } from '../client/upload.js';
 import type { DownloadResult } from '../client/download.js';
 import type { JobHandle } from '../client/job.js';
-import { cliLogger, ExitCode, printError, runAction, runJob, secondsFlag, UsageError } from './client-flags.js';
+import { cliLogger, envPassword, ExitCode, PASSWORD_ENV, printError, runAction, runJob, secondsFlag, UsageError } from './client-flags.js';
 import { formatBytes, outputMode, ProgressReporter } from './progress.js';
 import { printUploadResult } from './upload.js';
 
@@ -21,8 +21,19 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
 
-async function jobsAction(flags: { stateDir?: string }): Promise<number> {
-  const jobs = await listJobs(flags.stateDir ?? defaultStateDir());
+interface JobsFlags {
+  stateDir?: string;
+  prune?: boolean;
+}
+
+async function jobsAction(flags: JobsFlags): Promise<number> {
+  const stateDir = flags.stateDir ?? defaultStateDir();
+  if (flags.prune) {
+    for (const j of await pruneJobs({ stateDir, password: envPassword(), logger: cliLogger() })) {
+      process.stdout.write(`pruned ${j.id} (${j.type} ${j.url})${j.error ? `: ${j.error}` : ''}\n`);
+    }
+  }
+  const jobs = await listJobs(stateDir);
   if (jobs.length === 0) {
     process.stdout.write('no jobs\n');
     return ExitCode.Done;
@@ -56,14 +67,15 @@ async function resumeAction(id: string | undefined, flags: ResumeFlags): Promise
   for (const jobId of ids) {
     let job;
     try {
-      job = await resumeJob(jobId, { stateDir, retryDelayMs, logger: cliLogger() });
+      job = await resumeJob(jobId, { stateDir, retryDelayMs, password: envPassword(), logger: cliLogger() });
     } catch (err) {
-      if (err instanceof UnknownJobError) {
-        if (id !== undefined) throw new UsageError(err.message);
-        printError('resume', err.message);
-        continue;
-      }
-      throw err;
+      if (!(err instanceof UnknownJobError || err instanceof PasswordNeededError)) throw err;
+      const message = err instanceof PasswordNeededError ? passwordHint(err) : err.message;
+      if (id !== undefined) throw new UsageError(message);
+      printError('resume', message);
+      // The job waits for its password: say so in the exit code, unless something worse happened.
+      if (err instanceof PasswordNeededError && worst === ExitCode.Done) worst = ExitCode.Usage;
+      continue;
     }
     const reporter = new ProgressReporter(outputMode(flags, process.stdout), process.stdout, 'resume');
     reporter.info(`resume ${job.id}`);
@@ -83,9 +95,14 @@ async function resumeAction(id: string | undefined, flags: ResumeFlags): Promise
   return worst;
 }
 
+/** How to give the password of a job again. */
+function passwordHint(err: PasswordNeededError): string {
+  return `${err.message}: set ${PASSWORD_ENV} to it, e.g. ${PASSWORD_ENV}=<password> bits resume ${err.jobId}`;
+}
+
 async function cancelAction(id: string, flags: { stateDir?: string }): Promise<number> {
   try {
-    const summary = await cancelJob(id, { stateDir: flags.stateDir ?? defaultStateDir(), logger: cliLogger() });
+    const summary = await cancelJob(id, { stateDir: flags.stateDir ?? defaultStateDir(), password: envPassword(), logger: cliLogger() });
     process.stdout.write(`cancelled ${summary.id} (${summary.type} ${summary.url})\n`);
     return ExitCode.Done;
   } catch (err) {
@@ -111,10 +128,11 @@ export function registerJobs(program: Command): void {
     .command('jobs')
     .description('list upload and download jobs in the state directory')
     .option('--state-dir <dir>', `where jobs are journaled (default ${defaultStateDir()})`)
-    .action((flags: { stateDir?: string }) => runAction('jobs', () => jobsAction(flags)));
+    .option('--prune', 'first cancel every job that failed fatally (Cancel-Session, partial files and journal entry removed)')
+    .action((flags: JobsFlags) => runAction('jobs', () => jobsAction(flags)));
   program
     .command('resume')
-    .description('resume a job, or every interrupted job when no id is given')
+    .description(`resume a job, or every interrupted job when no id is given (a job that signs in takes its password from ${PASSWORD_ENV})`)
     .argument('[job-id]', 'job id (or a unique prefix)')
     .option('--state-dir <dir>', `where jobs are journaled (default ${defaultStateDir()})`)
     .option('--retry-delay <seconds>', 'wait before the first retry; later ones back off exponentially (default 5)')

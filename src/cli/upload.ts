@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { MIN_FRAGMENT_SIZE } from '../client/options.js';
 import { upload } from '../client/upload.js';
 import type { UploadResult } from '../client/upload.js';
 import { addTransferFlags, reporterFor, runAction, runJob, transferOptions, urlArgument, UsageError } from './client-flags.js';
@@ -47,8 +48,9 @@ async function uploadAction(file: string, urlText: string, flags: UploadFlags): 
   let fragmentSize: number | undefined;
   if (flags.fragmentSize !== undefined) {
     fragmentSize = Number(flags.fragmentSize);
-    if (!Number.isSafeInteger(fragmentSize) || fragmentSize < 1) {
-      throw new UsageError(`--fragment-size must be a whole number of bytes >= 1, not "${flags.fragmentSize}"`);
+    // Windows never sends fragments under 5 KiB, nor shrinks them below that on 413 (spec §7.4).
+    if (!Number.isSafeInteger(fragmentSize) || fragmentSize < MIN_FRAGMENT_SIZE) {
+      throw new UsageError(`--fragment-size must be a whole number of bytes >= ${MIN_FRAGMENT_SIZE} (5 KiB), not "${flags.fragmentSize}"`);
     }
   }
   const st = await stat(file).catch(() => undefined);
@@ -75,6 +77,6 @@ export function registerUpload(program: Command): void {
     .argument('<file>', 'local file')
     .argument('<url>', 'destination URL (http or https)')
     .option('--reply-file <path>', 'save the reply of an upload-reply job here (default: print it, up to 1 MiB)')
-    .option('--fragment-size <bytes>', 'bytes per fragment; halved on 413, never below 5 KiB (default 8388608)');
+    .option('--fragment-size <bytes>', 'bytes per fragment, at least 5120; halved on 413, never below 5 KiB (default 8388608)');
   addTransferFlags(cmd).action((file: string, url: string, flags: UploadFlags) => runAction('upload', () => uploadAction(file, url, flags)));
 }

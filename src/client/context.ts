@@ -13,19 +13,44 @@ export interface JobContext {
   readonly logger: Logger;
 }
 
+/** Basic credentials of a job: the user name is journaled, the password only ever held in memory. */
+export interface Credentials {
+  readonly user: string;
+  readonly password: string;
+}
+
 /**
- * The connection settings of a new job as the journal keeps them (so `resume` can reconnect).
+ * The Basic credentials of a new job: `user` (`name:password`) or else the URL's user information.
  *
  * @example
  * ```ts
- * connectionOf({ user: 'u:p', insecure: true }, resolveTiming({})).user; // 'u:p'
+ * credentialsOf({ user: 'bob:p:w' }, new URL('http://h/a')); // { user: 'bob', password: 'p:w' }
+ * credentialsOf({}, new URL('http://bob:p%40w@h/a'));         // { user: 'bob', password: 'p@w' }
  * ```
  */
-export function connectionOf(o: ClientOptions, timing: ResolvedTiming): JobConnection {
+export function credentialsOf(o: ClientOptions, url: URL): Credentials | undefined {
+  if (o.user !== undefined) {
+    const i = o.user.indexOf(':');
+    return i < 0 ? { user: o.user, password: '' } : { user: o.user.slice(0, i), password: o.user.slice(i + 1) };
+  }
+  if (url.username === '' && url.password === '') return undefined;
+  return { user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
+}
+
+/**
+ * The connection settings of a new job as the journal keeps them (so `resume` can reconnect): the
+ * user name, never the password (it is asked for again on resume).
+ *
+ * @example
+ * ```ts
+ * connectionOf({ user: 'u:p', insecure: true }, resolveTiming({}), new URL('http://h/a')).user; // 'u'
+ * ```
+ */
+export function connectionOf(o: ClientOptions, timing: ResolvedTiming, url: URL): JobConnection {
   checkHeaders(o.headers);
   if ((o.cert === undefined) !== (o.key === undefined)) throw new TypeError('cert and key go together');
   return {
-    user: o.user,
+    user: credentialsOf(o, url)?.user,
     headers: o.headers ? { ...o.headers } : undefined,
     ca: o.ca === undefined ? undefined : o.ca.toString(),
     insecure: o.insecure || undefined,
@@ -38,14 +63,15 @@ export function connectionOf(o: ClientOptions, timing: ResolvedTiming): JobConne
 
 /**
  * Builds the journal, transport, timing and logger of a job from its connection settings and the
- * caller's options (which win).
+ * caller's options (which win). `password` goes with the journaled user name; without it no
+ * credentials are sent.
  *
  * @example
  * ```ts
- * const ctx = jobContext(record.connection, { retryDelayMs: 1000, stateDir: '/tmp/s' }, new URL(record.url));
+ * const ctx = jobContext(record.connection, { retryDelayMs: 1000, stateDir: '/tmp/s' }, new URL(record.url), password);
  * ```
  */
-export function jobContext(connection: JobConnection, o: ClientOptions, url: URL): JobContext {
+export function jobContext(connection: JobConnection, o: ClientOptions, url: URL, password: string | undefined): JobContext {
   const timing = resolveTiming({
     retryDelayMs: o.retryDelayMs,
     maxRetryDelayMs: o.maxRetryDelayMs,
@@ -54,7 +80,7 @@ export function jobContext(connection: JobConnection, o: ClientOptions, url: URL
   });
   const transport = new Transport(
     {
-      user: connection.user,
+      user: connection.user === undefined || password === undefined ? undefined : `${connection.user}:${password}`,
       headers: connection.headers,
       ca: connection.ca,
       insecure: connection.insecure,

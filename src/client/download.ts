@@ -1,6 +1,6 @@
 import { rm, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { connectionOf, jobContext } from './context.js';
+import { connectionOf, credentialsOf, jobContext } from './context.js';
 import type { JobContext } from './context.js';
 import { FileSink, PART_SUFFIX } from './download-sink.js';
 import { BitsClientError } from './errors.js';
@@ -10,6 +10,7 @@ import type { DownloadRecord } from './journal.js';
 import { resolveTiming } from './options.js';
 import type { ClientOptions } from './options.js';
 import { RangedDownload } from './ranged-download.js';
+import { withoutUserinfo } from './transport.js';
 
 /** Options of {@link download}. */
 export interface DownloadOptions extends ClientOptions {
@@ -54,7 +55,7 @@ export class DownloadJob extends Job<DownloadResult> {
     this.sink = await FileSink.open(this.down.file, this.down.progress.offset);
     const url = new URL(this.down.progress.url);
     this.engine = new RangedDownload(this.transport, url, this.sink, this.down.progress, {
-      signal: this.abort.signal,
+      signal: () => this.signal,
       logger: this.logger,
       progress: (done, total) => {
         if (done > this.down.progress.offset) this.markProgress();
@@ -116,20 +117,19 @@ export function download(options: DownloadOptions): DownloadJob {
   const url = new URL(options.url);
   const timing = resolveTiming(options);
   const now = Date.now();
-  const wire = new URL(url.href);
-  wire.username = '';
-  wire.password = '';
+  // Without user information: the password never reaches the journal.
+  const wire = withoutUserinfo(url);
   const record: DownloadRecord = {
     version: 1,
     id: newJobId(),
     type: 'download',
     state: 'running',
-    url: url.href,
+    url: wire.href,
     file: resolve(options.file),
-    connection: connectionOf(options, timing),
+    connection: connectionOf(options, timing, url),
     createdAt: now,
     updatedAt: now,
     progress: { url: wire.href, offset: 0 },
   };
-  return new DownloadJob(record, jobContext(record.connection, options, url)).start(true);
+  return new DownloadJob(record, jobContext(record.connection, options, new URL(record.url), credentialsOf(options, url)?.password)).start(true);
 }

@@ -4,7 +4,7 @@ export { download, DownloadJob } from './download.js';
 export type { DownloadOptions, DownloadResult } from './download.js';
 export { Job, toClientError } from './job.js';
 export type { JobEvents, JobHandle, JobPhase, JobProgress, RetryEvent } from './job.js';
-export { listJobs, resumeJob, cancelJob, summarize, effectiveState, UnknownJobError } from './jobs.js';
+export { listJobs, resumeJob, cancelJob, pruneJobs, summarize, effectiveState, UnknownJobError, PasswordNeededError } from './jobs.js';
 export type { JobSummary, JobControlOptions } from './jobs.js';
 export { Journal, defaultStateDir, newJobId, isRunningElsewhere } from './journal.js';
 export type { JobRecord, UploadRecord, DownloadRecord, JobState, JobConnection, DownloadProgress, RemoteVersion } from './journal.js';

@@ -7,6 +7,9 @@ import { backoffDelay } from './retry-policy.js';
 import type { ResolvedTiming } from './options.js';
 import type { Transport } from './transport.js';
 
+/** The longest delay a Node timer holds. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** What a job is doing. */
 export type JobPhase =
   | 'ping'
@@ -73,6 +76,12 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
   protected stopReason: 'stop' | 'cancel' | undefined;
   private lastProgressAt = Date.now();
   private attempt = 0;
+  /** The transient error retried last since the last progress (named when the job gives up). */
+  private lastError: BitsClientError | undefined;
+  /** Aborts the step in flight once the no-progress budget is spent; a new one per step. */
+  private budget: AbortController | undefined;
+  private budgetTimer: NodeJS.Timeout | undefined;
+  private stepSignal: AbortSignal | undefined;
   private journaled = false;
   private resolveResult!: (r: Result) => void;
   private rejectResult!: (e: unknown) => void;
@@ -127,10 +136,21 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
     return Number.POSITIVE_INFINITY;
   }
 
-  /** Records progress: resets the no-progress clock and the backoff. */
+  /** Records progress: resets the no-progress clock (also for the request in flight) and the backoff. */
   protected markProgress(): void {
     this.lastProgressAt = Date.now();
     this.attempt = 0;
+    this.lastError = undefined;
+    if (this.budget && !this.budget.signal.aborted) this.armTimer(this.budget);
+  }
+
+  /**
+   * The signal every request of the job is sent with: aborted by `stop()`/`cancel()`, and when the
+   * no-progress budget runs out during the step, so a request that hangs (a peer that never answers,
+   * an Ack whose body never ends) ends at the limit instead of at the request idle timeout.
+   */
+  protected get signal(): AbortSignal {
+    return this.stepSignal ?? this.abort.signal;
   }
 
   protected setPhase(phase: JobPhase): void {
@@ -181,29 +201,73 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
     }
   }
 
+  /** The error a job stops with once the no-progress budget is spent (resumable). */
+  private noProgress(): BitsClientError {
+    const last = this.lastError;
+    // The limit, not the measured idle time: timers fire a little late, and the limit is what was asked.
+    const seconds = Number((this.timing.noProgressTimeoutMs / 1000).toFixed(3));
+    const message = `no progress for ${seconds} s; ${last ? `last error: ${last.message}` : 'the request in flight was abandoned'}`;
+    return new BitsClientError('BITS_CLIENT_NO_PROGRESS', message, {
+      status: last?.status,
+      context: last?.context,
+      request: last?.request,
+      url: last?.url,
+      cause: last,
+    });
+  }
+
+  /** (Re)arms the budget's timer for what is left of the no-progress timeout since the last progress. */
+  private armTimer(budget: AbortController): void {
+    clearTimeout(this.budgetTimer);
+    const left = this.lastProgressAt + this.timing.noProgressTimeoutMs - Date.now();
+    // Node fires a timer of more than 2^31-1 ms (~24.8 days) after 1 ms: wait in steps instead.
+    if (left > MAX_TIMER_MS) {
+      this.budgetTimer = setTimeout(() => this.armTimer(budget), MAX_TIMER_MS);
+      return;
+    }
+    this.budgetTimer = setTimeout(() => budget.abort(this.noProgress()), Math.max(0, left));
+  }
+
+  /**
+   * One step within the no-progress budget (§7.2 NoProgressTimeout): its requests are aborted when the
+   * budget runs out; none is started once it is spent.
+   */
+  private async budgetedStep(): Promise<boolean> {
+    if (this.timing.noProgressTimeoutMs <= 0) return this.step();
+    if (Date.now() - this.lastProgressAt >= this.timing.noProgressTimeoutMs) throw this.noProgress();
+    const budget = new AbortController();
+    this.budget = budget;
+    this.stepSignal = AbortSignal.any([this.abort.signal, budget.signal]);
+    this.armTimer(budget);
+    try {
+      return await this.step();
+    } catch (err) {
+      // Whatever the abort caused (a cut body, a reset), the job stops for want of progress.
+      if (budget.signal.aborted && !(isBitsClientError(err) && err.code === 'BITS_CLIENT_NO_PROGRESS')) throw budget.signal.reason;
+      throw err;
+    } finally {
+      clearTimeout(this.budgetTimer);
+      this.budget = undefined;
+      this.stepSignal = undefined;
+    }
+  }
+
   private async loop(): Promise<void> {
     for (;;) {
       this.throwIfStopped();
       try {
         this.beforeStep();
-        if (await this.step()) return;
+        if (await this.budgetedStep()) return;
       } catch (err) {
         this.throwIfStopped();
         const error = toClientError(err);
         if (error.kind !== 'transient') throw error;
         this.attempt++;
+        this.lastError = error;
         this.onTransient(error);
         const idle = Date.now() - this.lastProgressAt;
         const limit = this.timing.noProgressTimeoutMs;
-        if (limit > 0 && idle >= limit) {
-          throw new BitsClientError('BITS_CLIENT_NO_PROGRESS', `no progress for ${Math.round(idle / 1000)} s; last error: ${error.message}`, {
-            status: error.status,
-            context: error.context,
-            request: error.request,
-            url: error.url,
-            cause: error,
-          });
-        }
+        if (limit > 0 && idle >= limit) throw this.noProgress();
         let delayMs = backoffDelay(this.attempt, this.timing);
         if (limit > 0) delayMs = Math.min(delayMs, Math.max(0, limit - idle));
         delayMs = Math.max(0, Math.min(delayMs, this.maxWaitMs()));

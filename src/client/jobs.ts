@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
-import { jobContext } from './context.js';
+import { credentialsOf, jobContext } from './context.js';
 import { DownloadJob } from './download.js';
 import { Journal, defaultStateDir, isRunningElsewhere } from './journal.js';
 import type { JobRecord } from './journal.js';
+import { withoutUserinfo } from './transport.js';
 import { UploadJob } from './upload.js';
 
 /** One line of `bits jobs`. */
@@ -21,12 +22,14 @@ export interface JobSummary {
   readonly error: string | undefined;
 }
 
-/** Options of {@link resumeJob} and {@link cancelJob}. */
+/** Options of {@link resumeJob}, {@link cancelJob} and {@link pruneJobs}. */
 export interface JobControlOptions {
   /** Journal directory; default: per user. */
   stateDir?: string | undefined;
   /** Overrides the job's first retry wait (ms). */
   retryDelayMs?: number | undefined;
+  /** The password of the job's user (Basic authentication); the journal keeps only the user name. */
+  password?: string | undefined;
   logger?: Logger | undefined;
 }
 
@@ -94,6 +97,31 @@ export class UnknownJobError extends Error {
   }
 }
 
+/** A journaled job signs in as a user, and no password was given for it (the journal keeps none). */
+export class PasswordNeededError extends Error {
+  constructor(
+    readonly jobId: string,
+    readonly user: string,
+    readonly url: string,
+  ) {
+    super(`job ${jobId} signs in as "${user}" at ${new URL(url).origin}, and the journal keeps no password`);
+    this.name = 'PasswordNeededError';
+  }
+}
+
+/**
+ * A record as the journal holds it now, and the password an older record held (`user:password`, or
+ * user information in the URL): resumed, such a record is saved again without it.
+ */
+function withoutPassword(found: JobRecord): { record: JobRecord; password: string | undefined } {
+  const url = new URL(found.url);
+  const user = found.connection.user;
+  if (!(user?.includes(':') ?? false) && url.username === '' && url.password === '') return { record: found, password: undefined };
+  const credentials = credentialsOf({ user }, url)!;
+  const record: JobRecord = { ...found, url: withoutUserinfo(url).href, connection: { ...found.connection, user: credentials.user } };
+  return { record, password: credentials.password };
+}
+
 async function findJob(journal: Journal, id: string): Promise<JobRecord> {
   const found = await journal.find(id);
   if (found === 'ambiguous') throw new UnknownJobError(`job id "${id}" matches several jobs; give more of it`);
@@ -102,8 +130,13 @@ async function findJob(journal: Journal, id: string): Promise<JobRecord> {
   return found;
 }
 
-function jobOf(record: JobRecord, o: JobControlOptions): UploadJob | DownloadJob {
-  const ctx = jobContext(record.connection, { stateDir: o.stateDir, retryDelayMs: o.retryDelayMs, logger: o.logger }, new URL(record.url));
+/** The job of a record. `needPassword`: refuse (PasswordNeededError) when its user's password is unknown. */
+function jobOf(found: JobRecord, o: JobControlOptions, needPassword: boolean): UploadJob | DownloadJob {
+  const { record, password: journaled } = withoutPassword(found);
+  const password = o.password ?? journaled;
+  const user = record.connection.user;
+  if (needPassword && user !== undefined && password === undefined) throw new PasswordNeededError(record.id, user, record.url);
+  const ctx = jobContext(record.connection, { stateDir: o.stateDir, retryDelayMs: o.retryDelayMs, logger: o.logger }, new URL(record.url), password);
   return record.type === 'upload' ? new UploadJob(record, ctx) : new DownloadJob(record, ctx);
 }
 
@@ -111,22 +144,26 @@ function jobOf(record: JobRecord, o: JobControlOptions): UploadJob | DownloadJob
  * Resumes a job from the journal (an id or a unique prefix of one). An upload starts with Ping and
  * continues where the server stands; a download where its part file stands.
  *
+ * A job that signs in with Basic authentication needs `password` again: the journal keeps only the user name.
+ *
  * @throws {UnknownJobError} when no job (or several) match, or the job runs in another process.
+ * @throws {PasswordNeededError} when the job signs in as a user and no `password` is given.
  * @example
  * ```ts
- * const job = await resumeJob('3f9c0a71b2e4', { stateDir: '/tmp/state' });
+ * const job = await resumeJob('3f9c0a71b2e4', { stateDir: '/tmp/state', password: process.env.BITS_PASSWORD });
  * await job.result;
  * ```
  */
 export async function resumeJob(id: string, o: JobControlOptions = {}): Promise<UploadJob | DownloadJob> {
   const journal = new Journal(o.stateDir ?? defaultStateDir());
   const record = await findJob(journal, id);
-  return jobOf(record, o).start(false);
+  return jobOf(record, o, true).start(false);
 }
 
 /**
  * Cancels a job from the journal: Cancel-Session for an upload with a session, the part file of a
- * download deleted, the journal entry removed.
+ * download deleted, the journal entry removed. Without the `password` of a job that signs in, the
+ * Cancel-Session goes without credentials (a server that wants them keeps the session until it expires).
  *
  * @throws {UnknownJobError} when no job (or several) match, or the job runs in another process.
  * @example
@@ -138,9 +175,28 @@ export async function cancelJob(id: string, o: JobControlOptions = {}): Promise<
   const journal = new Journal(o.stateDir ?? defaultStateDir());
   const record = await findJob(journal, id);
   const summary = summarize(record);
-  const job = jobOf(record, o);
+  const job = jobOf(record, o, false);
   const done = job.cancel();
   job.start(false);
   await done;
   return summary;
+}
+
+/**
+ * Cancels every job that failed fatally (state `error`), as {@link cancelJob} does: such a job never
+ * goes on by itself, and its server session would otherwise wait for its timeout. Interrupted and
+ * running jobs stay.
+ *
+ * @example
+ * ```ts
+ * for (const j of await pruneJobs({ stateDir: '/tmp/state' })) console.log('pruned', j.id, j.error);
+ * ```
+ */
+export async function pruneJobs(o: JobControlOptions = {}): Promise<JobSummary[]> {
+  const journal = new Journal(o.stateDir ?? defaultStateDir());
+  const pruned: JobSummary[] = [];
+  for (const record of await journal.list()) {
+    if (effectiveState(record) === 'error') pruned.push(await cancelJob(record.id, o));
+  }
+  return pruned;
 }

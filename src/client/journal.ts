@@ -8,7 +8,10 @@ export type JobState = 'running' | 'interrupted' | 'error';
 
 /** Settings of a job that `resume` needs again. */
 export interface JobConnection {
-  /** `user:password` for Basic authentication (the journal file is readable by its owner only). */
+  /**
+   * The user name for Basic authentication. Never the password: it is given again on resume
+   * (records written before this rule held `user:password`; they are cleaned when resumed).
+   */
   user?: string | undefined;
   headers?: Record<string, string> | undefined;
   /** PEM text of the trusted CA. */
@@ -44,6 +47,7 @@ interface RecordBase {
   state: JobState;
   /** Process running the job (while `state` is `running`). */
   pid?: number | undefined;
+  /** The job's URL, without user information. */
   url: string;
   file: string;
   connection: JobConnection;

@@ -14,7 +14,8 @@ const CONTENT_RANGE = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i;
 
 /** Callbacks of a {@link RangedDownload}. */
 export interface RangedDownloadHooks {
-  readonly signal: AbortSignal;
+  /** The signal of the next request (the job's: stop, cancel, no-progress budget). */
+  signal(): AbortSignal;
   readonly logger: Logger;
   progress(bytesDone: number, bytesTotal: number | undefined): void;
   /** The bytes held are durable: record `state`. */
@@ -58,7 +59,7 @@ function contentLength(res: ClientResponse): number | undefined {
 
 /**
  * A BITS-style resumable download of one URL into a sink (spec §11): a HEAD for the size and
- * validators, then GETs with `Range: bytes=<offset>-` and `If-Range`; a remote file whose size,
+ * validators, then GETs with `Range: bytes=<offset>-<size-1>` and `If-Range`; a remote file whose size,
  * `ETag` or `Last-Modified` changed is downloaded again from the start; a server that ignores
  * `Range` (200 to a ranged GET) is handled by skipping the bytes already held. Each `step()` makes one
  * request; errors are thrown for the job's retry loop.
@@ -135,7 +136,7 @@ export class RangedDownload {
       method: 'HEAD',
       url: this.url,
       headers: { 'Accept-Encoding': 'identity' },
-      signal: this.hooks.signal,
+      signal: this.hooks.signal(),
       label: 'HEAD',
     });
     await discardBody(res, 'HEAD', this.url);
@@ -160,19 +161,21 @@ export class RangedDownload {
     const headers: Record<string, string> = { 'Accept-Encoding': 'identity' };
     const ranged = offset > 0 && this.state.rangeSupported !== false;
     if (ranged) {
-      headers['Range'] = `bytes=${offset}-`;
+      // A closed range, as Windows sends it: some servers parse only `bytes=first-last` (400 otherwise).
+      const size = this.state.remote?.size;
+      headers['Range'] = size === undefined ? `bytes=${offset}-` : `bytes=${offset}-${size - 1}`;
       const etag = this.state.remote?.etag;
       const validator = etag !== undefined && !etag.startsWith('W/') ? etag : this.state.remote?.lastModified;
       if (validator !== undefined) headers['If-Range'] = validator;
     }
-    const res = await this.transport.send({ method: 'GET', url: this.url, headers, signal: this.hooks.signal, label: 'GET' });
+    const res = await this.transport.send({ method: 'GET', url: this.url, headers, signal: this.hooks.signal(), label: 'GET' });
     if (res.status === 206) {
       const m = CONTENT_RANGE.exec(res.headers['content-range']?.trim() ?? '');
       const first = m ? Number(m[1]) : Number.NaN;
       const total = m && m[3] !== '*' ? Number(m[3]) : undefined;
       if (!ranged || first !== offset || total === undefined) {
         await discardBody(res, 'GET', this.url);
-        throw new BitsClientError('BITS_CLIENT_INVALID_RESPONSE', `206 with Content-Range "${res.headers['content-range']}" for bytes=${offset}-`, {
+        throw new BitsClientError('BITS_CLIENT_INVALID_RESPONSE', `206 with Content-Range "${res.headers['content-range']}" for ${headers['Range']}`, {
           status: 206,
           request: 'GET',
           url: this.url.href,

@@ -84,6 +84,27 @@ export function withoutUserinfo(url: URL): URL {
   return out;
 }
 
+/**
+ * The error of a request cut by its signal. A {@link BitsClientError} given as the abort reason (the
+ * job's no-progress budget ran out) becomes the request's own error, naming the request and URL; any
+ * other abort (stop, cancel) is an `AbortError`.
+ */
+function abortError(signal: AbortSignal, label: string, url: URL): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof BitsClientError) {
+    return new BitsClientError(reason.code, reason.message, {
+      status: reason.status,
+      hresult: reason.hresult,
+      context: reason.context,
+      request: label,
+      url: url.href,
+      kind: reason.kind,
+      cause: reason,
+    });
+  }
+  return Object.assign(new Error('the request was aborted', { cause: reason }), { name: 'AbortError' });
+}
+
 function errorCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
@@ -176,6 +197,8 @@ export class Transport {
     };
     if (this.authorization !== undefined && this.authOrigins.has(url.origin)) headers['Authorization'] = this.authorization;
     if (o.body !== undefined) headers['Content-Length'] = String(o.body.length);
+    const signal = o.signal;
+    if (signal?.aborted) return Promise.reject(abortError(signal, o.label, url));
     return new Promise<ClientResponse>((resolve, reject) => {
       let settled = false;
       const fail = (err: unknown): void => {
@@ -185,16 +208,24 @@ export class Transport {
       };
       let req: http.ClientRequest;
       try {
-        req = (secure ? https : http).request(url, {
-          method: o.method,
-          headers,
-          agent: secure ? this.httpsAgent : this.httpAgent,
-          ...(o.signal ? { signal: o.signal } : {}),
-        });
+        req = (secure ? https : http).request(url, { method: o.method, headers, agent: secure ? this.httpsAgent : this.httpAgent });
       } catch (err) {
         fail(err);
         return;
       }
+      // The signal cuts the whole exchange: connecting, sending, waiting for the head, and reading the
+      // body (node's own `signal` option stops watching once the request is sent).
+      let response: IncomingMessage | undefined;
+      const onAbort = (): void => {
+        const err = abortError(signal!, o.label, url);
+        response?.destroy(err);
+        req.destroy(err);
+      };
+      const detach = (): void => signal?.removeEventListener('abort', onAbort);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      req.on('close', () => {
+        if (!response) detach();
+      });
       req.setTimeout(this.options.idleTimeoutMs, () => {
         req.destroy(
           new BitsClientError('BITS_CLIENT_NETWORK', `no progress for ${this.options.idleTimeoutMs / 1000} s (request idle timeout)`, {
@@ -205,6 +236,8 @@ export class Transport {
       });
       req.on('error', fail);
       req.on('response', (res) => {
+        response = res;
+        res.on('close', detach);
         const out: Record<string, string> = {};
         for (const [k, v] of Object.entries(res.headers)) {
           if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : v;

@@ -9,7 +9,7 @@ import { formatContentRange } from '../protocol/content-range.js';
 import { hostIdUrl } from '../protocol/host-id.js';
 import { HResult } from '../protocol/hresult.js';
 import { resolveReplyUrl } from '../protocol/reply-url.js';
-import { connectionOf, jobContext } from './context.js';
+import { connectionOf, credentialsOf, jobContext } from './context.js';
 import type { JobContext } from './context.js';
 import { FileSink, MemorySink } from './download-sink.js';
 import type { DownloadSink } from './download-sink.js';
@@ -20,15 +20,16 @@ import type { UploadRecord } from './journal.js';
 import { DEFAULT_FRAGMENT_SIZE, MAX_MEMORY_REPLY, MIN_FRAGMENT_SIZE, resolveTiming } from './options.js';
 import type { ClientOptions } from './options.js';
 import { RangedDownload } from './ranged-download.js';
+import { withoutUserinfo } from './transport.js';
 import { ackError, retryAfterMs } from './server-error.js';
 
 /** Options of {@link upload}. */
 export interface UploadOptions extends ClientOptions {
   /** The local file to upload. */
   file: string;
-  /** The destination URL (user information in it is used for Basic authentication). */
+  /** The destination URL (user information in it is used for Basic authentication; the journal keeps only the user name). */
   url: string | URL;
-  /** Bytes per Fragment; shrunk on 413 (never below 5 KiB). Default 8 MiB. */
+  /** Bytes per Fragment, at least 5 KiB; shrunk on 413 (never below 5 KiB). Default 8 MiB. */
   fragmentSize?: number | undefined;
   /** Where an upload-reply's reply is saved; without it the reply is returned in memory (≤ 1 MiB). */
   replyFile?: string | undefined;
@@ -194,7 +195,7 @@ export class UploadJob extends Job<UploadResult> {
       url,
       headers: { [WireHeader.PacketType]: type, ...(body === undefined ? { 'Content-Length': '0' } : {}), ...headers },
       ...(body !== undefined ? { body } : {}),
-      signal: this.abort.signal,
+      signal: this.signal,
       label: type,
     });
     const ack: AckInfo & { retryAfterMs?: number } = { ...readAck(res.status, res.headers) };
@@ -311,6 +312,13 @@ export class UploadJob extends Job<UploadResult> {
     const up = this.up;
     const st = await stat(up.file);
     this.checkUnchanged(st.size, st.mtimeMs);
+    if (up.fileSize === 0) {
+      // D8: an empty file has no Fragment. Create-Session then Close-Session is the form every server
+      // in the wild takes (transfervm, bits4j and python-onedrive send it); `bytes */0` is refused or
+      // crashes them.
+      await this.acknowledged(0, undefined, 0);
+      return;
+    }
     const offset = up.offset;
     const length = Math.min(up.fragmentSize, up.fileSize - offset);
     const body = await this.readFragment(offset, length);
@@ -396,7 +404,7 @@ export class UploadJob extends Job<UploadResult> {
       up.reply = state;
       this.logger.info({ job: this.id, replyUrl: url.href }, 'downloading the reply');
       this.replyDownload = new RangedDownload(this.transport, url, this.replySink, state, {
-        signal: this.abort.signal,
+        signal: () => this.signal,
         logger: this.logger,
         progress: (done, total) => {
           if (done > 0) this.markProgress();
@@ -515,16 +523,20 @@ export function upload(options: UploadOptions): UploadJob {
   const url = new URL(options.url);
   const timing = resolveTiming(options);
   const fragmentSize = options.fragmentSize ?? DEFAULT_FRAGMENT_SIZE;
-  if (!Number.isSafeInteger(fragmentSize) || fragmentSize < 1) throw new RangeError('fragmentSize must be an integer >= 1');
+  // 5 KiB is the floor Windows keeps to (spec §7.4); 413 never shrinks fragments below it either.
+  if (!Number.isSafeInteger(fragmentSize) || fragmentSize < MIN_FRAGMENT_SIZE) {
+    throw new RangeError(`fragmentSize must be an integer >= ${MIN_FRAGMENT_SIZE} (5 KiB)`);
+  }
   const now = Date.now();
   const record: UploadRecord = {
     version: 1,
     id: newJobId(),
     type: 'upload',
     state: 'running',
-    url: url.href,
+    // Without user information: the password never reaches the journal.
+    url: withoutUserinfo(url).href,
     file: resolve(options.file),
-    connection: connectionOf(options, timing),
+    connection: connectionOf(options, timing, url),
     createdAt: now,
     updatedAt: now,
     fragmentSize,
@@ -534,5 +546,5 @@ export function upload(options: UploadOptions): UploadJob {
     offset: 0,
     uploaded: false,
   };
-  return new UploadJob(record, jobContext(record.connection, options, url)).start(true);
+  return new UploadJob(record, jobContext(record.connection, options, new URL(record.url), credentialsOf(options, url)?.password)).start(true);
 }

@@ -28,6 +28,9 @@ export interface AckInfo {
 
 const DECIMAL = /^\d{1,16}$/;
 
+/** How gobits and bitsrv spell `BITS-Received-Content-Range` on their 416 Acks (read as the same header). */
+const RECEIVED_MISSPELT = 'bits-recieved-content-range';
+
 function nonEmpty(value: string | undefined): string | undefined {
   const v = value?.trim();
   return v === undefined || v === '' ? undefined : v;
@@ -43,7 +46,8 @@ function decimal(value: string | undefined): number | undefined {
 /**
  * Reads the fields of an Ack a client acts on. Liberal (spec §14 D1, D20, D22): the error code may
  * come as `BITS-Error-Code` or `BITS-Error`, error headers on a success Ack are ignored (some servers
- * send `BITS-Error-Code: 1` on 200), session ids are kept verbatim.
+ * send `BITS-Error-Code: 1` on 200), session ids are kept verbatim, and the next offset may come as
+ * the misspelt `BITS-Recieved-Content-Range` (gobits, bitsrv).
  *
  * @param status the HTTP status of the response
  * @param headers response headers, lowercase names
@@ -51,6 +55,7 @@ function decimal(value: string | undefined): number | undefined {
  * ```ts
  * readAck(416, { 'bits-packet-type': 'Ack', 'bits-received-content-range': '100' }).receivedContentRange; // 100
  * readAck(500, { 'bits-error': '0x8020001f' }).errorCode; // 0x8020001F
+ * readAck(416, { 'bits-recieved-content-range': '100' }).receivedContentRange; // 100
  * ```
  */
 export function readAck(status: number, headers: HeaderMap): AckInfo {
@@ -70,7 +75,7 @@ export function readAck(status: number, headers: HeaderMap): AckInfo {
     errorContext,
     sessionId: nonEmpty(headers[Header.SessionId]),
     protocol: nonEmpty(headers[Header.Protocol]),
-    receivedContentRange: decimal(headers[Header.ReceivedContentRange]),
+    receivedContentRange: decimal(headers[Header.ReceivedContentRange] ?? headers[RECEIVED_MISSPELT]),
     hostId,
     hostIdFallbackTimeout: hostId === undefined ? undefined : decimal(headers[Header.HostIdFallbackTimeout]),
     replyUrl: nonEmpty(headers[Header.ReplyUrl]),

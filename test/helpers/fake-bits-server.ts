@@ -68,11 +68,12 @@ export async function startFakeBitsServer(o: FakeBitsOptions = {}, listen: { hos
       if (!session || !o.reply) return { status: 404 };
       const body = o.reply;
       const base = { 'Last-Modified': lastModified, ETag: '"reply-1"', 'Accept-Ranges': 'bytes' };
-      const range = /^bytes=(\d+)-$/.exec(req.headers['range'] ?? '');
+      const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers['range'] ?? '');
       let reply: FakeReply;
       if (range && Number(range[1]) < body.length) {
         const first = Number(range[1]);
-        reply = { status: 206, headers: { ...base, 'Content-Range': `bytes ${first}-${body.length - 1}/${body.length}` }, body: body.subarray(first) };
+        const last = range[2] === '' ? body.length - 1 : Math.min(body.length - 1, Number(range[2]));
+        reply = { status: 206, headers: { ...base, 'Content-Range': `bytes ${first}-${last}/${body.length}` }, body: body.subarray(first, last + 1) };
       } else {
         reply = { status: 200, headers: base, body };
       }

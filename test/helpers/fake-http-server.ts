@@ -16,11 +16,12 @@ export interface FakeRequest {
 
 /**
  * What the handler answers: a response (optionally cut after `cutAfter` body bytes), raw bytes
- * (then the connection closes), or `hang` (never answer) / `close` (drop the connection).
+ * (then the connection closes, unless `keepOpen`: it stays open and silent, as a peer that never
+ * ends an unframed body), or `hang` (never answer) / `close` (drop the connection).
  */
 export type FakeReply =
   | { status: number; headers?: Record<string, string | number>; body?: Buffer | string; cutAfter?: number }
-  | { raw: Buffer }
+  | { raw: Buffer; keepOpen?: boolean }
   | 'hang'
   | 'close';
 
@@ -69,7 +70,8 @@ export async function startFakeServer(
         if (reply === 'close') return socket.destroy();
         if (reply === 'hang') return;
         if ('raw' in reply) {
-          socket.end(reply.raw);
+          if (reply.keepOpen) socket.write(reply.raw);
+          else socket.end(reply.raw);
           return;
         }
         const body = typeof reply.body === 'string' ? Buffer.from(reply.body) : (reply.body ?? Buffer.alloc(0));

@@ -1,0 +1,171 @@
+// What the client journal keeps, and what the job commands do with it: never a password (resume asks
+// for it again), failed jobs pruned, fragment sizes Windows would send.
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { PasswordNeededError, resumeJob } from '../src/client/jobs.js';
+import type { UploadRecord } from '../src/client/journal.js';
+import { upload } from '../src/client/upload.js';
+import { runCli } from './helpers/cli-run.js';
+import { journaledJobs, randomFile } from './helpers/client-files.js';
+import { startFakeBitsServer } from './helpers/fake-bits-server.js';
+import { startFakeServer } from './helpers/fake-http-server.js';
+
+const USER = 'bob';
+const PASSWORD = 'S3cret-Pw@42';
+const AUTHORIZATION = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`;
+/** Every form the password could be written in. */
+const SECRETS = [PASSWORD, encodeURIComponent(PASSWORD), Buffer.from(`${USER}:${PASSWORD}`).toString('base64')];
+
+/** The text of every file under `dir`. */
+async function allText(dir: string): Promise<string> {
+  let out = '';
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) out += await readFile(join(entry.parentPath, entry.name), 'latin1');
+  }
+  return out;
+}
+
+async function assertNoPassword(stateDir: string): Promise<void> {
+  const text = await allText(stateDir);
+  for (const secret of SECRETS) assert.ok(!text.includes(secret), `the journal holds "${secret}"`);
+  assert.ok(text.includes(`"user": "${USER}"`), 'the user name is journaled');
+}
+
+describe('the client journal and the job commands', () => {
+  let dir: string;
+  let n = 0;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bits-journal-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const fresh = async (size: number) => {
+    const name = `j${n++}.bin`;
+    const file = join(dir, name);
+    await randomFile(file, size);
+    return { name, file, data: await readFile(file), stateDir: join(dir, `state-${name}`) };
+  };
+
+  it('--fragment-size below 5 KiB is a usage error naming the flag (exit 2); the library refuses it too', async () => {
+    const f = await fresh(10);
+    for (const size of ['5119', '1', '0']) {
+      const r = await runCli(['upload', f.file, 'http://127.0.0.1:9/up/a.bin', '--state-dir', f.stateDir, '--fragment-size', size]);
+      assert.equal(r.code, 2, `${size}: ${r.stderr}`);
+      assert.match(r.stderr, /--fragment-size must be a whole number of bytes >= 5120/);
+    }
+    assert.deepEqual(await journaledJobs(f.stateDir), [], 'nothing journaled');
+    assert.throws(() => upload({ file: f.file, url: 'http://127.0.0.1:9/up/a.bin', fragmentSize: 5119, stateDir: false }), /fragmentSize must be an integer >= 5120/);
+  });
+
+  describe('the journal never holds a password; resume asks for it again', () => {
+    let blocked = true;
+    let server: Awaited<ReturnType<typeof startFakeBitsServer>>;
+    before(async () => {
+      // Signs in bob; while `blocked`, every Fragment after the first gets 503, so jobs stop resumably.
+      server = await startFakeBitsServer({
+        authorization: AUTHORIZATION,
+        override: (req) =>
+          blocked && req.headers['bits-packet-type'] === 'Fragment' && !req.headers['content-range']?.startsWith('bytes 0-')
+            ? { status: 503, headers: { 'BITS-Packet-Type': 'Ack' } }
+            : undefined,
+      });
+    });
+    after(async () => {
+      await server.close();
+    });
+
+    const stopped = ['--retry-delay', '0.05', '--no-progress-timeout', '0.5', '--fragment-size', '8192'];
+    const forms: [string, (port: number, name: string) => string[], Record<string, string | undefined>][] = [
+      ['--user name:password', (port, name) => [`http://127.0.0.1:${port}/up/${name}`, '--user', `${USER}:${PASSWORD}`], { BITS_PASSWORD: undefined }],
+      ['URL user information', (port, name) => [`http://${USER}:${encodeURIComponent(PASSWORD)}@127.0.0.1:${port}/up/${name}`], { BITS_PASSWORD: undefined }],
+      ['--user name with BITS_PASSWORD', (port, name) => [`http://127.0.0.1:${port}/up/${name}`, '--user', USER], { BITS_PASSWORD: PASSWORD }],
+    ];
+    for (const [label, args, env] of forms) {
+      it(label, async () => {
+        blocked = true;
+        const f = await fresh(5 * 8192);
+        const r = await runCli(['upload', f.file, ...args(server.port, f.name), '--state-dir', f.stateDir, ...stopped], env);
+        assert.equal(r.code, 3, r.stderr);
+        const [id] = await journaledJobs(f.stateDir);
+        assert.ok(id);
+        await assertNoPassword(f.stateDir);
+        // Without the password resume refuses, says how to give it, and leaves the job as it was.
+        const before = await readFile(join(f.stateDir, 'jobs', `${id}.json`), 'utf8');
+        const refused = await runCli(['resume', id, '--state-dir', f.stateDir], { BITS_PASSWORD: undefined });
+        assert.equal(refused.code, 2, refused.stderr);
+        assert.match(refused.stderr, new RegExp(`job ${id} signs in as "bob" at http://127\\.0\\.0\\.1:\\d+, and the journal keeps no password: set BITS_PASSWORD`));
+        assert.equal(await readFile(join(f.stateDir, 'jobs', `${id}.json`), 'utf8'), before);
+        // With it the job finishes, and the journal never held the password on the way.
+        blocked = false;
+        const resumed = await runCli(['resume', id, '--state-dir', f.stateDir, '--retry-delay', '0.05'], { BITS_PASSWORD: PASSWORD });
+        assert.equal(resumed.code, 0, resumed.stderr);
+        assert.deepEqual(server.state.committed.get(`/up/${f.name}`), f.data);
+        assert.deepEqual(await journaledJobs(f.stateDir), []);
+      });
+    }
+
+    it('a record from before this rule (user:password, URL user information) resumes with it and is saved without it', async () => {
+      blocked = true;
+      const f = await fresh(3 * 8192);
+      const job = upload({ file: f.file, url: `http://127.0.0.1:${server.port}/up/${f.name}`, user: `${USER}:${PASSWORD}`, fragmentSize: 8192, stateDir: f.stateDir, retryDelayMs: 20, noProgressTimeoutMs: 300 });
+      await assert.rejects(job.result, { code: 'BITS_CLIENT_NO_PROGRESS' });
+      const path = join(f.stateDir, 'jobs', `${job.id}.json`);
+      const record = JSON.parse(await readFile(path, 'utf8')) as UploadRecord;
+      record.connection.user = `${USER}:${PASSWORD}`;
+      record.url = `http://${USER}:${encodeURIComponent(PASSWORD)}@127.0.0.1:${server.port}/up/${f.name}`;
+      await writeFile(path, JSON.stringify(record));
+      const resumed = await resumeJob(job.id, { stateDir: f.stateDir, retryDelayMs: 20 });
+      await assert.rejects(resumed.result, { code: 'BITS_CLIENT_NO_PROGRESS' });
+      assert.ok(server.requests.at(-1)?.headers['authorization'] === AUTHORIZATION, 'the old password still signs in');
+      await assertNoPassword(f.stateDir);
+      // From now on it needs the password given again.
+      await assert.rejects(resumeJob(job.id, { stateDir: f.stateDir }), (err: unknown) => err instanceof PasswordNeededError && err.user === USER);
+      blocked = false;
+      await (await resumeJob(job.id, { stateDir: f.stateDir, retryDelayMs: 20, password: PASSWORD })).result;
+      assert.deepEqual(server.state.committed.get(`/up/${f.name}`), f.data);
+    });
+  });
+
+  it('bits jobs --prune cancels the jobs that failed fatally and keeps the interrupted ones', async () => {
+    const denied = await startFakeBitsServer({
+      override: (req) =>
+        req.headers['bits-packet-type'] === 'Fragment'
+          ? { status: 403, headers: { 'BITS-Packet-Type': 'Ack', 'BITS-Error-Code': '0x80070005', 'BITS-Error-Context': '0x5' } }
+          : undefined,
+    });
+    const missing = await startFakeServer(() => ({ status: 404 }));
+    const stuck = await startFakeBitsServer({ override: (req) => (req.headers['bits-packet-type'] === 'Fragment' ? { status: 503, headers: {} } : undefined) });
+    try {
+      const f = await fresh(10_000);
+      const stateDir = f.stateDir;
+      const fatal = await runCli(['upload', f.file, `http://127.0.0.1:${denied.port}/up/${f.name}`, '--state-dir', stateDir, '--retry-delay', '0.05']);
+      assert.equal(fatal.code, 1, fatal.stderr);
+      const part = join(dir, 'missing.bin');
+      const gone = await runCli(['download', `http://127.0.0.1:${missing.port}/missing.bin`, part, '--state-dir', stateDir, '--retry-delay', '0.05']);
+      assert.equal(gone.code, 1, gone.stderr);
+      await stat(`${part}.bits-part`);
+      const waiting = await runCli(['upload', f.file, `http://127.0.0.1:${stuck.port}/up/${f.name}`, '--state-dir', stateDir, '--retry-delay', '0.05', '--no-progress-timeout', '0.3']);
+      assert.equal(waiting.code, 3, waiting.stderr);
+      const interruptedId = /bits resume ([0-9a-f]{12})/.exec(waiting.stderr)![1]!;
+      assert.equal((await journaledJobs(stateDir)).length, 3);
+
+      const r = await runCli(['jobs', '--prune', '--state-dir', stateDir]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^pruned [0-9a-f]{12} \(upload http:\/\/127\.0\.0\.1:\d+\/up\/j\d+\.bin\): access denied$/m);
+      assert.match(r.stdout, /^pruned [0-9a-f]{12} \(download http:\/\/127\.0\.0\.1:\d+\/missing\.bin\): .*404$/m);
+      assert.match(r.stdout, new RegExp(`^${interruptedId}  upload  interrupted  `, 'm'), 'the remaining jobs are listed');
+      assert.deepEqual(await journaledJobs(stateDir), [interruptedId]);
+      assert.equal(denied.state.log.at(-1), 'cancel-session', 'the failed upload session is cancelled on the server');
+      await assert.rejects(stat(`${part}.bits-part`), { code: 'ENOENT' });
+    } finally {
+      await denied.close();
+      await missing.close();
+      await stuck.close();
+    }
+  });
+});
