@@ -43,17 +43,19 @@ const now = (): number => performance.now();
  * @example
  * ```ts
  * const r = await bitsUpload(port, '/big.bin', { total, fragmentSize: 8 << 20, chunk: (o, n) => pool.subarray(0, n) });
+ * // with credentials: bitsUpload(port, path, plan, { Authorization: 'Basic ...' })
  * ```
  */
-export async function bitsUpload(port: number, urlPath: string, plan: UploadPlan): Promise<UploadResult> {
+export async function bitsUpload(port: number, urlPath: string, plan: UploadPlan, extraHeaders: Readonly<Record<string, string>> = {}): Promise<UploadResult> {
   const started = now();
   const socket = await connect(port);
   const reader = new SocketReader(socket);
   const hash = createHash('sha256');
   const fragmentMs: number[] = [];
   const name = urlPath.slice(urlPath.lastIndexOf('/') + 1);
+  const extraLines = Object.entries(extraHeaders).map(([k, v]) => `${k}: ${v}\r\n`).join('');
   const headOf = (type: string, extra: string): string =>
-    `BITS_POST ${urlPath} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUser-Agent: bits-bench\r\nBITS-Packet-Type: ${type}\r\n${extra}`;
+    `BITS_POST ${urlPath} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUser-Agent: bits-bench\r\n${extraLines}BITS-Packet-Type: ${type}\r\n${extra}`;
   const expect200 = async (what: string): Promise<Record<string, string>> => {
     const res = await reader.response();
     if (res.status !== 200) {
