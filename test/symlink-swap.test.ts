@@ -88,6 +88,45 @@ describe('symlink swap at Close-Session (D23)', () => {
   });
 });
 
+describe('symlink swap during downloads (D23)', () => {
+  it('a GET while a folder and a symlink to the outside trade places never serves an outside file', async (ctx) => {
+    if (python.status !== 0) {
+      ctx.skip(`SKIPPED LOUDLY: needs python3 with ctypes and renameat2 (${python.stderr.trim() || 'not found'})`);
+      return;
+    }
+    const t = await startServer({ vdir: { downloadEnabled: true } });
+    const outside = await mkdtemp(join(tmpdir(), 'bits-outside-'));
+    try {
+      await mkdir(join(t.uploads, 'sub'));
+      await writeFile(join(t.uploads, 'sub', 'file.txt'), 'public');
+      await writeFile(join(outside, 'file.txt'), 'SECRET');
+      await symlink(outside, join(t.uploads, 'evil'));
+      const stop = join(t.root, 'stop');
+      const swapper = spawn('python3', ['-c', SWAPPER, join(t.uploads, 'sub'), join(t.uploads, 'evil'), stop], { stdio: 'ignore' });
+      const exited = new Promise<number | null>((r) => swapper.once('exit', r));
+      const bodies = new Map<string, number>();
+      try {
+        const c = await RawConnection.connect(t.port);
+        for (let i = 0; i < 300; i++) {
+          await c.write(Buffer.from('GET /up/sub/file.txt HTTP/1.1\r\nHost: x\r\n\r\n'));
+          const res = await c.read();
+          const key = `${res.status} ${res.body.toString()}`;
+          bodies.set(key, (bodies.get(key) ?? 0) + 1);
+        }
+        c.close();
+      } finally {
+        await writeFile(stop, '');
+      }
+      assert.equal(await exited, 0);
+      assert.ok(![...bodies.keys()].some((k) => k.includes('SECRET')), `answers: ${JSON.stringify([...bodies])}`);
+      assert.ok((bodies.get('200 public') ?? 0) > 0, `answers: ${JSON.stringify([...bodies])}`);
+    } finally {
+      await t.stop();
+      await rm(outside, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('served folders other users can change', () => {
   it('bits serve warns at start-up about a vdir folder writable by others', async () => {
     const base = await mkdtemp(join(tmpdir(), 'bits-perm-'));

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { mkdir, readFile } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { HttpServer } from '../http/server.js';
@@ -12,6 +13,7 @@ import { BITS_METHOD, Header } from '../protocol/constants.js';
 import { BitsError, isBitsError } from '../protocol/errors.js';
 import { parsePacket } from '../protocol/packet.js';
 import type { Packet } from '../protocol/packet.js';
+import { canWalkByDescriptor, openConfinedFile } from '../store/fs/confined.js';
 import { FsByteStore } from '../store/fs/fs-byte-store.js';
 import { FsRecordStore } from '../store/fs/fs-record-store.js';
 import { acquireStateDir } from '../store/fs/state-dir-lock.js';
@@ -281,7 +283,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
   }
 
   private async handleDownload(req: HttpRequest, res: HttpResponse, log: Record<string, unknown>): Promise<void> {
-    let file: string | undefined;
+    let file: string | ((flags: number) => Promise<FileHandle>) | undefined;
     try {
       const loc = this.vdirs.locate(req.path);
       if (loc) {
@@ -297,7 +299,9 @@ export class BitsServer extends EventEmitter<SessionEvents> {
         if (reply) {
           file = await this.replyFile(reply, log);
         } else if (loc.vdir.downloadEnabled) {
-          file = await this.vdirs.destination(loc);
+          const path = await this.vdirs.destination(loc);
+          // Opened through directory descriptors: a folder swapped for a symlink cannot redirect the read.
+          file = canWalkByDescriptor ? (flags: number) => openConfinedFile(loc.vdir.directory, loc.segments, flags) : path;
         }
       }
     } catch {

@@ -6,6 +6,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import rangeParser from 'range-parser';
 import type { HttpRequest, HttpResponse, ResponseHeaders } from '../http/types.js';
+import { ConfinementError } from '../store/fs/confined.js';
 
 /** More ranges than this in one `Range` header and the header is ignored (200 with the whole file). */
 const MAX_RANGES = 100;
@@ -140,12 +141,12 @@ function bodyStream(source: AsyncGenerator<Buffer>): Readable {
  * };
  * ```
  */
-export async function serveFile(req: HttpRequest, res: HttpResponse, file: string): Promise<void> {
+export async function serveFile(req: HttpRequest, res: HttpResponse, file: string | ((flags: number) => Promise<FileHandle>)): Promise<void> {
   let handle: FileHandle;
   try {
-    handle = await open(file, OPEN_FLAGS);
+    handle = typeof file === 'string' ? await open(file, OPEN_FLAGS) : await file(OPEN_FLAGS);
   } catch (err) {
-    if (NOT_FOUND_CODES.has(errorCode(err) ?? '')) {
+    if (err instanceof ConfinementError || NOT_FOUND_CODES.has(errorCode(err) ?? '')) {
       res.send(404, { 'Content-Length': '0' });
       return;
     }

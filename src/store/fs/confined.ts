@@ -112,3 +112,34 @@ export async function stillInside(root: string, file: string): Promise<boolean> 
   const [realRoot, realParent] = await Promise.all([realpath(root), realpath(dirname(file))]);
   return isInside(realParent, realRoot);
 }
+
+/**
+ * Opens the file that `segments` name below `root` for reading, every component resolved as in
+ * {@link openConfinedDir} (a final symlink is followed only while it stays inside `root`).
+ *
+ * @throws {ConfinementError} when the path leaves `root`; the open's own errors (`ENOENT`, …).
+ * @example
+ * ```ts
+ * const fh = await openConfinedFile('/srv/uploads', ['reports', 'q3.pdf'], fsc.O_RDONLY);
+ * ```
+ */
+export async function openConfinedFile(root: string, segments: readonly string[], flags: number): Promise<FileHandle> {
+  const realRoot = await realpath(root);
+  let path = [...segments];
+  for (let hops = 0; hops <= MAX_STEPS; hops++) {
+    const name = path.at(-1);
+    if (name === undefined) throw new ConfinementError('not-a-directory', `${root} is a folder`);
+    const dir = await openConfinedDir(realRoot, path.slice(0, -1), { create: false });
+    try {
+      return await open(entryPath(dir, name), flags | fsc.O_NOFOLLOW);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ELOOP') throw err;
+      const target = resolve(await readlink(`/proc/self/fd/${dir.fd}`), await readlink(entryPath(dir, name)));
+      if (!isInside(target, realRoot)) throw new ConfinementError('escape', `${name} leads outside its folder`);
+      path = relative(realRoot, target).split(sep);
+    } finally {
+      await dir.close();
+    }
+  }
+  throw new ConfinementError('too-many-links', `${root}: too many links`);
+}
