@@ -1,7 +1,6 @@
 // Server defects found by adversarial testing: commits interrupted by a crash, client disconnects,
 // credentials in logs, session-capability auth, and path confinement details.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { link, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,11 +12,10 @@ import { ConfigError, parseConfig } from '../src/server/config.js';
 import { assertAck, assertErr } from './helpers/assert-ack.js';
 import { fragmentRequest, startServer } from './helpers/bits-server.js';
 import type { TestServer } from './helpers/bits-server.js';
-import { CLI, startCli } from './helpers/cli.js';
+import { startCli } from './helpers/cli.js';
 import { RawConnection, bitsRequestBytes } from './helpers/raw-http.js';
 import { exchange } from './helpers/upload.js';
-
-const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+import { addUser, basic } from './helpers/users.js';
 
 describe('commit after a crash part way (a resent Close-Session)', () => {
   let t: TestServer;
@@ -142,10 +140,8 @@ describe('session-capability authentication (transfervm dialect)', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'bits-cap-'));
     const users = join(dir, 'users.json');
-    for (const [name, pw] of [['alice', 'alice-pw'], ['mallory', 'mallory-pw']]) {
-      const r = spawnSync(process.execPath, [CLI, 'user', 'add', name!, '--users', users], { input: `${pw}\n`, encoding: 'utf8' });
-      assert.equal(r.status, 0, r.stderr);
-    }
+    addUser(users, 'alice', 'alice-pw');
+    addUser(users, 'mallory', 'mallory-pw');
     const auth = { schemes: ['basic' as const], users, allowInsecureBasic: true };
     t = await startServer({
       vdirs: [

@@ -1,7 +1,6 @@
 // Session records under concurrency and damage: creates racing the sweep and each other, unreadable
 // records, session folders deleted under a running server.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,16 +11,11 @@ import { sessionKey } from '../src/protocol/session-id.js';
 import { assertAck, assertErr } from './helpers/assert-ack.js';
 import { fragmentRequest, startServer } from './helpers/bits-server.js';
 import type { TestServer } from './helpers/bits-server.js';
-import { CLI, startCli } from './helpers/cli.js';
+import { startCli } from './helpers/cli.js';
 import { RawConnection, bitsRequestBytes } from './helpers/raw-http.js';
 import { exchange } from './helpers/upload.js';
+import { addUser, basic } from './helpers/users.js';
 
-const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-
-function addUser(users: string, name: string, password: string): void {
-  const r = spawnSync(process.execPath, [CLI, 'user', 'add', name, '--users', users], { input: `${password}\n`, encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-}
 
 /** Create, one fragment, Close on `c`; returns the first unexpected answer, or `undefined`. */
 async function oneUpload(c: RawConnection, path: string, auth: string, body: Buffer): Promise<string | undefined> {
