@@ -196,7 +196,11 @@ export class Connection {
     if (start > 0) data = data.subarray(start);
     this.buffered = data.length ? [data] : [];
     this.bufferedBytes = data.length;
-    if (data.length === 0) return;
+    if (data.length === 0) {
+      // only empty lines were left: a client that has sent FIN gets no more requests (11)
+      if (this.closing || this.peerEnded) this.socket.end();
+      return;
+    }
     if (!this.headStarted) {
       // the header deadline runs from the first byte of a head and is not refreshed by more bytes
       this.headStarted = true;
@@ -309,6 +313,13 @@ export class Connection {
         // Wait until the handler actually reads before telling the client to send.
         this.pause();
       }
+      if (this.peerEnded) {
+        // A pipelined request whose client has sent FIN: once the bytes already here are taken
+        // (the microtask above), a body still incomplete never will be (11).
+        queueMicrotask(() => {
+          if (this.exchange === ex && ex.remaining > 0) this.endedMidBody(ex);
+        });
+      }
     }
     const socket = this.socket;
     const request: HttpRequest = {
@@ -364,7 +375,8 @@ export class Connection {
       ex.responseStarted = true;
       this.socket.write(this.serializeHead(500, { 'Content-Length': '0' }, false));
       this.responseFinished(ex);
-    } else if (!ex.responseDone) {
+    } else if (!ex.responseDone && this.exchange === ex) {
+      // (an exchange already let go of is closing gracefully: earlier answers are still flushing)
       this.socket.destroy();
     }
   }
@@ -514,17 +526,27 @@ export class Connection {
     this.peerEnded = true;
     const ex = this.exchange;
     if (ex && ex.remaining > 0) {
-      if (ex.responseDone) {
-        // answered already, the rest of the body will never come: flush the answer and close
-        this.linger();
-        return;
-      }
-      if (ex.body && !ex.draining) ex.body.destroy(new Error('connection closed before the body was complete'));
-      ex.abort.abort(new Error('client closed the connection'));
-      this.socket.destroy();
+      this.endedMidBody(ex);
       return;
     }
     if (!ex) this.parseNext();
+  }
+
+  /**
+   * The client has sent FIN inside a body: the body will never be complete. An answer already made
+   * is flushed, one being written is finished; otherwise the request is abandoned without one.
+   * Either way the connection then ends gracefully, so that answers to earlier requests still in the
+   * socket's buffer are delivered.
+   */
+  private endedMidBody(ex: Exchange): void {
+    if (ex.body && !ex.draining) ex.body.destroy(new Error('connection closed before the body was complete'));
+    if (ex.responseStarted && !ex.responseDone) {
+      // (responseFinished() closes, since there is nothing to drain toward)
+      ex.keepAlive = false;
+      return;
+    }
+    if (!ex.responseDone) ex.abort.abort(new Error('client closed the connection'));
+    this.linger();
   }
 
   private onSocketClose(): void {
