@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { parseContentLength } from './content-length.js';
 import type { HttpLimits } from './limits.js';
 import { parseRequestHead } from './request-head.js';
 import type { HeadError, RequestHead } from './request-head.js';
@@ -409,8 +410,8 @@ export class Connection {
       },
       async stream(status, headers, body) {
         const declared = headers['Content-Length'] ?? headers['content-length'];
-        const expected = declared === undefined ? Number.NaN : Number(declared);
-        if (!Number.isSafeInteger(expected)) throw new Error('stream() needs a Content-Length header');
+        const expected = declared === undefined ? undefined : parseContentLength(declared);
+        if (expected === undefined) throw new Error('stream() needs a Content-Length header');
         const head = start(status, headers);
         self.socket.write(head);
         try {

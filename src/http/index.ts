@@ -2,5 +2,6 @@ export * from './types.js';
 export * from './limits.js';
 export * from './server.js';
 export * from './node-adapter.js';
+export * from './content-length.js';
 export type { BadRequestHandler } from './connection.js';
 export type { HeadError } from './request-head.js';

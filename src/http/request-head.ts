@@ -1,3 +1,4 @@
+import { parseContentLength } from './content-length.js';
 import type { HttpLimits } from './limits.js';
 
 /** A request head that parsed cleanly. */
@@ -30,7 +31,6 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values: visible ASCII, space, tab and obs-text; never CR, LF or NUL.
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const TARGET = /^[\x21-\x7e]+$/;
-const CONTENT_LENGTH = /^\d{1,16}$/;
 
 /** Result of {@link parseRequestHead}. */
 export type HeadResult = { ok: true; head: RequestHead } | { ok: false; error: HeadError };
@@ -87,7 +87,7 @@ export function parseRequestHead(text: string, limits: HttpLimits): HeadResult {
     if (key === 'content-length') {
       if (contentLengthSeen) return fail(400, 'repeated-content-length', 'repeated Content-Length', method, headers);
       contentLengthSeen = true;
-      if (!CONTENT_LENGTH.test(value) || !Number.isSafeInteger(Number(value))) {
+      if (parseContentLength(value) === undefined) {
         return fail(400, 'bad-content-length', 'malformed Content-Length', method, headers);
       }
     }
