@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { pipeline } from 'node:stream/promises';
+import { bodyFraming } from './body-framing.js';
 import type { BadRequestHandler } from './connection.js';
-import { parseContentLength } from './content-length.js';
 import type { HeadError } from './request-head.js';
 import type { HttpHandler, HttpRequest, HttpResponse } from './types.js';
 
@@ -30,9 +30,10 @@ function refuse(res: ServerResponse, error: HeadError, badRequest: BadRequestHan
 /**
  * Runs an {@link HttpHandler} under `node:http` (or `node:https`): for deployments inside an
  * existing Node server, or behind a proxy that turns `BITS_POST` into `POST` +
- * `X-HTTP-Method-Override: BITS_POST` (Node's own parser refuses the `BITS_POST` method). A
- * Content-Length is read by the engine's parser ({@link parseContentLength}): what the engine
- * refuses is refused here too.
+ * `X-HTTP-Method-Override: BITS_POST` (Node's own parser refuses the `BITS_POST` method). Requests
+ * are framed by the engine's rules ({@link bodyFraming}): the same Content-Length values and
+ * Transfer-Encodings are refused; a chunked body (decoded by `node:http`) reaches the handler with
+ * `chunked: true`.
  *
  * @example
  * ```ts
@@ -51,25 +52,27 @@ export function createNodeHttpHandler(
     for (const [name, value] of Object.entries(req.headers)) {
       if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
     }
-    const cl = headers['content-length'];
-    const contentLength = cl === undefined ? undefined : parseContentLength(cl);
-    if (cl !== undefined && contentLength === undefined) {
-      const error = { status: 400, code: 'bad-content-length', message: 'malformed Content-Length' };
-      refuse(res, { ...error, method: req.method ?? 'GET', headers }, options.badRequest);
+    const method = req.method ?? 'GET';
+    const httpVersion = req.httpVersion === '1.0' ? '1.0' : '1.1';
+    const framing = bodyFraming(headers['content-length'], headers['transfer-encoding'], httpVersion);
+    if (!framing.ok) {
+      refuse(res, { status: 400, ...framing.error, method, headers }, options.badRequest);
       return;
     }
     const abort = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) abort.abort(new Error('connection closed'));
     });
+    const { framing: f } = framing;
     const request: HttpRequest = {
-      method: req.method ?? 'GET',
+      method,
       target,
       path: q === -1 ? target : target.slice(0, q),
       query: q === -1 ? '' : target.slice(q),
-      httpVersion: req.httpVersion === '1.0' ? '1.0' : '1.1',
+      httpVersion,
       headers,
-      contentLength,
+      contentLength: f.kind === 'length' && f.declared ? f.length : undefined,
+      chunked: f.kind === 'chunked',
       body: req,
       remoteAddress: req.socket.remoteAddress ?? '',
       encrypted: (req.socket as TLSSocket).encrypted === true,
