@@ -5,7 +5,7 @@ import type { FragmentPacket } from '../../protocol/packet.js';
 import { PartialWriteError } from '../../store/types.js';
 import { notifies, notifyApplication } from '../notification/notify.js';
 import type { PacketContext } from './context.js';
-import { skipBytes } from './skip-bytes.js';
+import { fragmentSource } from './exact-length.js';
 
 /** A fragment failure that carries the session's next expected offset for the error Ack. */
 export class FragmentError extends BitsError {
@@ -28,6 +28,8 @@ export class SupersededError extends Error {
 }
 
 function writeFailure(err: PartialWriteError): BitsError {
+  // a body refused for its length or framing (D13) says so itself
+  if (isBitsError(err.cause)) return err.cause;
   if (err.errno === 'ENOSPC' || err.errno === 'EDQUOT') {
     return new BitsError('BITS_DISK_FULL', 'no space left for the fragment', { cause: err });
   }
@@ -71,9 +73,7 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
     let failure: BitsError | SupersededError | undefined;
     let written = 0;
     if (range.last >= n) {
-      const skip = n - range.first;
-      const source = skip > 0 ? ctx.req.body.pipe(skipBytes(skip)) : ctx.req.body;
-      if (skip > 0) ctx.req.body.on('error', (err) => source.destroy(err));
+      const source = fragmentSource(ctx.req, n - range.first, range.length);
       try {
         written = await ctx.sessions.bytes.write(record.id, n, source, lock.signal);
       } catch (err) {
