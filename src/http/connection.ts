@@ -72,8 +72,8 @@ interface Exchange {
 
 /**
  * One HTTP/1.1 connection: parses request heads (any method token), streams Content-Length and
- * chunked bodies with backpressure, answers pipelined requests in order, keeps the connection alive, and enforces
- * the limits and idle timeouts of {@link HttpLimits}.
+ * chunked bodies with backpressure, answers pipelined requests in order, keeps the connection
+ * alive, and enforces the limits and idle timeouts of {@link HttpLimits}.
  */
 export class Connection {
   private buffered: Buffer[] = [];
@@ -446,8 +446,9 @@ export class Connection {
     // A handler that fails because its connection went away, or because the client's chunked
     // framing is malformed, is not a server error: the latter is answered 400.
     const clientFault = ex.phase === 'broken';
-    if (this.closed || ex.abort.signal.aborted || clientFault) this.logger.debug({ err }, 'request handler failed on a bad or lost request');
-    else this.logger.error({ err }, 'request handler failed');
+    if (this.closed || ex.abort.signal.aborted || clientFault) {
+      this.logger.debug({ err }, 'request handler failed on a bad or lost request');
+    } else this.logger.error({ err }, 'request handler failed');
     if (!ex.responseStarted && this.exchange === ex && !this.closed) {
       ex.keepAlive = false;
       ex.responseStarted = true;
