@@ -134,7 +134,7 @@ describe('session setup (spec §15 1–20, 70)', () => {
     assertAck(await t.request({ type: 'PING', path: '/up/a.bin' }));
   });
 
-  it('19: Fragment without Content-Length, or any BITS_POST with Transfer-Encoding, is 400', async () => {
+  it('19: Fragment with neither Content-Length nor Transfer-Encoding, or a non-Fragment BITS_POST with Transfer-Encoding, is 400', async () => {
     const id = await t.createSession('/up/te.bin');
     assertErr(
       await t.request({ type: 'Fragment', path: '/up/te.bin', sessionId: id, headers: { 'Content-Range': 'bytes 0-9/10' }, noContentLength: true }),
@@ -142,10 +142,24 @@ describe('session setup (spec §15 1–20, 70)', () => {
       '0x80070057',
     );
     assertErr(
-      await t.request({ type: 'Ping', path: '/up/te.bin', headers: { 'Transfer-Encoding': 'chunked' }, noContentLength: true }),
+      await t.request({ type: 'Ping', path: '/up/te.bin', headers: { 'Transfer-Encoding': 'chunked' }, noContentLength: true, body: '0\r\n\r\n' }),
       400,
       '0x80070057',
     );
+  });
+
+  it('19 (D13): a Fragment with Transfer-Encoding: chunked and no Content-Length is accepted', async () => {
+    const id = await t.createSession('/up/te-chunked.bin');
+    const res = await t.request({
+      type: 'Fragment',
+      path: '/up/te-chunked.bin',
+      sessionId: id,
+      headers: { 'Content-Range': 'bytes 0-9/10', 'Transfer-Encoding': 'chunked' },
+      noContentLength: true,
+      body: '4\r\n0123\r\n6\r\n456789\r\n0\r\n\r\n',
+    });
+    assertAck(res);
+    assert.equal(res.headers['bits-received-content-range'], '10');
   });
 
   it('19: body-less packets without Content-Length are handled normally (D13)', async () => {

@@ -324,6 +324,49 @@ describe('HTTP/1.0 and Connection: close (HttpServer)', () => {
   });
 });
 
+describe('a client that has sent FIN (HttpServer, default 60 s keep-alive and 120 s body idle)', () => {
+  let e: { http: HttpServer; port: number };
+  before(async () => {
+    e = await startEngine(async (req, res) => {
+      if (req.path === '/slow') await sleep(300);
+      for await (const _ of req.body) void _;
+      res.send(200, { 'Content-Length': String(req.path.length) }, req.path);
+    });
+  });
+  after(() => e.http.close(100));
+
+  it('11: a stray CRLF after a request, then FIN while it is handled: answered, then closed at once', async () => {
+    const c = await RawConnection.connect(e.port);
+    await c.write('GET /slow HTTP/1.1\r\n\r\n\r\n');
+    c.socket.end();
+    assert.equal((await c.read()).body.toString(), '/slow');
+    assert.ok(await c.closed(3000), 'still open after the answer (waiting for the keep-alive timeout)');
+    c.close();
+  });
+
+  it('11: FIN during a pipelined request with an incomplete body: the earlier answer is written whole, then the connection closes', async () => {
+    const c = await RawConnection.connect(e.port);
+    // /slow is still being handled when the FIN arrives; the POST behind it can never be complete
+    await c.write('GET /slow HTTP/1.1\r\n\r\nPOST /cut HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc');
+    c.socket.end();
+    assert.equal((await c.read()).body.toString(), '/slow');
+    assert.ok(await c.closed(3000), 'still open after the answer (waiting for the body idle timeout)');
+    assert.equal(c.pending.length, 0, 'no answer to the incomplete request');
+    c.close();
+  });
+
+  it('11: FIN during a pipelined request with an incomplete head after a complete one: both complete answers, then a close', async () => {
+    const c = await RawConnection.connect(e.port);
+    await c.write('GET /slow HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n\r\nGET /c HTTP/1.1\r\nHost');
+    c.socket.end();
+    assert.equal((await c.read()).body.toString(), '/slow');
+    assert.equal((await c.read()).body.toString(), '/b');
+    assert.ok(await c.closed(3000));
+    assert.equal(c.pending.length, 0);
+    c.close();
+  });
+});
+
 describe('early response while draining (HttpServer)', () => {
   it('a handler that answers before the body arrives keeps the connection and drains', async () => {
     let calls = 0;

@@ -1,6 +1,7 @@
 // HTTP engine limits and framing rules, over raw sockets: any method token, request line (414),
 // header value (400 / E_INVALIDARG for BITS), header count and head size (431), obs-fold,
-// Content-Length rules, CR/LF injection, Transfer-Encoding.
+// Content-Length rules, CR/LF injection, Transfer-Encoding (only a single chunked, never with
+// Content-Length).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
@@ -185,8 +186,15 @@ describe('HTTP engine: headers and head size', () => {
     ['a signed Content-Length', 'POST /f HTTP/1.1\r\nContent-Length: +3\r\n\r\nabc'],
     ['a hexadecimal Content-Length', 'POST /f HTTP/1.1\r\nContent-Length: 0x3\r\n\r\nabc'],
     ['an absurd Content-Length', 'POST /f HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\nabc'],
-    ['Transfer-Encoding: chunked', 'POST /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n'],
+    ['a Content-Length of 17 digits', 'POST /f HTTP/1.1\r\nContent-Length: 00000000000000003\r\n\r\nabc'],
     ['Transfer-Encoding with Content-Length', 'POST /f HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc'],
+    ['Transfer-Encoding before Content-Length', 'POST /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc'],
+    ['Transfer-Encoding: gzip, chunked', 'POST /f HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n'],
+    ['Transfer-Encoding: chunked, chunked', 'POST /f HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n'],
+    ['Transfer-Encoding: chunked twice', 'POST /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n'],
+    ['Transfer-Encoding: identity', 'POST /f HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\nabc'],
+    ['an empty Transfer-Encoding', 'POST /f HTTP/1.1\r\nTransfer-Encoding: \r\n\r\nabc'],
+    ['Transfer-Encoding on HTTP/1.0', 'POST /f HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n'],
   ] as const) {
     it(`refuses ${name} with 400, closes, and parses nothing after it`, async () => {
       // a complete request after the bad one must not be answered
@@ -228,21 +236,47 @@ describe('HTTP engine limits on BITS requests (BitsServer)', () => {
     assert.equal(ok.status, 200);
   });
 
-  it('Transfer-Encoding on BITS_POST is 400 + 0x80070057; the chunked body is not parsed as a request', async () => {
+  it('D13: Transfer-Encoding: chunked on a BITS_POST other than a Fragment is 400 + 0x80070057; its body is framed, drained, never parsed as a request', async () => {
     const c = await t.connect();
-    const ping = bitsRequestBytes({ type: 'Ping', path: '/up/x', sessionId: '{INNER}' });
-    const chunk = `${ping.length.toString(16)}\r\n${ping.toString('latin1')}\r\n0\r\n\r\n`;
+    const inner = bitsRequestBytes({ type: 'Ping', path: '/up/x', sessionId: '{INNER}' });
+    const chunk = `${inner.length.toString(16)}\r\n${inner.toString('latin1')}\r\n0\r\n\r\n`;
     await c.write(
       Buffer.concat([
-        bitsRequestBytes({ type: 'Fragment', path: '/up/a.bin', headers: { 'Transfer-Encoding': 'chunked' }, noContentLength: true }),
+        bitsRequestBytes({ type: 'Ping', path: '/up/a.bin', sessionId: '{OUTER}', headers: { 'Transfer-Encoding': 'chunked' }, noContentLength: true }),
         Buffer.from(chunk, 'latin1'),
+        bitsRequestBytes({ type: 'Ping', path: '/up/a.bin', sessionId: '{NEXT}' }),
       ]),
     );
-    assertErr(await c.read(), 400, '0x80070057');
-    assert.ok(await c.closed(1500));
+    const refused = await c.read();
+    assertErr(refused, 400, '0x80070057');
+    assert.equal(refused.headers['bits-session-id'], '{OUTER}');
+    assert.equal((await c.read()).headers['bits-session-id'], '{NEXT}', 'the request after the chunked body is the next answered');
+    assert.equal(await c.closed(200), false);
     assert.equal(c.pending.length, 0);
     c.close();
   });
+
+  for (const [name, te] of [
+    ['Transfer-Encoding with Content-Length', { 'Transfer-Encoding': 'chunked', 'Content-Length': '3' }],
+    ['Transfer-Encoding: gzip, chunked', { 'Transfer-Encoding': 'gzip, chunked' }],
+    ['Transfer-Encoding: chunked, chunked', { 'Transfer-Encoding': 'chunked, chunked' }],
+  ] as const) {
+    it(`D13: ${name} on a Fragment is 400 + 0x80070057, then the connection closes unparsed`, async () => {
+      const c = await t.connect();
+      const inner = bitsRequestBytes({ type: 'Ping', path: '/up/x', sessionId: '{INNER}' });
+      await c.write(
+        Buffer.concat([
+          bitsRequestBytes({ type: 'Fragment', path: '/up/a.bin', sessionId: '{F}', headers: { 'Content-Range': 'bytes 0-2/3', ...te }, noContentLength: true }),
+          Buffer.from(`3\r\nabc\r\n0\r\n\r\n`),
+          inner,
+        ]),
+      );
+      assertErr(await c.read(), 400, '0x80070057');
+      assert.ok(await c.closed(1500));
+      assert.equal(c.pending.length, 0);
+      c.close();
+    });
+  }
 
   it('obs-fold and CR/LF injection on BITS_POST are 400 + 0x80070057', async () => {
     for (const headers of [{ 'X-A': 'a\r\n folded' }, { 'X-A': 'a\nBITS-Packet-Type: Ping' }, { 'X-A': 'a\rb' }]) {

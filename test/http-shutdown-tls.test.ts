@@ -293,7 +293,7 @@ describe('node:http adapter with X-HTTP-Method-Override', () => {
   let base: string;
   before(async () => {
     t = await startServer();
-    proxy = createServer(createNodeHttpHandler(t.server.handle));
+    proxy = createServer(createNodeHttpHandler(t.server.handle, { badRequest: t.server.badRequest }));
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
   });
@@ -326,6 +326,30 @@ describe('node:http adapter with X-HTTP-Method-Override', () => {
   it('a plain POST without the override is not a BITS request (405)', async () => {
     const res = await fetch(base + '/up/x.bin', { method: 'POST', headers: { 'BITS-Packet-Type': 'Ping' } });
     assert.equal(res.status, 405);
+  });
+
+  it('20: refuses the Content-Lengths the engine refuses, with the same answer', async () => {
+    const proxyPort = (proxy.address() as AddressInfo).port;
+    const ask = async (port: number, request: string): Promise<[number, string | undefined]> => {
+      const c = await RawConnection.connect(port);
+      try {
+        await c.write(request);
+        const res = await c.read();
+        return [res.status, res.headers['bits-error-code']];
+      } finally {
+        c.close();
+      }
+    };
+    // 20 digits: a value node:http itself accepts, beyond the engine's bounded parser
+    for (const cl of ['00000000000000000000', '000000000000000000000000000000000000005']) {
+      const ping = (method: string): string =>
+        `${method} /up/a.bin HTTP/1.1\r\nHost: x\r\nX-HTTP-Method-Override: BITS_POST\r\nBITS-Packet-Type: Ping\r\nContent-Length: ${cl}\r\n\r\n`;
+      assert.deepEqual(await ask(t.port, ping('BITS_POST')), [400, '0x80070057'], `engine, Content-Length ${cl}`);
+      assert.deepEqual(await ask(proxyPort, ping('POST')), [400, '0x80070057'], `adapter, Content-Length ${cl}`);
+      const get = `GET /up/a.bin HTTP/1.1\r\nHost: x\r\nContent-Length: ${cl}\r\n\r\n`;
+      assert.deepEqual(await ask(t.port, get), [400, undefined], `engine GET, Content-Length ${cl}`);
+      assert.deepEqual(await ask(proxyPort, get), [400, undefined], `adapter GET, Content-Length ${cl}`);
+    }
   });
 
   it('a BITS error comes back with its BITS-Error-Code', async () => {

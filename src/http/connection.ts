@@ -1,6 +1,9 @@
 import { Readable } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { ChunkedDecoder } from './chunked-decoder.js';
+import type { ChunkedBodyError } from './chunked-decoder.js';
+import { parseContentLength } from './content-length.js';
 import type { HttpLimits } from './limits.js';
 import { parseRequestHead } from './request-head.js';
 import type { HeadError, RequestHead } from './request-head.js';
@@ -40,14 +43,26 @@ class BodyStream extends Readable {
   }
 }
 
+/**
+ * Where the request body is:
+ * - `streaming`: bytes still to come go to the handler's body stream;
+ * - `draining`: the handler has answered; bytes still to come are read and discarded;
+ * - `complete`: every body byte has been read (or there is no body);
+ * - `broken`: the chunked framing is malformed; nothing more is read, the connection closes.
+ */
+type BodyPhase = 'streaming' | 'draining' | 'complete' | 'broken';
+
 /** State of the request being served. */
 interface Exchange {
   head: RequestHead;
   body: BodyStream | null;
-  /** Body bytes still to come from the socket. */
+  phase: BodyPhase;
+  /** Body bytes still to come from the socket (Content-Length framing). */
   remaining: number;
-  /** True once the handler is done with the body: remaining bytes are discarded. */
-  draining: boolean;
+  /** The decoder of a chunked body; `null` for Content-Length framing. */
+  chunked: ChunkedDecoder | null;
+  /** Bytes discarded while draining (a chunked body of unknown length is drained up to maxDrain). */
+  drained: number;
   responseStarted: boolean;
   responseDone: boolean;
   continueSent: boolean;
@@ -56,9 +71,9 @@ interface Exchange {
 }
 
 /**
- * One HTTP/1.1 connection: parses request heads (any method token), streams Content-Length bodies
- * with backpressure, answers pipelined requests in order, keeps the connection alive, and enforces
- * the limits and idle timeouts of {@link HttpLimits}.
+ * One HTTP/1.1 connection: parses request heads (any method token), streams Content-Length and
+ * chunked bodies with backpressure, answers pipelined requests in order, keeps the connection
+ * alive, and enforces the limits and idle timeouts of {@link HttpLimits}.
  */
 export class Connection {
   private buffered: Buffer[] = [];
@@ -124,7 +139,7 @@ export class Connection {
 
   private onTimeout(why: string): void {
     this.logger.debug({ remote: this.socket.remoteAddress, why }, 'connection timed out');
-    if (this.exchange?.body && !this.exchange.draining) {
+    if (this.exchange?.body && this.exchange.phase === 'streaming') {
       this.exchange.body.destroy(new Error(`request body ${why}`));
     }
     this.exchange?.abort.abort(new Error(why));
@@ -134,27 +149,10 @@ export class Connection {
   private onData(chunk: Buffer): void {
     if (this.lingering) return;
     const ex = this.exchange;
-    if (ex && ex.remaining > 0) {
-      const take = Math.min(chunk.length, ex.remaining);
-      const part = take === chunk.length ? chunk : chunk.subarray(0, take);
-      chunk = take === chunk.length ? EMPTY : chunk.subarray(take);
-      ex.remaining -= take;
-      if (!ex.draining && ex.body) {
-        if (this.timer) this.timer.refresh();
-        if (!ex.body.push(part) && !ex.draining && ex.remaining > 0) {
-          // The handler is not keeping up: stop reading, and stop the body idle clock too, since
-          // the client is not the one who is idle. onBodyDemand() restarts both.
-          this.pause();
-          this.clearTimer();
-        }
-        if (ex.remaining === 0) {
-          ex.body.push(null);
-          this.clearTimer();
-        }
-      } else if (ex.remaining === 0) {
-        this.clearTimer();
-        this.maybeFinish();
-      } else if (this.timer) this.timer.refresh();
+    // (a broken body pauses the socket; bytes already read after the fault cannot be framed)
+    if (ex?.phase === 'broken') return;
+    if (ex && (ex.phase === 'streaming' || ex.phase === 'draining')) {
+      chunk = this.takeBody(ex, chunk);
       // maybeFinish() may have closed the connection (shutdown): parse nothing more
       if (chunk.length === 0 || this.lingering || this.closed) return;
     }
@@ -166,6 +164,79 @@ export class Connection {
       return;
     }
     this.parseNext();
+  }
+
+  /** Takes the body bytes at the start of `chunk` (framed by length or chunked); returns what follows the body. */
+  private takeBody(ex: Exchange, chunk: Buffer): Buffer {
+    let parts: Buffer[];
+    let consumed: number;
+    let complete: boolean;
+    if (ex.chunked) {
+      const out = ex.chunked.push(chunk);
+      if (out.error) {
+        if (ex.phase === 'streaming') this.deliver(ex, out.data, false);
+        this.onBrokenBody(ex, out.error);
+        return EMPTY;
+      }
+      ({ data: parts, consumed } = out);
+      complete = ex.chunked.done;
+    } else {
+      consumed = Math.min(chunk.length, ex.remaining);
+      parts = consumed === 0 ? [] : [consumed === chunk.length ? chunk : chunk.subarray(0, consumed)];
+      ex.remaining -= consumed;
+      complete = ex.remaining === 0;
+    }
+    const rest = consumed === chunk.length ? EMPTY : chunk.subarray(consumed);
+    if (ex.phase === 'draining') this.drain(ex, consumed, complete);
+    else this.deliver(ex, parts, complete);
+    return rest;
+  }
+
+  /** Hands body bytes to the handler's stream; pauses the socket when the handler does not keep up. */
+  private deliver(ex: Exchange, parts: Buffer[], complete: boolean): void {
+    // (set before pushing: a handler may answer synchronously from a 'data' listener)
+    if (complete) ex.phase = 'complete';
+    if (this.timer) this.timer.refresh();
+    let full = false;
+    for (const part of parts) if (part.length && !ex.body!.push(part)) full = true;
+    if (complete) {
+      ex.body!.push(null);
+      this.clearTimer();
+    } else if (full && ex.phase === 'streaming') {
+      // The handler is not keeping up: stop reading, and stop the body idle clock too, since
+      // the client is not the one who is idle. onBodyDemand() restarts both.
+      this.pause();
+      this.clearTimer();
+    }
+  }
+
+  /** Discards body bytes after an early answer: the next request follows them, or beyond maxDrain we close. */
+  private drain(ex: Exchange, consumed: number, complete: boolean): void {
+    ex.drained += consumed;
+    if (complete) {
+      ex.phase = 'complete';
+      this.clearTimer();
+      this.maybeFinish();
+    } else if (ex.drained > this.limits.maxDrain) {
+      // (only a chunked body gets here: a Content-Length one over maxDrain was refused keep-alive)
+      this.linger();
+    } else if (this.timer) this.timer.refresh();
+  }
+
+  /** The chunked framing is malformed: the body fails, and the connection closes after the answer. */
+  private onBrokenBody(ex: Exchange, error: ChunkedBodyError): void {
+    this.logger.info({ remote: this.socket.remoteAddress, reason: error.message }, 'malformed chunked body');
+    const wasStreaming = ex.phase === 'streaming';
+    ex.phase = 'broken';
+    ex.keepAlive = false;
+    this.pause();
+    if (ex.responseDone) {
+      this.linger();
+      return;
+    }
+    if (wasStreaming) ex.body?.destroy(error);
+    // bound the wait for the handler's answer (it has been told through its body)
+    if (!ex.responseStarted) this.setTimer(this.limits.bodyIdleTimeout, 'answer to a malformed body');
   }
 
   private pause(): void {
@@ -196,7 +267,11 @@ export class Connection {
     if (start > 0) data = data.subarray(start);
     this.buffered = data.length ? [data] : [];
     this.bufferedBytes = data.length;
-    if (data.length === 0) return;
+    if (data.length === 0) {
+      // only empty lines were left: a client that has sent FIN gets no more requests (11)
+      if (this.closing || this.peerEnded) this.socket.end();
+      return;
+    }
     if (!this.headStarted) {
       // the header deadline runs from the first byte of a head and is not refreshed by more bytes
       this.headStarted = true;
@@ -277,8 +352,11 @@ export class Connection {
     const ex: Exchange = {
       head,
       body: null,
+      phase: head.chunked || length > 0 ? 'streaming' : 'complete',
       remaining: length,
-      draining: false,
+      // (trailers are a head of sorts: they get the head's bound, and are discarded)
+      chunked: head.chunked ? new ChunkedDecoder(this.limits.maxHead) : null,
+      drained: 0,
       responseStarted: false,
       responseDone: false,
       continueSent: false,
@@ -288,7 +366,7 @@ export class Connection {
     this.exchange = ex;
     const body = new BodyStream(() => this.onBodyDemand(ex));
     ex.body = body;
-    if (length === 0) {
+    if (ex.phase === 'complete') {
       body.push(null);
       this.clearTimer();
     } else {
@@ -309,6 +387,14 @@ export class Connection {
         // Wait until the handler actually reads before telling the client to send.
         this.pause();
       }
+      if (this.peerEnded) {
+        // A pipelined request whose client has sent FIN: once the bytes already here are taken
+        // (the microtask above), a body still incomplete never will be (11).
+        queueMicrotask(() => {
+          // (a broken body is not waited for: its handler is answering, then the connection closes)
+          if (this.exchange === ex && (ex.phase === 'streaming' || ex.phase === 'draining')) this.endedMidBody(ex);
+        });
+      }
     }
     const socket = this.socket;
     const request: HttpRequest = {
@@ -319,6 +405,7 @@ export class Connection {
       httpVersion: head.httpVersion,
       headers: head.headers,
       contentLength: head.contentLength,
+      chunked: head.chunked,
       body,
       remoteAddress: socket.remoteAddress ?? '',
       encrypted: this.encrypted,
@@ -344,7 +431,7 @@ export class Connection {
   }
 
   private onBodyDemand(ex: Exchange): void {
-    if (this.exchange !== ex || ex.draining || ex.remaining === 0 || this.closed) return;
+    if (this.exchange !== ex || ex.phase !== 'streaming' || this.closed) return;
     if (ex.head.expectContinue && !ex.continueSent && !ex.responseStarted) {
       ex.continueSent = true;
       this.socket.write(CONTINUE);
@@ -356,15 +443,19 @@ export class Connection {
   }
 
   private onHandlerError(ex: Exchange, err: unknown): void {
-    // A handler that fails because its connection went away is not a server error.
-    if (this.closed || ex.abort.signal.aborted) this.logger.debug({ err }, 'request handler failed after the connection ended');
-    else this.logger.error({ err }, 'request handler failed');
+    // A handler that fails because its connection went away, or because the client's chunked
+    // framing is malformed, is not a server error: the latter is answered 400.
+    const clientFault = ex.phase === 'broken';
+    if (this.closed || ex.abort.signal.aborted || clientFault) {
+      this.logger.debug({ err }, 'request handler failed on a bad or lost request');
+    } else this.logger.error({ err }, 'request handler failed');
     if (!ex.responseStarted && this.exchange === ex && !this.closed) {
       ex.keepAlive = false;
       ex.responseStarted = true;
-      this.socket.write(this.serializeHead(500, { 'Content-Length': '0' }, false));
+      this.socket.write(this.serializeHead(clientFault ? 400 : 500, { 'Content-Length': '0' }, false));
       this.responseFinished(ex);
-    } else if (!ex.responseDone) {
+    } else if (!ex.responseDone && this.exchange === ex) {
+      // (an exchange already let go of is closing gracefully: earlier answers are still flushing)
       this.socket.destroy();
     }
   }
@@ -374,11 +465,12 @@ export class Connection {
       if (ex.responseStarted) throw new Error('response already started');
       if (this.exchange !== ex || this.closed) throw new Error('connection is gone');
       let keepAlive = ex.keepAlive && !this.closing;
-      if (ex.remaining > 0 && !ex.draining) {
+      if (ex.phase === 'streaming') {
         // The handler answers before reading the whole body: drain the rest if it is small enough
         // (and the client was not left waiting on 100-continue), else close after the response.
+        // A chunked body's rest is unknown: it is drained up to maxDrain, then the connection closes.
         const waitingForContinue = ex.head.expectContinue && !ex.continueSent;
-        if (waitingForContinue || ex.remaining > this.limits.maxDrain) keepAlive = false;
+        if (waitingForContinue || (!ex.chunked && ex.remaining > this.limits.maxDrain)) keepAlive = false;
       }
       const head = this.serializeHead(status, headers, keepAlive, ex.head.httpVersion === '1.0');
       ex.keepAlive = keepAlive;
@@ -397,8 +489,8 @@ export class Connection {
       },
       async stream(status, headers, body) {
         const declared = headers['Content-Length'] ?? headers['content-length'];
-        const expected = declared === undefined ? Number.NaN : Number(declared);
-        if (!Number.isSafeInteger(expected)) throw new Error('stream() needs a Content-Length header');
+        const expected = declared === undefined ? undefined : parseContentLength(declared);
+        if (expected === undefined) throw new Error('stream() needs a Content-Length header');
         const head = start(status, headers);
         self.socket.write(head);
         try {
@@ -467,24 +559,23 @@ export class Connection {
   /** The handler has written its response: detach the body, drain what is left, go on or close. */
   private responseFinished(ex: Exchange): void {
     ex.responseDone = true;
-    if (ex.remaining > 0) {
-      if (!ex.keepAlive) {
-        ex.body?.destroy();
-        this.linger();
-        return;
-      }
-      ex.draining = true;
-      ex.body?.destroy();
-      this.setTimer(this.limits.bodyIdleTimeout, 'drain idle timeout');
-      this.resume();
+    if (ex.phase === 'complete') {
+      this.maybeFinish();
       return;
     }
-    this.maybeFinish();
+    ex.body?.destroy();
+    if (!ex.keepAlive || ex.phase === 'broken') {
+      this.linger();
+      return;
+    }
+    ex.phase = 'draining';
+    this.setTimer(this.limits.bodyIdleTimeout, 'drain idle timeout');
+    this.resume();
   }
 
   private maybeFinish(): void {
     const ex = this.exchange;
-    if (!ex || !ex.responseDone || ex.remaining > 0) return;
+    if (!ex || !ex.responseDone || ex.phase !== 'complete') return;
     this.exchange = null;
     if (!ex.keepAlive || this.closing) {
       this.linger();
@@ -513,18 +604,29 @@ export class Connection {
   private onEnd(): void {
     this.peerEnded = true;
     const ex = this.exchange;
-    if (ex && ex.remaining > 0) {
-      if (ex.responseDone) {
-        // answered already, the rest of the body will never come: flush the answer and close
-        this.linger();
-        return;
-      }
-      if (ex.body && !ex.draining) ex.body.destroy(new Error('connection closed before the body was complete'));
-      ex.abort.abort(new Error('client closed the connection'));
-      this.socket.destroy();
+    if (ex && (ex.phase === 'streaming' || ex.phase === 'draining')) {
+      this.endedMidBody(ex);
       return;
     }
+    // (a broken body's handler is answering; the connection closes after that answer)
     if (!ex) this.parseNext();
+  }
+
+  /**
+   * The client has sent FIN inside a body: the body will never be complete. An answer already made
+   * is flushed, one being written is finished; otherwise the request is abandoned without one.
+   * Either way the connection then ends gracefully, so that answers to earlier requests still in the
+   * socket's buffer are delivered.
+   */
+  private endedMidBody(ex: Exchange): void {
+    if (ex.body && ex.phase === 'streaming') ex.body.destroy(new Error('connection closed before the body was complete'));
+    if (ex.responseStarted && !ex.responseDone) {
+      // (responseFinished() closes, since there is nothing to drain toward)
+      ex.keepAlive = false;
+      return;
+    }
+    if (!ex.responseDone) ex.abort.abort(new Error('client closed the connection'));
+    this.linger();
   }
 
   private onSocketClose(): void {
@@ -532,7 +634,7 @@ export class Connection {
     this.clearTimer();
     const ex = this.exchange;
     if (ex) {
-      if (ex.remaining > 0 && ex.body && !ex.draining) ex.body.destroy(new Error('connection closed before the body was complete'));
+      if (ex.phase === 'streaming' && ex.body) ex.body.destroy(new Error('connection closed before the body was complete'));
       if (!ex.responseDone) ex.abort.abort(new Error('connection closed'));
     }
     this.exchange = null;

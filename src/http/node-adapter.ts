@@ -1,20 +1,50 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { pipeline } from 'node:stream/promises';
+import { bodyFraming } from './body-framing.js';
+import type { BadRequestHandler } from './connection.js';
+import type { HeadError } from './request-head.js';
 import type { HttpHandler, HttpRequest, HttpResponse } from './types.js';
+
+/** Options of {@link createNodeHttpHandler}. */
+export interface NodeHttpHandlerOptions {
+  /**
+   * Formats the answer to a request whose framing the engine would refuse (`BitsServer.badRequest`
+   * gives BITS requests their Ack). Default: bare status.
+   */
+  badRequest?: BadRequestHandler;
+}
+
+/** Refuses a request as the engine would: the answer of `badRequest`, and the connection closed. */
+function refuse(res: ServerResponse, error: HeadError, badRequest: BadRequestHandler | undefined): void {
+  let answer = { status: error.status, headers: {} as Readonly<Record<string, string>> };
+  try {
+    if (badRequest) answer = badRequest(error);
+  } catch {
+    // (a failing formatter still gets the bare status)
+  }
+  res.writeHead(answer.status, { ...answer.headers, 'Content-Length': '0', Connection: 'close' });
+  res.end();
+}
 
 /**
  * Runs an {@link HttpHandler} under `node:http` (or `node:https`): for deployments inside an
  * existing Node server, or behind a proxy that turns `BITS_POST` into `POST` +
- * `X-HTTP-Method-Override: BITS_POST` (Node's own parser refuses the `BITS_POST` method).
+ * `X-HTTP-Method-Override: BITS_POST` (Node's own parser refuses the `BITS_POST` method). Requests
+ * are framed by the engine's rules ({@link bodyFraming}): the same Content-Length values and
+ * Transfer-Encodings are refused; a chunked body (decoded by `node:http`) reaches the handler with
+ * `chunked: true`.
  *
  * @example
  * ```ts
  * import { createServer } from 'node:http';
- * createServer(createNodeHttpHandler(bitsServer.handle)).listen(8080);
+ * createServer(createNodeHttpHandler(bitsServer.handle, { badRequest: bitsServer.badRequest })).listen(8080);
  * ```
  */
-export function createNodeHttpHandler(handler: HttpHandler): (req: IncomingMessage, res: ServerResponse) => void {
+export function createNodeHttpHandler(
+  handler: HttpHandler,
+  options: NodeHttpHandlerOptions = {},
+): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const target = req.url ?? '/';
     const q = target.indexOf('?');
@@ -22,19 +52,27 @@ export function createNodeHttpHandler(handler: HttpHandler): (req: IncomingMessa
     for (const [name, value] of Object.entries(req.headers)) {
       if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
     }
-    const cl = headers['content-length'];
+    const method = req.method ?? 'GET';
+    const httpVersion = req.httpVersion === '1.0' ? '1.0' : '1.1';
+    const framing = bodyFraming(headers['content-length'], headers['transfer-encoding'], httpVersion);
+    if (!framing.ok) {
+      refuse(res, { status: 400, ...framing.error, method, headers }, options.badRequest);
+      return;
+    }
     const abort = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) abort.abort(new Error('connection closed'));
     });
+    const { framing: f } = framing;
     const request: HttpRequest = {
-      method: req.method ?? 'GET',
+      method,
       target,
       path: q === -1 ? target : target.slice(0, q),
       query: q === -1 ? '' : target.slice(q),
-      httpVersion: req.httpVersion === '1.0' ? '1.0' : '1.1',
+      httpVersion,
       headers,
-      contentLength: cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : undefined,
+      contentLength: f.kind === 'length' && f.declared ? f.length : undefined,
+      chunked: f.kind === 'chunked',
       body: req,
       remoteAddress: req.socket.remoteAddress ?? '',
       encrypted: (req.socket as TLSSocket).encrypted === true,

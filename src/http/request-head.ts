@@ -1,3 +1,4 @@
+import { bodyFraming } from './body-framing.js';
 import type { HttpLimits } from './limits.js';
 
 /** A request head that parsed cleanly. */
@@ -8,7 +9,10 @@ export interface RequestHead {
   query: string;
   httpVersion: '1.0' | '1.1';
   headers: Record<string, string>;
+  /** The Content-Length; `undefined` when the request had none (no body, or a chunked one). */
   contentLength: number | undefined;
+  /** Whether the body is `Transfer-Encoding: chunked` (then `contentLength` is `undefined`). */
+  chunked: boolean;
   /** Whether the client wants the connection kept open after this request. */
   keepAlive: boolean;
   expectContinue: boolean;
@@ -30,7 +34,6 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values: visible ASCII, space, tab and obs-text; never CR, LF or NUL.
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const TARGET = /^[\x21-\x7e]+$/;
-const CONTENT_LENGTH = /^\d{1,16}$/;
 
 /** Result of {@link parseRequestHead}. */
 export type HeadResult = { ok: true; head: RequestHead } | { ok: false; error: HeadError };
@@ -41,8 +44,8 @@ function fail(status: number, code: string, message: string, method?: string, he
 
 /**
  * Parses a complete request head (request line and header lines, without the final empty line),
- * applying the engine's limits and the framing rules: one Content-Length, no Transfer-Encoding, no
- * obs-fold, no CR/LF/NUL in values.
+ * applying the engine's limits and the framing rules: one bounded Content-Length or
+ * `Transfer-Encoding: chunked` alone ({@link bodyFraming}), no obs-fold, no CR/LF/NUL in values.
  *
  * @example
  * ```ts
@@ -87,17 +90,13 @@ export function parseRequestHead(text: string, limits: HttpLimits): HeadResult {
     if (key === 'content-length') {
       if (contentLengthSeen) return fail(400, 'repeated-content-length', 'repeated Content-Length', method, headers);
       contentLengthSeen = true;
-      if (!CONTENT_LENGTH.test(value) || !Number.isSafeInteger(Number(value))) {
-        return fail(400, 'bad-content-length', 'malformed Content-Length', method, headers);
-      }
-    }
-    if (key === 'transfer-encoding') {
-      headers[key] = value;
-      return fail(400, 'transfer-encoding', 'Transfer-Encoding request bodies are not supported', method, headers);
     }
     const prev = headers[key];
     headers[key] = prev === undefined ? value : `${prev}, ${value}`;
   }
+  // (after all fields: Transfer-Encoding and Content-Length are judged together, in any order)
+  const framing = bodyFraming(headers['content-length'], headers['transfer-encoding'], httpVersion);
+  if (!framing.ok) return fail(400, framing.error.code, framing.error.message, method, headers);
 
   const q = target.indexOf('?');
   let path = q === -1 ? target : target.slice(0, q);
@@ -122,7 +121,8 @@ export function parseRequestHead(text: string, limits: HttpLimits): HeadResult {
       query,
       httpVersion,
       headers,
-      contentLength: contentLengthSeen ? Number(headers['content-length']) : undefined,
+      contentLength: framing.framing.kind === 'length' && framing.framing.declared ? framing.framing.length : undefined,
+      chunked: framing.framing.kind === 'chunked',
       keepAlive,
       expectContinue: httpVersion === '1.1' && (headers['expect'] ?? '').toLowerCase() === '100-continue',
     },

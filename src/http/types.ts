@@ -14,8 +14,13 @@ export interface HttpRequest {
   readonly httpVersion: '1.0' | '1.1';
   /** Headers keyed by lowercase name; repeated headers joined with `, `. */
   readonly headers: Readonly<Record<string, string>>;
-  /** The Content-Length, or `undefined` when the request had none. */
+  /** The Content-Length, or `undefined` when the request had none (no body, or a chunked one). */
   readonly contentLength: number | undefined;
+  /**
+   * Whether the body came with `Transfer-Encoding: chunked` (`contentLength` is then `undefined`):
+   * `body` yields the decoded bytes, and fails if the framing is malformed.
+   */
+  readonly chunked: boolean;
   /** The body, streamed with backpressure. Empty when there is none. */
   readonly body: Readable;
   readonly remoteAddress: string;
@@ -45,5 +50,8 @@ export interface HttpResponse {
   destroy(): void;
 }
 
-/** A request handler. Errors it throws become a bare 500 and close the connection. */
+/**
+ * A request handler. Errors it throws become a bare 500 (400 when the request's chunked framing was
+ * malformed) and close the connection.
+ */
 export type HttpHandler = (req: HttpRequest, res: HttpResponse) => void | Promise<void>;

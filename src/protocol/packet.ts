@@ -103,18 +103,33 @@ function sessionIdOf(headers: HeaderMap, required: boolean): string | undefined 
 }
 
 /**
+ * Whether the body is chunked, by D13's rules: `Transfer-Encoding` may only be a single `chunked`,
+ * never next to a Content-Length (either would let a proxy in front frame the request otherwise).
+ */
+function isChunked(headers: HeaderMap, contentLength: number | undefined): boolean {
+  const te = headers['transfer-encoding'];
+  if (te === undefined) return false;
+  if (te.trim().toLowerCase() !== 'chunked') throw new BitsError('BITS_TRANSFER_ENCODING', `Transfer-Encoding "${te}" is not supported`);
+  if (contentLength !== undefined) throw new BitsError('BITS_TRANSFER_ENCODING', 'Transfer-Encoding together with Content-Length');
+  return true;
+}
+
+/**
  * Turns the headers of a `BITS_POST` into a typed packet, applying every generic check of spec §3.6
  * that needs no server state: packet type, header sizes, framing (D13), body-less packets, and the
- * per-packet mandatory headers.
+ * per-packet mandatory headers. A Fragment's body is framed by a Content-Length equal to its range
+ * length, or chunked (its decoded length is checked against the range as it streams).
  *
  * @param headers request headers, lowercase names
- * @param contentLength the request's Content-Length, or `undefined` when absent
+ * @param contentLength the request's Content-Length, or `undefined` when absent (or chunked)
  * @throws {BitsError} with the code of the first rule broken.
  * @example
  * ```ts
  * const p = parsePacket({ 'bits-packet-type': 'Fragment', 'bits-session-id': '{…}',
  *   'content-range': 'bytes 0-99/300' }, 100);
  * if (p.type === 'Fragment') p.range.total; // 300
+ * parsePacket({ 'bits-packet-type': 'Fragment', 'bits-session-id': '{…}',
+ *   'content-range': 'bytes 0-99/300', 'transfer-encoding': 'chunked' }, undefined); // a Fragment too
  * ```
  */
 export function parsePacket(headers: HeaderMap, contentLength: number | undefined): Packet {
@@ -123,10 +138,10 @@ export function parsePacket(headers: HeaderMap, contentLength: number | undefine
       throw new BitsError('BITS_HEADER_TOO_LARGE', `header ${name} is longer than ${MAX_BITS_HEADER_VALUE} bytes`);
     }
   }
-  if (headers['transfer-encoding'] !== undefined) {
-    throw new BitsError('BITS_TRANSFER_ENCODING', 'Transfer-Encoding is not allowed on BITS_POST');
-  }
+  const chunked = isChunked(headers, contentLength);
   const type = packetTypeOf(headers);
+  // D13: only a Fragment has a body, so only a Fragment may have a chunked one
+  if (chunked && type !== PacketType.Fragment) throw new BitsError('BITS_TRANSFER_ENCODING', `${type} must not carry a chunked body`);
   if (type !== PacketType.Fragment && contentLength !== undefined && contentLength > 0) {
     throw new BitsError('BITS_UNEXPECTED_BODY', `${type} must not carry a body`);
   }
@@ -144,15 +159,15 @@ export function parsePacket(headers: HeaderMap, contentLength: number | undefine
       return { type, sessionId: sessionIdOf(headers, true)! };
     case PacketType.Fragment: {
       const sessionId = sessionIdOf(headers, true)!;
-      if (contentLength === undefined) {
-        throw new BitsError('BITS_MISSING_CONTENT_LENGTH', 'Fragment without Content-Length');
+      if (contentLength === undefined && !chunked) {
+        throw new BitsError('BITS_MISSING_CONTENT_LENGTH', 'Fragment without Content-Length or Transfer-Encoding: chunked');
       }
       const encoding = headers['content-encoding']?.trim().toLowerCase();
       if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
         throw new BitsError('BITS_BAD_ENCODING', `Content-Encoding "${encoding}" is not supported`);
       }
       const range = parseContentRange(headers['content-range']);
-      if (range.length !== contentLength) {
+      if (contentLength !== undefined && range.length !== contentLength) {
         throw new BitsError(
           'BITS_LENGTH_MISMATCH',
           `Content-Length ${contentLength} does not match Content-Range length ${range.length}`,

@@ -6,7 +6,7 @@ import { PartialWriteError, UploadMissingError } from '../../store/types.js';
 import { storageError } from '../storage-error.js';
 import { notifies, notifyApplication } from '../notification/notify.js';
 import type { PacketContext } from './context.js';
-import { skipBytes } from './skip-bytes.js';
+import { fragmentSource } from './exact-length.js';
 
 /** A fragment failure that carries the session's next expected offset for the error Ack. */
 export class FragmentError extends BitsError {
@@ -28,10 +28,12 @@ export class SupersededError extends Error {
   }
 }
 
-/** What a failed write means for the client: superseded, gone, or a storage error (D9). */
+/** What a failed write means for the client: superseded, a refused body, gone, or a storage error (D9). */
 function writeFailure(err: PartialWriteError, superseded: boolean, received: number): BitsError | SupersededError {
   if (err.origin === 'source') {
     if (superseded) return new SupersededError(received);
+    // a body refused for its length or framing (D13) says so itself
+    if (isBitsError(err.cause)) return err.cause;
     return new BitsError('BITS_CLIENT_DISCONNECTED', `fragment body ended early: ${(err.cause as Error)?.message ?? String(err.cause)}`, {
       cause: err,
     });
@@ -76,9 +78,7 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
     let failure: BitsError | SupersededError | undefined;
     let written = 0;
     if (range.last >= n) {
-      const skip = n - range.first;
-      const source = skip > 0 ? ctx.req.body.pipe(skipBytes(skip)) : ctx.req.body;
-      if (skip > 0) ctx.req.body.on('error', (err) => source.destroy(err));
+      const source = fragmentSource(ctx.req, n - range.first, range.length);
       try {
         written = await ctx.sessions.bytes.write(record.id, n, source, lock.signal);
       } catch (err) {
