@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BITS_PROTOCOL_GUID } from '../src/protocol/constants.js';
 import { sessionKey } from '../src/protocol/session-id.js';
 import { ConfigError, parseConfig } from '../src/server/config.js';
+import { redactTarget } from '../src/server/redact.js';
 import { assertAck, assertErr } from './helpers/assert-ack.js';
 import { fragmentRequest, startServer } from './helpers/bits-server.js';
 import type { TestServer } from './helpers/bits-server.js';
@@ -88,6 +89,17 @@ describe('request logs', () => {
     base = await mkdtemp(join(tmpdir(), 'bits-log-'));
   });
   after(() => rm(base, { recursive: true, force: true }));
+
+  it('redactTarget covers the credential spellings clients use, reply tokens and user information', () => {
+    const cases: [string, string][] = [
+      ['/a?pass=x&api-key=y&jwt=z&private_key=k&keep=1', '/a?pass=REDACTED&api-key=REDACTED&jwt=REDACTED&private_key=REDACTED&keep=1'],
+      ['/a?x=1;token=t', '/a?x=1;token=REDACTED'],
+      ['http://u:p@ss@h/a?q=1', 'http://h/a?q=1'],
+      ['/up/BITS-Sessions/Replies/{A}/0123abcd/responsefile.bin', '/up/BITS-Sessions/Replies/{A}/REDACTED/responsefile.bin'],
+      ['/plain/file.bin?part=2&monkey=banana', '/plain/file.bin?part=2&monkey=banana'],
+    ];
+    for (const [input, want] of cases) assert.equal(redactTarget(input), want, input);
+  });
 
   it('a client that disconnects mid-Fragment is a warning with its own code, not an internal error', async () => {
     const s = await servedWithLog(['--root', join(base, 'u1'), '--state-dir', join(base, 's1')]);

@@ -135,6 +135,22 @@ describe('damaged and vanished sessions', () => {
     }
   });
 
+  it('a retransmission of bytes whose data file was deleted is session-not-found, not a promise of lost bytes', async () => {
+    const t = await startServer();
+    try {
+      const id = await t.createSession('/up/d.bin');
+      assertAck(await t.request(fragmentRequest('/up/d.bin', id, 0, Buffer.from('12345'), 10)));
+      await rm(join(t.stateDir, 'sessions', sessionKey(id), 'data.bin'));
+      assertErr(await t.request(fragmentRequest('/up/d.bin', id, 0, Buffer.from('12345'), 10)), 500, '0x8020001F');
+      const other = await t.createSession('/up/e.bin');
+      assertAck(await t.request(fragmentRequest('/up/e.bin', other, 0, Buffer.from('12345'), 10)));
+      await rm(join(t.stateDir, 'sessions', sessionKey(other)), { recursive: true });
+      assertErr(await t.request(fragmentRequest('/up/e.bin', other, 0, Buffer.from('12345'), 10)), 500, '0x8020001F');
+    } finally {
+      await t.stop();
+    }
+  });
+
   it('a session folder deleted while the server runs is session-not-found, and the client can start over', async () => {
     const t = await startServer();
     try {

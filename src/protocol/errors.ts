@@ -29,8 +29,9 @@ export const ERRORS = {
   BITS_SESSION_NOT_FOUND: { status: 500, hresult: HResult.SessionNotFound, context: ErrorContext.RemoteFile },
   BITS_TOO_LARGE: { status: 500, hresult: HResult.TooLarge, context: ErrorContext.RemoteFile },
   BITS_DISK_FULL: { status: 500, hresult: HResult.DiskFull, context: ErrorContext.RemoteFile },
-  // The client went away (or went idle) mid-body: never sent, since nobody is listening; logged as a warning.
-  BITS_CLIENT_DISCONNECTED: { status: 400, hresult: HResult.InvalidArg, context: ErrorContext.RemoteFile },
+  // The client went away (or went idle) mid-body: normally never sent, since nobody is listening;
+  // logged as a warning. Transient (500) in case a client does read it: it must simply resend.
+  BITS_CLIENT_DISCONNECTED: { status: 500, hresult: 0x80004005, context: ErrorContext.RemoteFile },
   BITS_INTERNAL: { status: 500, hresult: 0x80004005, context: ErrorContext.RemoteFile },
   BITS_TOO_MANY_SESSIONS: { status: 503, hresult: null, context: ErrorContext.RemoteFile },
   BITS_UPLOADS_DISABLED: { status: 501, hresult: HResult.AccessDenied, context: ErrorContext.RemoteFile },

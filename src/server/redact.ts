@@ -1,13 +1,18 @@
 /**
  * Query keys whose values are credentials, compared in lowercase: anything naming a token, secret,
- * password, signature or credential, and the short names that clients use for them.
+ * password, signature, credential, bearer or JWT, API and private keys, and the short names that
+ * clients use for them.
  */
-const SECRET_KEY = /token|secret|passw|pwd|signature|credential|apikey|api_key|^(sig|key|code|auth|authorization)$/;
+const SECRET_KEY = /token|secret|pass|signature|credential|bearer|jwt|api[-_]?key|(^|[-_])key$|^(sig|pw|pwd|code|auth|authorization)$/;
+
+/** A reply URL's path carries its secret token: `BITS-Sessions/Replies/<id>/<token>/…`. */
+const REPLY_TOKEN = /(\/BITS-Sessions\/Replies\/[^/]+\/)[^/?]+/i;
 
 /**
  * A request target fit for a log line: the values of credential-like query keys (`access_token`,
- * `sig`, `password`, …) replaced by `REDACTED`, and user information of an absolute-form target
- * removed. Key names stay, so the log still shows which parameters were sent.
+ * `sig`, `password`, …) replaced by `REDACTED`, the token of a reply URL too, and user information
+ * of an absolute-form target removed. Key names stay, so the log still shows which parameters were
+ * sent.
  *
  * @example
  * ```ts
@@ -15,23 +20,19 @@ const SECRET_KEY = /token|secret|passw|pwd|signature|credential|apikey|api_key|^
  * ```
  */
 export function redactTarget(target: string): string {
-  let out = target.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1');
-  const q = out.indexOf('?');
-  if (q === -1) return out;
-  const params = out
-    .slice(q + 1)
-    .split('&')
-    .map((pair) => {
-      const eq = pair.indexOf('=');
-      const rawKey = eq === -1 ? pair : pair.slice(0, eq);
-      let key = rawKey;
-      try {
-        key = decodeURIComponent(rawKey.replace(/\+/g, ' '));
-      } catch {
-        /* keep it as sent */
-      }
-      return eq !== -1 && SECRET_KEY.test(key.toLowerCase()) ? `${rawKey}=REDACTED` : pair;
-    });
-  out = `${out.slice(0, q)}?${params.join('&')}`;
-  return out;
+  // user information runs to the last '@' before the path
+  const withoutUser = target.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/]*@/i, '$1');
+  const q = withoutUser.indexOf('?');
+  const path = (q === -1 ? withoutUser : withoutUser.slice(0, q)).replace(REPLY_TOKEN, '$1REDACTED');
+  if (q === -1) return path;
+  const query = withoutUser.slice(q + 1).replace(/([^&;=]*)=([^&;]*)/g, (pair: string, rawKey: string) => {
+    let key = rawKey;
+    try {
+      key = decodeURIComponent(rawKey.replace(/\+/g, ' '));
+    } catch {
+      /* keep it as sent */
+    }
+    return SECRET_KEY.test(key.toLowerCase()) ? `${rawKey}=REDACTED` : pair;
+  });
+  return `${path}?${query}`;
 }

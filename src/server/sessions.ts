@@ -4,8 +4,8 @@ import { BitsError } from '../protocol/errors.js';
 import { sessionKey } from '../protocol/session-id.js';
 import type { ByteStore, RecordStore, SessionLock, SessionRecord } from '../store/types.js';
 
-/** Expired records fetched per round of a sweep. */
-const SWEEP_BATCH = 256;
+/** Most expired sessions one sweep removes (the next sweep takes the rest). */
+const SWEEP_LIMIT = 10_000;
 
 /** Lifecycle events of sessions, emitted by {@link Sessions} (and re-emitted by the server). */
 export interface SessionEvents {
@@ -92,23 +92,17 @@ export class Sessions extends EventEmitter<SessionEvents> {
   /** Removes every expired session that has no request in progress. Returns how many went. */
   async sweep(): Promise<number> {
     let removed = 0;
-    const seen = new Set<string>();
-    for (;;) {
-      const batch = (await this.records.listExpired(this.now(), SWEEP_BATCH)).filter((r) => !seen.has(sessionKey(r.id)));
-      if (batch.length === 0) return removed;
-      for (const record of batch) {
-        const key = sessionKey(record.id);
-        seen.add(key);
-        if (this.busy.has(key)) continue;
-        await this.withLock(record.id, async () => {
-          const fresh = await this.records.get(record.id);
-          if (!fresh || !this.isExpired(fresh)) return;
-          await this.remove(fresh);
-          removed++;
-          this.logger.info({ session: fresh.id, url: fresh.urlPath }, 'session expired');
-          this.emit('session-expired', fresh);
-        });
-      }
+    for (const record of await this.records.listExpired(this.now(), SWEEP_LIMIT)) {
+      if (this.busy.has(sessionKey(record.id))) continue;
+      await this.withLock(record.id, async () => {
+        const fresh = await this.records.get(record.id);
+        if (!fresh || !this.isExpired(fresh)) return;
+        await this.remove(fresh);
+        removed++;
+        this.logger.info({ session: fresh.id, url: fresh.urlPath }, 'session expired');
+        this.emit('session-expired', fresh);
+      });
     }
+    return removed;
   }
 }

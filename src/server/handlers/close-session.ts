@@ -2,6 +2,7 @@ import { okAck } from '../../protocol/ack.js';
 import type { Ack } from '../../protocol/ack.js';
 import { BitsError } from '../../protocol/errors.js';
 import type { CloseSessionPacket } from '../../protocol/packet.js';
+import type { SessionRecord } from '../../store/types.js';
 import { ConfinementError } from '../../store/fs/confined.js';
 import { notifies } from '../notification/notify.js';
 import { errnoOf, storageError } from '../storage-error.js';
@@ -34,23 +35,7 @@ export async function closeSession(ctx: PacketContext, packet: CloseSessionPacke
       if (destination !== record.destination) {
         throw new BitsError('BITS_BAD_PATH', `destination moved from ${record.destination} to ${destination}`);
       }
-      record.state = 'committing';
-      await sessions.records.update(record);
-      try {
-        await sessions.bytes.commit(
-          record.id,
-          { root: ctx.loc.vdir.directory, path: ctx.loc.segments },
-          { overwrite: ctx.loc.vdir.allowOverwrites },
-        );
-      } catch (err) {
-        record.state = 'receiving';
-        await sessions.records.update(record);
-        if (err instanceof ConfinementError) throw new BitsError('BITS_BAD_PATH', `${record.urlPath}: ${err.message}`);
-        if (errnoOf(err) === 'EEXIST') {
-          throw new BitsError('BITS_DESTINATION_EXISTS', `${record.urlPath} appeared and overwrites are off`);
-        }
-        throw storageError(err, 'committing the upload failed');
-      }
+      await commitUpload(ctx, record);
       committed = true;
     }
     await sessions.remove(record);
@@ -58,4 +43,29 @@ export async function closeSession(ctx: PacketContext, packet: CloseSessionPacke
     sessions.emit('session-closed', record, committed);
     return okAck({ sessionId: packet.sessionId });
   });
+}
+
+/**
+ * Marks the session `committing` and commits its data to the destination. A failure before the data
+ * was placed puts the session back to `receiving` and becomes the Ack's error; a failure after it
+ * (the data has left the session, which happens only once it is durably in place) is a committed
+ * upload whose cleanup failed, logged.
+ */
+async function commitUpload(ctx: PacketContext, record: SessionRecord): Promise<void> {
+  const { sessions } = ctx;
+  record.state = 'committing';
+  await sessions.records.update(record);
+  try {
+    await sessions.bytes.commit(record.id, { root: ctx.loc.vdir.directory, path: ctx.loc.segments }, { overwrite: ctx.loc.vdir.allowOverwrites });
+  } catch (err) {
+    if (!(await sessions.bytes.exists(record.id))) {
+      ctx.logger.warn({ session: record.id, err }, 'upload committed; cleaning up after it failed');
+      return;
+    }
+    record.state = 'receiving';
+    await sessions.records.update(record);
+    if (err instanceof ConfinementError) throw new BitsError('BITS_BAD_PATH', `${record.urlPath}: ${err.message}`);
+    if (errnoOf(err) === 'EEXIST') throw new BitsError('BITS_DESTINATION_EXISTS', `${record.urlPath} appeared and overwrites are off`);
+    throw storageError(err, 'committing the upload failed');
+  }
 }

@@ -3,7 +3,7 @@ import type { Ack } from '../../protocol/ack.js';
 import { BitsError, isBitsError } from '../../protocol/errors.js';
 import type { FragmentPacket } from '../../protocol/packet.js';
 import { PartialWriteError, UploadMissingError } from '../../store/types.js';
-import { storageError } from '../storage-error.js';
+import { errnoOf, storageError } from '../storage-error.js';
 import { notifies, notifyApplication } from '../notification/notify.js';
 import type { PacketContext } from './context.js';
 import { fragmentSource } from './exact-length.js';
@@ -54,7 +54,8 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
   // without taking the session's lock, so it never supersedes the live request streaming new bytes.
   const known = await ctx.sessions.live(packet.sessionId, ctx.loc.urlPath, ctx.principal);
   const replyReady = !notifies(vdir, ctx.hook) || known.reply;
-  if (range.length > 0 && known.total === range.total && range.last < known.received && replyReady) {
+  const duplicate = range.length > 0 && known.total === range.total && range.last < known.received && replyReady;
+  if (duplicate && (await ctx.sessions.bytes.exists(known.id))) {
     ctx.log['bytes'] = 0;
     return okAck({ sessionId: packet.sessionId, receivedContentRange: known.received, replyUrl: known.reply?.url });
   }
@@ -77,6 +78,11 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
 
     let failure: BitsError | SupersededError | undefined;
     let written = 0;
+    if (range.last < n && !(await ctx.sessions.bytes.exists(record.id))) {
+      // Nothing to write, but the bytes it would confirm were deleted from outside.
+      await ctx.sessions.remove(record);
+      throw new BitsError('BITS_SESSION_NOT_FOUND', `session ${record.id} lost its data`);
+    }
     if (range.last >= n) {
       const source = fragmentSource(ctx.req, n - range.first, range.length);
       try {
@@ -101,6 +107,11 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
       try {
         await ctx.sessions.records.update(record);
       } catch (err) {
+        if (errnoOf(err) === 'ENOENT') {
+          // The session's folder was deleted from outside: the client must start over.
+          await ctx.sessions.remove(record);
+          throw new BitsError('BITS_SESSION_NOT_FOUND', `session ${record.id} lost its folder`);
+        }
         // The record on disk still says n: that, not what reached the data file, is what is durable.
         throw new FragmentError(failure instanceof BitsError ? failure : storageError(err, 'recording the fragment failed'), n);
       }

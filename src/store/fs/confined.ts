@@ -22,7 +22,10 @@ export class ConfinementError extends Error {
 export const canWalkByDescriptor = existsSync('/proc/self/fd');
 
 const DIR_FLAGS = fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW;
-const MAX_STEPS = 64;
+/** Symlinks followed in one walk, as the kernel's own limit. */
+const MAX_LINKS = 40;
+/** Times a component may be looked at again because it changed under us (creation, swaps). */
+const MAX_RETRIES = 64;
 
 /** The path through which an open directory's entry `name` is reached without re-resolving the directory. */
 export function entryPath(dir: FileHandle, name: string): string {
@@ -63,8 +66,13 @@ async function walk(start: FileHandle, realRoot: string, pending: string[], crea
     moved(next);
     await previous.close();
   };
-  for (let steps = 0; pending.length > 0; steps++) {
-    if (steps > MAX_STEPS) throw new ConfinementError('too-many-links', 'too many links or retries');
+  let links = 0;
+  let retries = 0;
+  const again = (name: string): void => {
+    if (++retries > MAX_RETRIES) throw new ConfinementError('too-many-links', `${name} keeps changing`);
+    pending.unshift(name);
+  };
+  while (pending.length > 0) {
     const name = pending.shift()!;
     if (name === '' || name === '.') continue;
     const at = entryPath(cur, name);
@@ -74,10 +82,10 @@ async function walk(start: FileHandle, realRoot: string, pending: string[], crea
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' && create) {
-        await mkdir(at, { mode: 0o755 }).catch((e: NodeJS.ErrnoException) => {
+        await mkdir(at).catch((e: NodeJS.ErrnoException) => {
           if (e.code !== 'EEXIST') throw e;
         });
-        pending.unshift(name); // open what is there now (it may already have been swapped)
+        again(name); // open what is there now (it may already have been swapped)
         continue;
       }
       if (code !== 'ENOTDIR' && code !== 'ELOOP') throw err;
@@ -88,10 +96,11 @@ async function walk(start: FileHandle, realRoot: string, pending: string[], crea
     const link = st?.isSymbolicLink() ? await readlink(at).catch(() => undefined) : undefined;
     if (link === undefined) {
       if (st && !st.isDirectory() && !st.isSymbolicLink()) throw new ConfinementError('not-a-directory', `${name} is not a directory`);
-      pending.unshift(name);
+      again(name);
       continue;
     }
     // Follow the link by its meaning, then walk again from the root: every step stays checked.
+    if (++links > MAX_LINKS) throw new ConfinementError('too-many-links', `too many symlinks at ${name}`);
     const target = resolve(await readlink(`/proc/self/fd/${cur.fd}`), link);
     if (!isInside(target, realRoot)) throw new ConfinementError('escape', `${name} leads outside its folder`);
     pending.unshift(...relative(realRoot, target).split(sep));
@@ -126,7 +135,7 @@ export async function stillInside(root: string, file: string): Promise<boolean> 
 export async function openConfinedFile(root: string, segments: readonly string[], flags: number): Promise<FileHandle> {
   const realRoot = await realpath(root);
   let path = [...segments];
-  for (let hops = 0; hops <= MAX_STEPS; hops++) {
+  for (let hops = 0; hops <= MAX_LINKS; hops++) {
     const name = path.at(-1);
     if (name === undefined) throw new ConfinementError('not-a-directory', `${root} is a folder`);
     const dir = await openConfinedDir(realRoot, path.slice(0, -1), { create: false });

@@ -1,5 +1,5 @@
 import { constants as fsc, createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, link, lstat, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -142,53 +142,71 @@ export class FsByteStore implements ByteStore {
       // No descriptor walk here: place by path, then make sure the folder did not move outside.
       const parent = join(destination.root, ...folders);
       await mkdir(parent, { recursive: true });
-      await this.commitIn(id, (n) => join(parent, n), name, options);
+      await this.commitIn(id, (n) => join(parent, n), () => syncDir(parent), name, options);
       if (!(await stillInside(destination.root, join(parent, name)))) {
         await unlink(join(parent, name)).catch(() => undefined);
         throw new ConfinementError('escape', `${join(...destination.path)} was moved outside ${destination.root}`);
       }
-      await syncDir(parent);
       return;
     }
     const dir = await openConfinedDir(destination.root, folders, { create: true });
     try {
-      await this.commitIn(id, (n) => entryPath(dir, n), name, options);
-      await dir.sync();
+      await this.commitIn(id, (n) => entryPath(dir, n), () => dir.sync(), name, options);
     } finally {
       await dir.close();
     }
   }
 
-  /** Places the upload as `name` in the folder that `at` reaches (`at(n)` is the path of entry `n`). */
-  private async commitIn(id: string, at: (name: string) => string, name: string, options: { overwrite: boolean }): Promise<void> {
+  /**
+   * Places the upload as `name` in the folder that `at` reaches (`at(n)` is the path of entry `n`;
+   * `sync` makes that folder's entries durable). The session's copy is removed only once the
+   * destination's entry is durable, so a power loss never leaves neither.
+   */
+  private async commitIn(
+    id: string,
+    at: (name: string) => string,
+    sync: () => Promise<void>,
+    name: string,
+    options: { overwrite: boolean },
+  ): Promise<void> {
     const data = this.dataOf(id);
     const target = at(name);
-    const tmp = at(`.${name}.bits-${basename(this.dirOf(id))}.part`);
+    const tmp = at(`.bits-${basename(this.dirOf(id))}.part`);
     // A resent Close after a crash part way through an earlier commit finishes that commit.
-    if (await this.finishPlaced(id, target, tmp)) return;
+    if (await this.finishPlaced(id, target, tmp, sync)) return;
     try {
-      await this.place(data, target, options.overwrite);
+      await this.place(data, target, options.overwrite, sync);
+      return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-      // Different filesystems: copy next to the destination under a hidden name, then place it.
-      await copyFile(data, tmp, fsc.COPYFILE_FICLONE);
-      const fh = await open(tmp, 'r+');
-      try {
-        await fh.sync();
-        // The copy's identity, so a resend can tell our file at the destination from another one.
-        const st = await fh.stat();
-        await writeFileAtomic(join(this.dirOf(id), PLACED_FILE), JSON.stringify({ dev: st.dev, ino: st.ino }));
-      } finally {
-        await fh.close();
-      }
-      try {
-        await this.place(tmp, target, options.overwrite);
-      } catch (placeErr) {
-        await rm(tmp, { force: true });
-        await rm(join(this.dirOf(id), PLACED_FILE), { force: true });
-        throw placeErr;
-      }
-      await rm(data, { force: true });
+    }
+    // Different filesystems: copy next to the destination under a hidden name, then place it.
+    try {
+      await this.copyBeside(data, tmp);
+      await this.place(tmp, target, options.overwrite, sync);
+    } catch (err) {
+      await rm(join(this.dirOf(id), PLACED_FILE), { force: true });
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    await rm(data, { force: true });
+  }
+
+  /**
+   * Copies the upload to `tmp` (a name in the destination folder, which others may write to): an
+   * exclusive, no-follow create, so a file or symlink planted there is never written through. The
+   * copy's identity goes to a marker, so a resend can tell our file at the destination from another.
+   */
+  private async copyBeside(data: string, tmp: string): Promise<void> {
+    await rm(tmp, { force: true });
+    const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o644);
+    try {
+      await pipeline(createReadStream(data), fh.createWriteStream({ autoClose: false }));
+      await fh.sync();
+      const st = await fh.stat();
+      await writeFileAtomic(join(dirname(data), PLACED_FILE), JSON.stringify({ dev: st.dev, ino: st.ino }));
+    } finally {
+      await fh.close();
     }
   }
 
@@ -197,7 +215,7 @@ export class FsByteStore implements ByteStore {
    * finish (the same inode as the data file, or as the cross-device copy named in the marker); if
    * so, removes what that commit left behind.
    */
-  private async finishPlaced(id: string, target: string, tmp: string): Promise<boolean> {
+  private async finishPlaced(id: string, target: string, tmp: string, sync: () => Promise<void>): Promise<boolean> {
     const placed = await lstat(target).catch(() => undefined);
     if (!placed?.isFile()) return false;
     const data = await stat(this.dataOf(id)).catch(() => undefined);
@@ -207,6 +225,7 @@ export class FsByteStore implements ByteStore {
     );
     const same = (a: { dev: number; ino: number } | undefined): boolean => a !== undefined && a.dev === placed.dev && a.ino === placed.ino;
     if (!same(data) && !same(marker)) return false;
+    await sync();
     await rm(tmp, { force: true });
     await rm(this.dataOf(id), { force: true });
     return true;
@@ -259,13 +278,18 @@ export class FsByteStore implements ByteStore {
     await rm(join(dir, `${REPLY_FILE}.tmp`), { force: true });
   }
 
-  /** rename (replacing) or link + unlink (never replacing) `from` to `to`. */
-  private async place(from: string, to: string, overwrite: boolean): Promise<void> {
+  /**
+   * rename (replacing) or link + unlink (never replacing) `from` to `to`; `from` goes only after the
+   * new entry is durable.
+   */
+  private async place(from: string, to: string, overwrite: boolean, sync: () => Promise<void>): Promise<void> {
     if (overwrite) {
       await rename(from, to);
+      await sync();
       return;
     }
     await link(from, to);
+    await sync();
     await unlink(from);
   }
 

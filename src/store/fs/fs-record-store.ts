@@ -143,8 +143,13 @@ export class FsRecordStore implements RecordStore {
     await this.load();
     for (const name of await this.folderNames()) {
       if (!sessionDir(this.stateDir, name) || this.records.has(name)) continue;
-      const record = await readFile(join(sessionsRoot(this.stateDir), name, RECORD_FILE)).catch(() => undefined);
-      if (record !== undefined) continue; // written by someone else since the load: not ours to judge
+      // Only a folder that provably has no record is debris; one whose record exists but could not
+      // be read (or moved aside) is kept.
+      const missing = await readFile(join(sessionsRoot(this.stateDir), name, RECORD_FILE)).then(
+        () => false,
+        (err: NodeJS.ErrnoException) => err.code === 'ENOENT',
+      );
+      if (!missing) continue;
       this.logger?.info({ session: name }, 'removing an unacknowledged session left by a crash');
       await rm(join(sessionsRoot(this.stateDir), name), { recursive: true, force: true });
     }
@@ -231,7 +236,8 @@ export class FsRecordStore implements RecordStore {
         text = await readFile(join(sessionsRoot(this.stateDir), name, RECORD_FILE), 'utf8');
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // no record yet: see recover()
-        await this.quarantine(name, `cannot read ${RECORD_FILE}: ${(err as Error).message}`);
+        // Unreadable for now (permissions, I/O): skipped, left where it is, never judged damaged.
+        this.logger?.error({ session: name, err }, 'session record cannot be read; skipped');
         continue;
       }
       const record = parseRecord(text, name);
