@@ -137,6 +137,8 @@ export function registerServe(program: Command): void {
         await server.listen();
       } catch (err) {
         logger.fatal({ err }, 'cannot start');
+        // (also on stderr, in words: the operator has to act on it)
+        process.stderr.write(`bits serve: cannot start: ${(err as Error).message}\n`);
         process.exit(1);
       }
       let stopping = false;
