@@ -138,6 +138,10 @@ export function registerServe(program: Command): void {
       } catch (err) {
         logger.fatal({ err }, 'cannot start');
         // (also on stderr, in words: the operator has to act on it)
+        if (err instanceof ConfigError) {
+          process.stderr.write(`bits serve: ${err.message}\n`);
+          process.exit(2);
+        }
         process.stderr.write(`bits serve: cannot start: ${(err as Error).message}\n`);
         process.exit(1);
       }

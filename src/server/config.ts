@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 
 /** Seconds → the unit every duration of the configuration uses. */
@@ -198,4 +199,46 @@ export async function loadConfigFile(file: string): Promise<ServerConfig> {
     throw new ConfigError(`configuration ${file} is not valid JSON: ${(err as Error).message}`);
   }
   return parseConfig(json, dirname(resolve(file)));
+}
+
+/** A configured file, read; failing to read it is a configuration error naming `key`. */
+async function readConfiguredFile(key: string, file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new ConfigError(`invalid configuration:\n  ${key}: cannot read ${file} (${e.code ?? e.message})`);
+  }
+}
+
+/** The certificate, key and CA bundle of the `tls` block. */
+export interface TlsFiles {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly ca: Buffer | undefined;
+}
+
+/**
+ * Reads the files of the `tls` block and checks that they make a usable TLS context, so that a
+ * missing or broken file stops the server at start-up with its key named, not at the first client.
+ *
+ * @throws {ConfigError} naming `tls.cert`, `tls.key` or `tls.ca`.
+ * @example
+ * ```ts
+ * const files = await readTlsFiles(config.tls); // undefined without TLS
+ * ```
+ */
+export async function readTlsFiles(tls: ServerConfig['tls']): Promise<TlsFiles | undefined> {
+  if (!tls) return undefined;
+  const files: TlsFiles = {
+    cert: await readConfiguredFile('tls.cert', tls.cert),
+    key: await readConfiguredFile('tls.key', tls.key),
+    ca: tls.ca === null ? undefined : await readConfiguredFile('tls.ca', tls.ca),
+  };
+  try {
+    createSecureContext({ cert: files.cert, key: files.key, ...(files.ca ? { ca: files.ca } : {}) });
+  } catch (err) {
+    throw new ConfigError(`invalid configuration:\n  tls.cert, tls.key${files.ca ? ', tls.ca' : ''}: ${(err as Error).message}`);
+  }
+  return files;
 }
