@@ -21,6 +21,7 @@ interface ServeFlags {
   notifyUrl?: string;
   notifyType?: string;
   notifyTimeout?: string;
+  publicUrl?: string;
   tlsCert?: string;
   tlsKey?: string;
   logLevel?: string;
@@ -48,10 +49,13 @@ async function resolveConfig(flags: ServeFlags): Promise<ServerConfig> {
   if (flags.config) {
     const used = VDIR_FLAGS.filter(([key]) => flags[key] !== undefined).map(([, flag]) => flag);
     if (used.length) throw new ConfigError(`${used.join(', ')} cannot be combined with --config: set them in the file's vdirs`);
+    // (vdirs inherit the file's publicUrl as it is loaded: a flag could no longer reach them)
+    if (flags.publicUrl !== undefined) throw new ConfigError('--public-url cannot be combined with --config: set publicUrl in the file');
     const fromFile = await loadConfigFile(flags.config);
     input = { ...fromFile, limits: fromFile.limits };
   } else {
     input = {
+      publicUrl: flags.publicUrl ?? null,
       vdirs: [
         {
           path: '/',
@@ -104,6 +108,7 @@ export function registerServe(program: Command): void {
     .option('--notify-url <url>', 'server application notified of each completed upload (upload-reply)')
     .option('--notify-type <type>', 'by-value | by-reference | none (default by-value with --notify-url)')
     .option('--notify-timeout <seconds>', 'how long the application may stay silent (default 300)')
+    .option('--public-url <url>', 'origin clients reach the server at, e.g. https://bits.example.com (default: the listener)')
     .option('--tls-cert <file>', 'PEM certificate: serve HTTPS')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')

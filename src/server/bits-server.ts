@@ -29,6 +29,7 @@ import { FragmentError, SupersededError, fragment } from './handlers/fragment.js
 import { Sessions } from './sessions.js';
 import type { SessionEvents } from './sessions.js';
 import type { UploadCompleteHook } from './notification/hook.js';
+import { bindListener } from './notification/public-url.js';
 import { matchReplyPath, sameToken } from './notification/reply-url.js';
 import type { ReplyPath } from './notification/reply-url.js';
 import { VdirTable } from './vdir-table.js';
@@ -350,6 +351,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     );
     this.http = new HttpServer({ handler: this.handle, logger: this.logger, limits, badRequest: this.badRequest, tls });
     const address = await this.http.listen(this.config.listen.port, this.config.listen.host);
+    bindListener(this.config, address.port);
     this.sweepTimer = setInterval(() => {
       this.sessions.sweep().catch((err: unknown) => this.logger.error({ err }, 'sweep failed'));
     }, Math.max(1, this.config.sweepInterval) * SECOND);

@@ -2,10 +2,21 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
+import { notificationUrlProblem, publicUrlProblem } from './notification/public-url.js';
 
 /** Seconds → the unit every duration of the configuration uses. */
 const seconds = z.number().nonnegative();
 const size = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+/** A string checked by `problem`, whose answer (if any) is the key's error message. */
+const checked = (problem: (value: string) => string | undefined) =>
+  z.string().superRefine((value, ctx) => {
+    const message = problem(value);
+    if (message) ctx.addIssue({ code: 'custom', message });
+  });
+
+/** The origin clients reach the server at, e.g. `https://bits.example.com` (normalised, no trailing `/`). */
+const publicUrl = checked(publicUrlProblem).transform((u) => new URL(u).origin);
 
 const authSchema = z
   .object({
@@ -47,16 +58,19 @@ const vdirSchema = z
     hostIdFallbackTimeout: z.number().int().nonnegative().max(0xffffffff).default(86_400),
     /** Server-application notification (upload-reply): none, by reference (paths) or by value (body). */
     notificationType: z.enum(['none', 'by-reference', 'by-value']).default('none'),
-    /** Where to POST; absolute http(s) URL, or relative to the upload URL's directory. */
-    notificationUrl: z
-      .string()
-      .min(1)
-      .max(2200)
-      .refine((u) => !/^[a-z][a-z0-9+.-]*:/i.test(u) || /^https?:\/\//i.test(u), 'must be an http:// or https:// URL, or relative')
+    /**
+     * Where to POST: an absolute http(s) URL, or a path relative to the upload URL's directory on
+     * the vdir's public origin (never one taken from the request). Host-looking values without a
+     * scheme are refused (see `notificationUrlProblem`).
+     */
+    notificationUrl: checked(notificationUrlProblem)
+      .pipe(z.string().min(1).max(2200))
       .nullable()
       .default(null),
     /** Seconds the application may stay silent before the upload's Ack fails with 408. */
     notificationTimeout: z.number().positive().default(300),
+    /** The origin of this vdir's URLs (`BITS-Original-Request-URL`, relative notification URLs); default: the server's. */
+    publicUrl: publicUrl.nullable().default(null),
     /** Who may use the vdir; absent = everyone, anonymously. */
     auth: authSchema.nullable().default(null),
     /** Most live sessions one principal may hold on the vdir (IIS BITSNumberOfSessionsLimit); 0 = no limit. */
@@ -96,6 +110,8 @@ const configSchema = z
       .strict()
       .nullable()
       .default(null),
+    /** The origin clients reach the server at; default: the listener's own address. */
+    publicUrl: publicUrl.nullable().default(null),
     stateDir: z.string().min(1).default('./data/.bits'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** Seconds between sweeps of expired sessions. */
@@ -160,6 +176,7 @@ export function parseConfig(input: unknown, baseDir: string): ServerConfig {
   const seen = new Set<string>();
   config.vdirs.forEach((v, i) => {
     v.directory = resolve(baseDir, v.directory);
+    v.publicUrl ??= config.publicUrl;
     if (v.auth?.users) v.auth.users = resolve(baseDir, v.auth.users);
     if (v.auth?.schemes.includes('client-certificate') && !config.tls?.ca) {
       throw new ConfigError(`invalid configuration:\n  tls.ca: needed for vdirs[${i}].auth client-certificate`);

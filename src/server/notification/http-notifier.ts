@@ -34,21 +34,6 @@ export interface NotificationAnswer {
 
 const MAX_REPLY_URL = 2200;
 
-/**
- * Resolves the notification URL of a vdir for one upload: a relative URL against the upload URL's
- * directory, and the upload's query string appended (spec §9.2).
- *
- * @example
- * ```ts
- * notificationUrl('n.asp', 'http://h/up/f.txt', '?ACCOUNT=7').href; // 'http://h/up/n.asp?ACCOUNT=7'
- * ```
- */
-export function notificationUrl(configured: string, uploadUrl: string, query: string): URL {
-  const url = new URL(configured, uploadUrl);
-  if (query.length > 1) url.search = url.search.length > 1 ? `${url.search}&${query.slice(1)}` : query;
-  return url;
-}
-
 function drain(res: IncomingMessage): Promise<void> {
   return new Promise((resolve) => {
     res.on('end', resolve).on('error', () => resolve()).on('close', resolve).resume();

@@ -6,7 +6,8 @@ import { BitsError, isBitsError } from '../../protocol/errors.js';
 import type { ByteStore, ReplyRecord, SessionRecord } from '../../store/types.js';
 import type { VdirConfig } from '../config.js';
 import type { CompletedUpload, UploadCompleteHook, UploadReply } from './hook.js';
-import { notificationUrl, postNotification } from './http-notifier.js';
+import { postNotification } from './http-notifier.js';
+import { notificationTarget, uploadUrl } from './public-url.js';
 import { newReplyToken, replyUrl } from './reply-url.js';
 
 /** Everything one notification needs. */
@@ -21,11 +22,6 @@ export interface NotifyInput {
 }
 
 const MAX_REPLY_URL = 2200;
-
-/** The upload URL as the client addressed it (`http://host/up/f.bin?q`). */
-export function originalUrl(req: HttpRequest): string {
-  return `${req.encrypted ? 'https' : 'http'}://${req.headers['host'] ?? 'localhost'}${req.target}`;
-}
 
 function toStream(reply: Exclude<UploadReply, { url: string }>): Readable {
   if (typeof reply === 'string') return Readable.from([Buffer.from(reply, 'utf8')]);
@@ -44,7 +40,7 @@ async function runHook(input: NotifyInput, hook: UploadCompleteHook): Promise<Re
   const upload: CompletedUpload = {
     sessionId: record.id,
     vdir: vdir.path,
-    url: originalUrl(input.req),
+    url: uploadUrl(vdir, input.req),
     urlPath: record.urlPath,
     destination: record.destination,
     size: record.total ?? 0,
@@ -97,19 +93,18 @@ async function adoptReplyFile(bytes: ByteStore, id: string, path: string): Promi
   }
 }
 
-async function runHttp(input: NotifyInput, configuredUrl: string): Promise<ReplyRecord> {
+async function runHttp(input: NotifyInput): Promise<ReplyRecord> {
   const { req, vdir, record, bytes } = input;
   const type = vdir.notificationType === 'by-reference' ? 'by-reference' : 'by-value';
-  const base = `${req.encrypted ? 'https' : 'http'}://${req.headers['host'] ?? 'localhost'}${req.path}`;
   const responseFile = bytes.replyPath(record.id);
   const requestFile = bytes.localPath(record.id);
   if (type === 'by-reference' && (!responseFile || !requestFile)) {
     throw new BitsError('BITS_INTERNAL', 'by-reference notification needs a store with local files');
   }
   const answer = await postNotification({
-    url: notificationUrl(configuredUrl, base, req.query),
+    url: notificationTarget(vdir, req),
     type,
-    originalUrl: originalUrl(req),
+    originalUrl: uploadUrl(vdir, req),
     requestFile,
     responseFile,
     body: () => bytes.openRead(record.id),
@@ -155,5 +150,5 @@ export async function notifyApplication(input: NotifyInput): Promise<ReplyRecord
   if (!input.vdir.notificationUrl) {
     throw new BitsError('BITS_INTERNAL', `vdir ${input.vdir.path} has notificationType ${input.vdir.notificationType} but no notificationUrl`);
   }
-  return runHttp(input, input.vdir.notificationUrl);
+  return runHttp(input);
 }
