@@ -21,6 +21,7 @@ interface ServeFlags {
   notifyUrl?: string;
   notifyType?: string;
   notifyTimeout?: string;
+  maxReplySize?: string;
   publicUrl?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -39,6 +40,7 @@ const VDIR_FLAGS = [
   ['notifyUrl', '--notify-url'],
   ['notifyType', '--notify-type'],
   ['notifyTimeout', '--notify-timeout'],
+  ['maxReplySize', '--max-reply-size'],
 ] as const;
 
 const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
@@ -70,6 +72,7 @@ async function resolveConfig(flags: ServeFlags): Promise<ServerConfig> {
           notificationUrl: flags.notifyUrl ?? null,
           notificationType: flags.notifyType ?? (flags.notifyUrl ? 'by-value' : 'none'),
           notificationTimeout: num(flags.notifyTimeout),
+          maxReplySize: num(flags.maxReplySize),
         },
       ],
     };
@@ -108,6 +111,7 @@ export function registerServe(program: Command): void {
     .option('--notify-url <url>', 'server application notified of each completed upload (upload-reply)')
     .option('--notify-type <type>', 'by-value | by-reference | none (default by-value with --notify-url)')
     .option('--notify-timeout <seconds>', 'how long the application may stay silent (default 300)')
+    .option('--max-reply-size <bytes>', "largest reply an application may give (default 67108864 = 64 MiB)")
     .option('--public-url <url>', 'origin clients reach the server at, e.g. https://bits.example.com (default: the listener)')
     .option('--tls-cert <file>', 'PEM certificate: serve HTTPS')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')

@@ -18,6 +18,9 @@ const checked = (problem: (value: string) => string | undefined) =>
 /** The origin clients reach the server at, e.g. `https://bits.example.com` (normalised, no trailing `/`). */
 const publicUrl = checked(publicUrlProblem).transform((u) => new URL(u).origin);
 
+/** Largest reply of a server application, by default: 64 MiB. */
+export const DEFAULT_MAX_REPLY_SIZE = 64 * 1024 * 1024;
+
 const authSchema = z
   .object({
     /** Accepted schemes; a request may use any of them. */
@@ -69,6 +72,8 @@ const vdirSchema = z
       .default(null),
     /** Seconds the application may stay silent before the upload's Ack fails with 408. */
     notificationTimeout: z.number().positive().default(300),
+    /** Largest reply (bytes) an application may give, by value, by reference or from a hook. */
+    maxReplySize: size.default(DEFAULT_MAX_REPLY_SIZE),
     /** The origin of this vdir's URLs (`BITS-Original-Request-URL`, relative notification URLs); default: the server's. */
     publicUrl: publicUrl.nullable().default(null),
     /** Who may use the vdir; absent = everyone, anonymously. */
