@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
@@ -263,5 +263,51 @@ describe('custom authenticate hook', () => {
     assertAck(ok);
     const record = await t.server.sessions.records.get(ok.headers['bits-session-id']!);
     assert.equal(record?.principal, 'svc-agent');
+  });
+});
+
+describe('users file at start-up and while running', () => {
+  let dir: string;
+  let users: string;
+  let t: TestServer | undefined;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bits-users-'));
+    users = join(dir, 'users.json');
+    addUser(users, 'alice', 'alice-password');
+    // Many accounts, so that loading the file takes a while (the window the first logins fell into).
+    const file = JSON.parse(await readFile(users, 'utf8')) as { users: Record<string, { hash: string; groups: string[] }> };
+    for (let i = 0; i < 5000; i++) file.users[`filler${i}`] = { hash: file.users['alice']!.hash, groups: ['g'] };
+    await writeFile(users, JSON.stringify(file));
+  });
+  after(async () => {
+    await t?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  // (Ping: authenticated like every packet, and it holds no session against the per-user limit)
+  const create = (auth: string): BitsRequest => ({ type: 'Ping', path: '/basic/u.bin', headers: { Authorization: auth } });
+  /** `n` logins of alice at once; resolves with their statuses. */
+  const logins = (server: TestServer, n: number) =>
+    Promise.all(Array.from({ length: n }, () => server.request(create(basic('alice', 'alice-password'))).then((r) => r.status)));
+
+  it('10: valid logins right after start never get 401 (32 at once), nor while the file is reloaded', async () => {
+    t = await startServer({ vdirs: [{ path: '/basic', directory: './basic', auth: { schemes: ['basic'], users, allowInsecureBasic: true } }] });
+    assert.deepEqual(await logins(t, 32), Array(32).fill(200));
+    addUser(users, 'bob', 'bob-password'); // (a new file, a new modification time: the next check reloads it)
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.deepEqual(await logins(t, 32), Array(32).fill(200));
+    assertAck(await t.request(create(basic('bob', 'bob-password'))));
+  });
+
+  it('10: a users file that disappears or breaks while running keeps the last good accounts', async () => {
+    assert.ok(t);
+    await rename(users, `${users}.away`);
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.deepEqual(await logins(t, 4), Array(4).fill(200), 'file gone');
+    await writeFile(users, '{ "users": { broken');
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.deepEqual(await logins(t, 4), Array(4).fill(200), 'file broken');
+    assert.equal((await t.request(create(basic('alice', 'wrong')))).status, 401, 'wrong passwords still fail');
+    await rename(`${users}.away`, users);
   });
 });

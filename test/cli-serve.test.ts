@@ -53,6 +53,30 @@ describe('bits serve', () => {
     assert.equal(runCli(['serve', '--no-such-flag'], dir).status, 2);
   });
 
+  it('10: a missing users file or TLS file stops start-up with exit 2 naming the key', async () => {
+    await writeFile(join(dir, 'garbage.pem'), 'not a certificate');
+    const cases: [object, RegExp][] = [
+      [{ vdirs: [{ path: '/up', directory: './u', auth: { schemes: ['basic'], users: './no-such-users.json' } }] }, /vdirs\[0\]\.auth\.users: .*no-such-users\.json does not exist/],
+      [{ tls: { cert: './no-such-cert.pem', key: './garbage.pem' }, vdirs: [{ path: '/up', directory: './u' }] }, /tls\.cert: cannot read .*no-such-cert\.pem/],
+      [{ tls: { cert: './garbage.pem', key: './no-such-key.pem' }, vdirs: [{ path: '/up', directory: './u' }] }, /tls\.key: cannot read .*no-such-key\.pem/],
+      [{ tls: { cert: './garbage.pem', key: './garbage.pem', ca: './no-such-ca.pem' }, vdirs: [{ path: '/up', directory: './u' }] }, /tls\.ca: cannot read/],
+      [{ tls: { cert: './garbage.pem', key: './garbage.pem' }, vdirs: [{ path: '/up', directory: './u' }] }, /tls\.cert, tls\.key: /],
+    ];
+    for (const [config, pattern] of cases) {
+      const file = join(dir, 'start.json');
+      await writeFile(file, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, stateDir: './start-state', ...config }));
+      const r = runCli(['serve', '--config', file], dir);
+      assert.equal(r.status, 2, `${JSON.stringify(config)}: ${r.stderr}`);
+      assert.match(r.stderr, pattern);
+    }
+  });
+
+  it('5: a host-looking --notify-url without a scheme is refused with exit 2', () => {
+    const r = runCli(['serve', '--port', '0', '--root', join(dir, 'n'), '--state-dir', join(dir, 'n-state'), '--notify-url', 'app.example.com/n'], dir);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /vdirs\[0\]\.notificationUrl: "app\.example\.com" looks like a host name/);
+  });
+
   it('serves a config file with two vdirs (relative paths resolved against the file), logs each request', async () => {
     const file = join(dir, 'server.json');
     await writeFile(

@@ -10,62 +10,14 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { assertAck, assertErr } from './helpers/assert-ack.js';
 import { fragmentRequest, startServer } from './helpers/bits-server.js';
 import type { TestServer } from './helpers/bits-server.js';
-import { RawConnection } from './helpers/raw-http.js';
+import { get, resolveReply, startApp } from './helpers/notify-app.js';
+import type { TestApp } from './helpers/notify-app.js';
 import type { RawResponse } from './helpers/raw-http.js';
-
-interface Seen {
-  method: string;
-  url: string;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-type Behaviour = (seen: Seen, res: http.ServerResponse) => unknown;
 
 const exists = (p: string) => stat(p).then(() => true, () => false);
 
-/** The test's server application: records every notification and answers with `behaviour`. */
-async function startApp(): Promise<{ port: number; seen: Seen[]; set(b: Behaviour): void; close(): Promise<void> }> {
-  const seen: Seen[] = [];
-  let behaviour: Behaviour = (_s, res) => res.writeHead(200, { 'Content-Length': '0' }).end();
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const s: Seen = { method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks) };
-      seen.push(s);
-      void Promise.resolve(behaviour(s, res)).catch(() => res.destroy());
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as AddressInfo).port,
-    seen,
-    set: (b) => (behaviour = b),
-    close: () => {
-      server.closeAllConnections();
-      return new Promise((r) => server.close(() => r()));
-    },
-  };
-}
-
-/** GETs a path on the BITS server over a raw socket. */
-async function get(port: number, path: string, headers: Record<string, string> = {}): Promise<RawResponse> {
-  const c = await RawConnection.connect(port);
-  try {
-    await c.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
-    return await c.read();
-  } finally {
-    c.close();
-  }
-}
-
-/** Resolves a BITS-Reply-URL the way Windows does: against the upload URL's directory, `\` → `/`. */
-function resolveReply(replyUrl: string, uploadPath: string): string {
-  return new URL(replyUrl.replace(/\\/g, '/'), `http://localhost${uploadPath}`).pathname;
-}
-
 describe('upload-reply (spec §15 47–59)', () => {
-  let app: Awaited<ReturnType<typeof startApp>>;
+  let app: TestApp;
   let deadPort: number;
   let t: TestServer;
   before(async () => {
@@ -79,7 +31,7 @@ describe('upload-reply (spec §15 47–59)', () => {
       vdirs: [
         { path: '/ref', directory: './ref', notificationType: 'by-reference', notificationUrl: appUrl },
         { path: '/val', directory: './val', notificationType: 'by-value', notificationUrl: appUrl, notificationTimeout: 1 },
-        { path: '/rel', directory: './rel', notificationType: 'by-value', notificationUrl: 'n.asp' },
+        { path: '/rel', directory: './rel', notificationType: 'by-value', notificationUrl: 'n.asp', publicUrl: `http://127.0.0.1:${app.port}` },
         { path: '/dead', directory: './dead', notificationType: 'by-value', notificationUrl: `http://127.0.0.1:${deadPort}/n` },
         { path: '/hook', directory: './hook' },
       ],
@@ -130,7 +82,7 @@ describe('upload-reply (spec §15 47–59)', () => {
     const n = app.seen[0]!;
     assert.equal(n.method, 'POST');
     assert.equal(n.url, '/n');
-    assert.equal(n.headers['bits-original-request-url'], 'http://localhost/ref/dump.bin');
+    assert.equal(n.headers['bits-original-request-url'], `http://127.0.0.1:${t.port}/ref/dump.bin`);
     assert.equal(n.headers['content-length'], '0');
     assert.equal(n.body.length, 0);
     assert.equal(n.headers['bits-packet-type'], undefined);
@@ -186,11 +138,13 @@ describe('upload-reply (spec §15 47–59)', () => {
   it('51: the upload query string is appended; a relative URL resolves against the upload directory', async () => {
     await uploadAndComplete('/val/f.txt?ACCOUNT=7', Buffer.from('q'));
     assert.equal(app.seen[0]!.url, '/n?ACCOUNT=7');
-    assert.equal(app.seen[0]!.headers['bits-original-request-url'], 'http://localhost/val/f.txt?ACCOUNT=7');
+    assert.equal(app.seen[0]!.headers['bits-original-request-url'], `http://127.0.0.1:${t.port}/val/f.txt?ACCOUNT=7`);
     app.seen.length = 0;
-    const { ack } = await uploadAndComplete('/rel/sub/f.txt?ACCOUNT=8', Buffer.from('r'), { host: `127.0.0.1:${app.port}` });
+    // (the vdir's publicUrl is the application's origin here: a proxy in front of both, say)
+    const { ack } = await uploadAndComplete('/rel/sub/f.txt?ACCOUNT=8', Buffer.from('r'));
     assertAck(ack);
     assert.equal(app.seen[0]!.url, '/rel/sub/n.asp?ACCOUNT=8');
+    assert.equal(app.seen[0]!.headers['bits-original-request-url'], `http://127.0.0.1:${app.port}/rel/sub/f.txt?ACCOUNT=8`);
   });
 
   it('52: only the completing Ack carries BITS-Reply-URL', async () => {
@@ -294,7 +248,7 @@ describe('upload-reply (spec §15 47–59)', () => {
 });
 
 describe('upload-reply across a restart and expiry', () => {
-  let app: Awaited<ReturnType<typeof startApp>>;
+  let app: TestApp;
   let t: TestServer;
   before(async () => {
     app = await startApp();

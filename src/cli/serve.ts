@@ -21,6 +21,8 @@ interface ServeFlags {
   notifyUrl?: string;
   notifyType?: string;
   notifyTimeout?: string;
+  maxReplySize?: string;
+  publicUrl?: string;
   tlsCert?: string;
   tlsKey?: string;
   logLevel?: string;
@@ -38,6 +40,7 @@ const VDIR_FLAGS = [
   ['notifyUrl', '--notify-url'],
   ['notifyType', '--notify-type'],
   ['notifyTimeout', '--notify-timeout'],
+  ['maxReplySize', '--max-reply-size'],
 ] as const;
 
 const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
@@ -48,10 +51,13 @@ async function resolveConfig(flags: ServeFlags): Promise<ServerConfig> {
   if (flags.config) {
     const used = VDIR_FLAGS.filter(([key]) => flags[key] !== undefined).map(([, flag]) => flag);
     if (used.length) throw new ConfigError(`${used.join(', ')} cannot be combined with --config: set them in the file's vdirs`);
+    // (vdirs inherit the file's publicUrl as it is loaded: a flag could no longer reach them)
+    if (flags.publicUrl !== undefined) throw new ConfigError('--public-url cannot be combined with --config: set publicUrl in the file');
     const fromFile = await loadConfigFile(flags.config);
     input = { ...fromFile, limits: fromFile.limits };
   } else {
     input = {
+      publicUrl: flags.publicUrl ?? null,
       vdirs: [
         {
           path: '/',
@@ -66,6 +72,7 @@ async function resolveConfig(flags: ServeFlags): Promise<ServerConfig> {
           notificationUrl: flags.notifyUrl ?? null,
           notificationType: flags.notifyType ?? (flags.notifyUrl ? 'by-value' : 'none'),
           notificationTimeout: num(flags.notifyTimeout),
+          maxReplySize: num(flags.maxReplySize),
         },
       ],
     };
@@ -104,6 +111,8 @@ export function registerServe(program: Command): void {
     .option('--notify-url <url>', 'server application notified of each completed upload (upload-reply)')
     .option('--notify-type <type>', 'by-value | by-reference | none (default by-value with --notify-url)')
     .option('--notify-timeout <seconds>', 'how long the application may stay silent (default 300)')
+    .option('--max-reply-size <bytes>', "largest reply an application may give (default 67108864 = 64 MiB)")
+    .option('--public-url <url>', 'origin clients reach the server at, e.g. https://bits.example.com (default: the listener)')
     .option('--tls-cert <file>', 'PEM certificate: serve HTTPS')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
@@ -137,6 +146,12 @@ export function registerServe(program: Command): void {
         await server.listen();
       } catch (err) {
         logger.fatal({ err }, 'cannot start');
+        // (also on stderr, in words: the operator has to act on it)
+        if (err instanceof ConfigError) {
+          process.stderr.write(`bits serve: ${err.message}\n`);
+          process.exit(2);
+        }
+        process.stderr.write(`bits serve: cannot start: ${(err as Error).message}\n`);
         process.exit(1);
       }
       let stopping = false;

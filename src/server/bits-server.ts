@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -18,7 +18,7 @@ import { FsByteStore } from '../store/fs/fs-byte-store.js';
 import { FsRecordStore } from '../store/fs/fs-record-store.js';
 import { acquireStateDir } from '../store/fs/state-dir-lock.js';
 import type { ByteStore, RecordStore } from '../store/types.js';
-import { ConfigError } from './config.js';
+import { ConfigError, readTlsFiles } from './config.js';
 import type { ServerConfig, VdirConfig } from './config.js';
 import { Authenticator } from './auth/authenticator.js';
 import type { AuthenticateHook } from './auth/authenticator.js';
@@ -31,6 +31,7 @@ import { FragmentError, SupersededError, fragment } from './handlers/fragment.js
 import { Sessions } from './sessions.js';
 import type { SessionEvents } from './sessions.js';
 import type { UploadCompleteHook } from './notification/hook.js';
+import { bindListener } from './notification/public-url.js';
 import { matchReplyPath, sameToken } from './notification/reply-url.js';
 import type { ReplyPath } from './notification/reply-url.js';
 import { redactTarget } from './redact.js';
@@ -332,6 +333,9 @@ export class BitsServer extends EventEmitter<SessionEvents> {
    * the configured address (TLS when configured) and the sweep timer.
    */
   async listen(): Promise<AddressInfo> {
+    // Configured files first (ConfigError naming the key), before anything is claimed.
+    const files = await readTlsFiles(this.config.tls);
+    await this.auth.load(this.config.vdirs);
     this.releaseStateDir = await acquireStateDir(this.config.stateDir);
     for (const v of this.config.vdirs) {
       await mkdir(v.directory, { recursive: true });
@@ -343,13 +347,13 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     const swept = await this.sessions.sweep();
     if (swept) this.logger.info({ swept }, 'removed expired sessions at startup');
     const t = this.config.tls;
-    const tls = t
+    const tls = files
       ? {
-          cert: await readFile(t.cert),
-          key: await readFile(t.key),
+          cert: files.cert,
+          key: files.key,
           // Client certificates are asked for, never required at the TLS level: a site that accepts
           // but does not require them must not break clients that have none (spec §12).
-          ...(t.ca ? { ca: await readFile(t.ca), requestCert: true, rejectUnauthorized: false } : {}),
+          ...(files.ca ? { ca: files.ca, requestCert: true, rejectUnauthorized: false } : {}),
         }
       : undefined;
     for (const v of this.config.vdirs) {
@@ -374,6 +378,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     );
     this.http = new HttpServer({ handler: this.handle, logger: this.logger, limits, badRequest: this.badRequest, tls });
     const address = await this.http.listen(this.config.listen.port, this.config.listen.host);
+    bindListener(this.config, address.port);
     this.sweepTimer = setInterval(() => {
       this.sessions.sweep().catch((err: unknown) => this.logger.error({ err }, 'sweep failed'));
     }, Math.max(1, this.config.sweepInterval) * SECOND);

@@ -1,11 +1,26 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { isInside } from '../store/fs/is-inside.js';
 import { z } from 'zod';
+import { notificationUrlProblem, publicUrlProblem } from './notification/public-url.js';
 
 /** Seconds → the unit every duration of the configuration uses. */
 const seconds = z.number().nonnegative();
 const size = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+/** A string checked by `problem`, whose answer (if any) is the key's error message. */
+const checked = (problem: (value: string) => string | undefined) =>
+  z.string().superRefine((value, ctx) => {
+    const message = problem(value);
+    if (message) ctx.addIssue({ code: 'custom', message });
+  });
+
+/** The origin clients reach the server at, e.g. `https://bits.example.com` (normalised, no trailing `/`). */
+const publicUrl = checked(publicUrlProblem).transform((u) => new URL(u).origin);
+
+/** Largest reply of a server application, by default: 64 MiB. */
+export const DEFAULT_MAX_REPLY_SIZE = 64 * 1024 * 1024;
 
 const authSchema = z
   .object({
@@ -53,16 +68,21 @@ const vdirSchema = z
     hostIdFallbackTimeout: z.number().int().nonnegative().max(0xffffffff).default(86_400),
     /** Server-application notification (upload-reply): none, by reference (paths) or by value (body). */
     notificationType: z.enum(['none', 'by-reference', 'by-value']).default('none'),
-    /** Where to POST; absolute http(s) URL, or relative to the upload URL's directory. */
-    notificationUrl: z
-      .string()
-      .min(1)
-      .max(2200)
-      .refine((u) => !/^[a-z][a-z0-9+.-]*:/i.test(u) || /^https?:\/\//i.test(u), 'must be an http:// or https:// URL, or relative')
+    /**
+     * Where to POST: an absolute http(s) URL, or a path relative to the upload URL's directory on
+     * the vdir's public origin (never one taken from the request). Host-looking values without a
+     * scheme are refused (see `notificationUrlProblem`).
+     */
+    notificationUrl: checked(notificationUrlProblem)
+      .pipe(z.string().min(1).max(2200))
       .nullable()
       .default(null),
     /** Seconds the application may stay silent before the upload's Ack fails with 408. */
     notificationTimeout: z.number().positive().default(300),
+    /** Largest reply (bytes) an application may give, by value, by reference or from a hook. */
+    maxReplySize: size.default(DEFAULT_MAX_REPLY_SIZE),
+    /** The origin of this vdir's URLs (`BITS-Original-Request-URL`, relative notification URLs); default: the server's. */
+    publicUrl: publicUrl.nullable().default(null),
     /** Who may use the vdir; absent = everyone, anonymously. */
     auth: authSchema.nullable().default(null),
     /** Most live sessions one principal may hold on the vdir (IIS BITSNumberOfSessionsLimit); 0 = no limit. */
@@ -102,6 +122,8 @@ const configSchema = z
       .strict()
       .nullable()
       .default(null),
+    /** The origin clients reach the server at; default: the listener's own address. */
+    publicUrl: publicUrl.nullable().default(null),
     stateDir: z.string().min(1).default('./data/.bits'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** Seconds between sweeps of expired sessions. */
@@ -162,6 +184,7 @@ export function parseConfig(input: unknown, baseDir: string): ServerConfig {
   const seen = new Set<string>();
   config.vdirs.forEach((v, i) => {
     v.directory = resolve(baseDir, v.directory);
+    v.publicUrl ??= config.publicUrl;
     if (v.auth?.users) v.auth.users = resolve(baseDir, v.auth.users);
     if (v.auth?.schemes.includes('client-certificate') && !config.tls?.ca) {
       throw new ConfigError(`invalid configuration:\n  tls.ca: needed for vdirs[${i}].auth client-certificate`);
@@ -201,4 +224,46 @@ export async function loadConfigFile(file: string): Promise<ServerConfig> {
     throw new ConfigError(`configuration ${file} is not valid JSON: ${(err as Error).message}`);
   }
   return parseConfig(json, dirname(resolve(file)));
+}
+
+/** A configured file, read; failing to read it is a configuration error naming `key`. */
+async function readConfiguredFile(key: string, file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new ConfigError(`invalid configuration:\n  ${key}: cannot read ${file} (${e.code ?? e.message})`);
+  }
+}
+
+/** The certificate, key and CA bundle of the `tls` block. */
+export interface TlsFiles {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly ca: Buffer | undefined;
+}
+
+/**
+ * Reads the files of the `tls` block and checks that they make a usable TLS context, so that a
+ * missing or broken file stops the server at start-up with its key named, not at the first client.
+ *
+ * @throws {ConfigError} naming `tls.cert`, `tls.key` or `tls.ca`.
+ * @example
+ * ```ts
+ * const files = await readTlsFiles(config.tls); // undefined without TLS
+ * ```
+ */
+export async function readTlsFiles(tls: ServerConfig['tls']): Promise<TlsFiles | undefined> {
+  if (!tls) return undefined;
+  const files: TlsFiles = {
+    cert: await readConfiguredFile('tls.cert', tls.cert),
+    key: await readConfiguredFile('tls.key', tls.key),
+    ca: tls.ca === null ? undefined : await readConfiguredFile('tls.ca', tls.ca),
+  };
+  try {
+    createSecureContext({ cert: files.cert, key: files.key, ...(files.ca ? { ca: files.ca } : {}) });
+  } catch (err) {
+    throw new ConfigError(`invalid configuration:\n  tls.cert, tls.key${files.ca ? ', tls.ca' : ''}: ${(err as Error).message}`);
+  }
+  return files;
 }

@@ -162,7 +162,7 @@ export interface ByteStore {
   localPath(id: string): string | undefined;
   /** Where the reply of an upload-reply session is (or is to be written by the application). */
   replyPath(id: string): string | undefined;
-  /** Stores a reply from a stream, durably; returns its size. */
+  /** Stores a reply from a stream, durably; returns its size. When it fails, nothing of it is left behind. */
   writeReply(id: string, source: Readable): Promise<number>;
   /** Deletes the upload's data and reply (no error when they are already gone). */
   discard(id: string): Promise<void>;

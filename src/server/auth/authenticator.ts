@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { HttpRequest } from '../../http/types.js';
+import { ConfigError } from '../config.js';
 import type { AuthConfig, VdirConfig } from '../config.js';
 import { dummyHash, verifyPassword } from './password-hash.js';
 import { UsersFileCache } from './users-file.js';
@@ -74,6 +75,30 @@ export class Authenticator {
     private readonly hook?: AuthenticateHook,
   ) {}
 
+  /**
+   * Loads every vdir's users file, so that the first logins find their accounts (none is ever
+   * checked against a table still loading) and a missing file stops the server at start-up.
+   *
+   * @throws {ConfigError} naming `vdirs[i].auth.users`.
+   * @example
+   * ```ts
+   * await auth.load(config.vdirs);
+   * ```
+   */
+  async load(vdirs: readonly VdirConfig[]): Promise<void> {
+    for (const [i, vdir] of vdirs.entries()) {
+      const file = vdir.auth?.users;
+      if (!file) continue;
+      try {
+        await this.usersFile(file).load();
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        const reason = e.code === 'ENOENT' ? `users file ${file} does not exist (create it with bits user add)` : e.message;
+        throw new ConfigError(`invalid configuration:\n  vdirs[${i}].auth.users: ${reason}`);
+      }
+    }
+  }
+
   /** Whether a vdir's requests go through authentication at all. */
   guards(vdir: VdirConfig): boolean {
     return vdir.auth !== null || this.hook !== undefined;
@@ -130,12 +155,18 @@ export class Authenticator {
     return auth.allow.some((a) => a === '*' || a === principal.name || (a.startsWith('group:') && principal.groups.includes(a.slice(6))));
   }
 
-  private async checkPassword(file: string, user: string, password: string): Promise<Principal | undefined> {
+  /** The one cache of a users file (vdirs may share a file). */
+  private usersFile(file: string): UsersFileCache {
     let cache = this.files.get(file);
     if (!cache) {
-      cache = new UsersFileCache(file);
+      cache = new UsersFileCache(file, this.logger);
       this.files.set(file, cache);
     }
+    return cache;
+  }
+
+  private async checkPassword(file: string, user: string, password: string): Promise<Principal | undefined> {
+    const cache = this.usersFile(file);
     const users = await cache.get();
     // Keyed by the file's version too: a changed password or a removed user is never served from the cache.
     const key = createHash('sha256').update(`${file}\0${cache.version}\0${user}\0${password}`).digest('base64');

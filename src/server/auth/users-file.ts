@@ -1,4 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
+import type { Logger } from 'pino';
 import { z } from 'zod';
 import { writeFileAtomic } from '../../store/fs/durable.js';
 
@@ -22,23 +23,30 @@ export type Users = Record<string, UserEntry>;
 
 /**
  * Reads a users file (`{"users": {"alice": {"hash": "scrypt$…", "groups": ["agents"]}}}`).
- * A missing file is an empty one.
+ * A missing file is an empty one, unless `mustExist` (the server's view: a configured users file
+ * that is not there is a mistake, not an empty list of accounts).
  *
- * @throws when the file is not valid.
+ * @throws when the file is not valid (or missing, with `mustExist`).
  * @example
  * ```ts
  * const users = await readUsers('./users.json');
  * ```
  */
-export async function readUsers(file: string): Promise<Users> {
+export async function readUsers(file: string, options: { mustExist?: boolean } = {}): Promise<Users> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !options.mustExist) return {};
     throw err;
   }
-  const parsed = usersSchema.safeParse(JSON.parse(text));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`users file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = usersSchema.safeParse(json);
   if (!parsed.success) {
     throw new Error(`users file ${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
@@ -59,36 +67,68 @@ export async function writeUsers(file: string, users: Users): Promise<void> {
 
 /**
  * A users file that reloads itself when it changes on disk (checked at most once a second), so
- * `bits user add` takes effect on a running server.
+ * `bits user add` takes effect on a running server. Callers never see a table that is not fully
+ * loaded: they wait for a load in flight, and a reload replaces the table only once the new one
+ * is complete. A file that disappears or breaks keeps the last good accounts (and logs an error).
  */
 export class UsersFileCache {
-  private users: Users = {};
+  private users: Users | undefined;
   private mtimeMs = -1;
   private checkedAt = 0;
   private loading: Promise<void> | undefined;
+  private lastError: string | undefined;
 
-  constructor(readonly file: string) {}
+  constructor(
+    readonly file: string,
+    private readonly logger?: Logger,
+  ) {}
 
-  /** Changes whenever the file did (its modification time). */
+  /** Changes whenever the accounts did (the modification time of the file they came from). */
   get version(): number {
     return this.mtimeMs;
   }
 
-  /** The current accounts. */
-  async get(): Promise<Users> {
-    const now = Date.now();
-    if (now - this.checkedAt >= 1000) {
-      this.loading ??= this.reload(now).finally(() => (this.loading = undefined));
-      await this.loading;
-    }
-    return this.users;
+  /**
+   * Loads the file now; a missing or invalid file is an error (the server calls it at start-up).
+   *
+   * @example
+   * ```ts
+   * await new UsersFileCache('./users.json').load();
+   * ```
+   */
+  async load(): Promise<void> {
+    const mtime = (await stat(this.file)).mtimeMs;
+    this.users = await readUsers(this.file, { mustExist: true });
+    this.mtimeMs = mtime;
+    this.checkedAt = Date.now();
   }
 
-  private async reload(now: number): Promise<void> {
-    this.checkedAt = now;
-    const mtime = await stat(this.file).then((s) => s.mtimeMs, () => 0);
-    if (mtime === this.mtimeMs) return;
-    this.users = await readUsers(this.file);
-    this.mtimeMs = mtime;
+  /** The current accounts. */
+  async get(): Promise<Users> {
+    if (!this.loading && Date.now() - this.checkedAt >= 1000) {
+      this.loading = this.refresh().finally(() => (this.loading = undefined));
+    }
+    // (checkedAt moves when a refresh starts: later callers must wait for it, not take the old table
+    // for a fresh one — or, before the first load, an empty one)
+    if (this.loading) await this.loading;
+    return this.users ?? {};
+  }
+
+  private async refresh(): Promise<void> {
+    this.checkedAt = Date.now();
+    try {
+      const mtime = (await stat(this.file)).mtimeMs;
+      if (mtime === this.mtimeMs && this.users) return;
+      const users = await readUsers(this.file, { mustExist: true });
+      this.users = users;
+      this.mtimeMs = mtime;
+      this.lastError = undefined;
+    } catch (err) {
+      const message = (err as Error).message;
+      if (message !== this.lastError) {
+        this.logger?.error({ file: this.file, err: message }, 'cannot reload the users file; keeping the accounts loaded before');
+      }
+      this.lastError = message;
+    }
   }
 }

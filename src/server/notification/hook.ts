@@ -5,7 +5,11 @@ export interface CompletedUpload {
   readonly sessionId: string;
   /** The vdir's URL path. */
   readonly vdir: string;
-  /** The upload's URL as the client sent it (`http://host/up/dump.bin?x=1`): BITS-Original-Request-URL. */
+  /**
+   * The upload's URL on the vdir's public origin (`publicUrl`, else the listener; never the request's
+   * `Host`) with the request's path and query (`https://bits.example.com/up/dump.bin?x=1`), as in
+   * BITS-Original-Request-URL.
+   */
   readonly url: string;
   /** Decoded URL path of the destination. */
   readonly urlPath: string;

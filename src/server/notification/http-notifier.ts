@@ -3,8 +3,9 @@ import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BitsError } from '../../protocol/errors.js';
+import { BitsError, isBitsError } from '../../protocol/errors.js';
 import { HResult } from '../../protocol/hresult.js';
+import { replyTooLarge } from './reply-limit.js';
 
 /** One notification POST (spec §9.2). */
 export interface NotificationRequest {
@@ -21,8 +22,13 @@ export interface NotificationRequest {
   size: number;
   /** Idle limit: the application may stay silent this long (ms). */
   timeoutMs: number;
+  /** By value: a reply declaring a larger Content-Length is refused before a byte of it is stored. */
+  maxReplySize: number;
   signal: AbortSignal;
-  /** By value: stores the application's reply body (only called for a 2xx without a static URL). */
+  /**
+   * By value: stores the application's reply body (only called for a 2xx without a static URL) and
+   * enforces the size limit while it streams. Its `BitsError`s are the notification's outcome.
+   */
   storeReply: (body: Readable) => Promise<void>;
 }
 
@@ -34,41 +40,14 @@ export interface NotificationAnswer {
 
 const MAX_REPLY_URL = 2200;
 
-/**
- * Resolves the notification URL of a vdir for one upload: a relative URL against the upload URL's
- * directory, and the upload's query string appended (spec §9.2).
- *
- * @example
- * ```ts
- * notificationUrl('n.asp', 'http://h/up/f.txt', '?ACCOUNT=7').href; // 'http://h/up/n.asp?ACCOUNT=7'
- * ```
- */
-export function notificationUrl(configured: string, uploadUrl: string, query: string): URL {
-  const url = new URL(configured, uploadUrl);
-  if (query.length > 1) url.search = url.search.length > 1 ? `${url.search}&${query.slice(1)}` : query;
-  return url;
-}
-
 function drain(res: IncomingMessage): Promise<void> {
   return new Promise((resolve) => {
     res.on('end', resolve).on('error', () => resolve()).on('close', resolve).resume();
   });
 }
 
-/**
- * POSTs one notification to a server application and interprets its answer (spec §9.2–§9.3, D11):
- * 2xx → success (`BITS-Static-Response-URL`, `BITS-Copy-File-To-Destination`, by-value reply body
- * streamed to `storeReply`); another status → `BITS_APPLICATION_ERROR` carrying it; silence past the
- * idle limit → `BITS_APPLICATION_TIMEOUT`; no connection → `BITS_APPLICATION_UNREACHABLE`.
- * Nothing is buffered: the upload and the reply are streamed.
- *
- * @example
- * ```ts
- * const answer = await postNotification({ url, type: 'by-value', originalUrl, body: () => bytes.openRead(id),
- *   size, timeoutMs: 300_000, signal, storeReply: (b) => bytes.writeReply(id, b).then(() => undefined) });
- * ```
- */
-export function postNotification(n: NotificationRequest): Promise<NotificationAnswer> {
+/** The headers of a notification POST (spec §9.2, D3). */
+function requestHeaders(n: NotificationRequest): Record<string, string> {
   const headers: Record<string, string> = {
     'BITS-Original-Request-URL': n.originalUrl,
     'User-Agent': 'bits-upload',
@@ -82,16 +61,48 @@ export function postNotification(n: NotificationRequest): Promise<NotificationAn
     headers['Content-Length'] = String(n.size);
     headers['Content-Type'] = 'application/octet-stream';
   }
+  return headers;
+}
+
+/** Why a 2xx answer cannot be taken as it is, before any of its body is read. */
+function answerProblem(n: NotificationRequest, res: IncomingMessage, staticUrl: string | undefined): BitsError | undefined {
+  if (staticUrl !== undefined && staticUrl.length > MAX_REPLY_URL) {
+    return new BitsError('BITS_REPLY_URL_TOO_LONG', `static reply URL of ${staticUrl.length} characters`);
+  }
+  const declared = Number(res.headers['content-length'] ?? NaN);
+  if (n.type === 'by-value' && staticUrl === undefined && declared > n.maxReplySize) return replyTooLarge(n.maxReplySize, declared);
+  return undefined;
+}
+
+/**
+ * POSTs one notification to a server application and interprets its answer (spec §9.2–§9.3, D11):
+ * 2xx → success (`BITS-Static-Response-URL`, `BITS-Copy-File-To-Destination`, by-value reply body
+ * streamed to `storeReply`); another status → `BITS_APPLICATION_ERROR` carrying it; silence past the
+ * idle limit → `BITS_APPLICATION_TIMEOUT`; no connection → `BITS_APPLICATION_UNREACHABLE`.
+ * Nothing is buffered: the upload and the reply are streamed. It settles only once `storeReply`
+ * has, so no write of a failed reply is still running when the caller moves on.
+ *
+ * @example
+ * ```ts
+ * const answer = await postNotification({ url, type: 'by-value', originalUrl, body: () => bytes.openRead(id),
+ *   size, timeoutMs: 300_000, maxReplySize: 64 << 20, signal, storeReply: (b) => bytes.writeReply(id, b).then(() => undefined) });
+ * ```
+ */
+export function postNotification(n: NotificationRequest): Promise<NotificationAnswer> {
   const transport = n.url.protocol === 'https:' ? https : http;
   return new Promise<NotificationAnswer>((resolve, reject) => {
     let settled = false;
+    let storing: Promise<void> | undefined;
+    let response: IncomingMessage | undefined;
     const fail = (err: BitsError): void => {
       if (settled) return;
       settled = true;
+      // With an error, so that a reply being stored fails rather than ending as if it were complete.
+      response?.destroy(err);
       req.destroy();
-      reject(err);
+      void (storing ?? Promise.resolve()).catch(() => undefined).then(() => reject(err));
     };
-    const req = transport.request(n.url, { method: 'POST', headers, agent: false });
+    const req = transport.request(n.url, { method: 'POST', headers: requestHeaders(n), agent: false });
     const onAbort = (): void => fail(new BitsError('BITS_APPLICATION_TIMEOUT', 'notification abandoned', { cause: n.signal.reason }));
     if (n.signal.aborted) onAbort();
     n.signal.addEventListener('abort', onAbort, { once: true });
@@ -103,6 +114,8 @@ export function postNotification(n: NotificationRequest): Promise<NotificationAn
     });
     req.on('close', () => n.signal.removeEventListener('abort', onAbort));
     req.on('response', (res) => {
+      response = res;
+      res.on('error', () => undefined); // (its failures are reported through fail or storeReply)
       const status = res.statusCode ?? 0;
       if (status < 200 || status > 299) {
         void drain(res).then(() =>
@@ -118,8 +131,11 @@ export function postNotification(n: NotificationRequest): Promise<NotificationAn
       const rawStatic = res.headers['bits-static-response-url'];
       const staticUrl = Array.isArray(rawStatic) ? rawStatic[0] : rawStatic;
       const copyToDestination = res.headers['bits-copy-file-to-destination'] !== undefined;
-      if (staticUrl !== undefined && staticUrl.length > MAX_REPLY_URL) {
-        void drain(res).then(() => fail(new BitsError('BITS_REPLY_URL_TOO_LONG', `static reply URL of ${staticUrl.length} characters`)));
+      const problem = answerProblem(n, res, staticUrl);
+      if (problem) {
+        // (a reply declared too large is not read at all: the connection is dropped)
+        if (problem.code === 'BITS_REPLY_URL_TOO_LONG') void drain(res).then(() => fail(problem));
+        else fail(problem);
         return;
       }
       const finish = (): void => {
@@ -128,8 +144,13 @@ export function postNotification(n: NotificationRequest): Promise<NotificationAn
         resolve({ staticUrl, copyToDestination });
       };
       if (n.type === 'by-value' && staticUrl === undefined) {
-        n.storeReply(res).then(finish, (err: unknown) =>
-          fail(new BitsError('BITS_APPLICATION_UNREACHABLE', `reading the application's reply failed: ${(err as Error).message}`, { cause: err })),
+        storing = n.storeReply(res);
+        storing.then(finish, (err: unknown) =>
+          fail(
+            isBitsError(err)
+              ? err
+              : new BitsError('BITS_APPLICATION_UNREACHABLE', `reading the application's reply failed: ${(err as Error).message}`, { cause: err }),
+          ),
         );
       } else {
         void drain(res).then(finish);

@@ -1,12 +1,15 @@
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { HttpRequest } from '../../http/types.js';
 import { BitsError, isBitsError } from '../../protocol/errors.js';
 import type { ByteStore, ReplyRecord, SessionRecord } from '../../store/types.js';
 import type { VdirConfig } from '../config.js';
 import type { CompletedUpload, UploadCompleteHook, UploadReply } from './hook.js';
-import { notificationUrl, postNotification } from './http-notifier.js';
+import { postNotification } from './http-notifier.js';
+import type { NotificationAnswer } from './http-notifier.js';
+import { notificationTarget, uploadUrl } from './public-url.js';
+import { knownSize, limitReply, replyTooLarge } from './reply-limit.js';
 import { newReplyToken, replyUrl } from './reply-url.js';
 
 /** Everything one notification needs. */
@@ -22,9 +25,19 @@ export interface NotifyInput {
 
 const MAX_REPLY_URL = 2200;
 
-/** The upload URL as the client addressed it (`http://host/up/f.bin?q`). */
-export function originalUrl(req: HttpRequest): string {
-  return `${req.encrypted ? 'https' : 'http'}://${req.headers['host'] ?? 'localhost'}${req.target}`;
+/**
+ * Stores a reply within the vdir's `maxReplySize`. The store removes its partial file on any
+ * failure; a full disk is reported as such (D9), not as an application error.
+ */
+async function storeReply(bytes: ByteStore, id: string, source: Readable, limit: number): Promise<void> {
+  try {
+    await bytes.writeReply(id, limitReply(source, limit));
+  } catch (err) {
+    if (isBitsError(err)) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') throw new BitsError('BITS_DISK_FULL', 'no space left for the reply', { cause: err });
+    throw err;
+  }
 }
 
 function toStream(reply: Exclude<UploadReply, { url: string }>): Readable {
@@ -44,7 +57,7 @@ async function runHook(input: NotifyInput, hook: UploadCompleteHook): Promise<Re
   const upload: CompletedUpload = {
     sessionId: record.id,
     vdir: vdir.path,
-    url: originalUrl(input.req),
+    url: uploadUrl(vdir, input.req),
     urlPath: record.urlPath,
     destination: record.destination,
     size: record.total ?? 0,
@@ -71,7 +84,9 @@ async function runHook(input: NotifyInput, hook: UploadCompleteHook): Promise<Re
       if (reply.url.length > MAX_REPLY_URL) throw new BitsError('BITS_REPLY_URL_TOO_LONG', `static reply URL of ${reply.url.length} characters`);
       return { url: reply.url, static: true, token: '', copyToDestination };
     }
-    await bytes.writeReply(record.id, reply === undefined ? Readable.from([]) : toStream(reply));
+    const size = knownSize(reply);
+    if (size !== undefined && size > vdir.maxReplySize) throw replyTooLarge(vdir.maxReplySize, size);
+    await storeReply(bytes, record.id, reply === undefined ? Readable.from([]) : toStream(reply), vdir.maxReplySize);
     const token = newReplyToken();
     return { url: replyUrl(record.id, token), static: false, token, copyToDestination };
   } finally {
@@ -80,50 +95,65 @@ async function runHook(input: NotifyInput, hook: UploadCompleteHook): Promise<Re
   }
 }
 
-/** Makes the reply file the application wrote durable, or creates an empty one if it wrote none. */
-async function adoptReplyFile(bytes: ByteStore, id: string, path: string): Promise<void> {
+/**
+ * Makes the reply file a by-reference application wrote durable, or creates an empty one if it wrote
+ * none. A file over `limit` is removed: the application's fault, and nothing is left behind.
+ */
+async function adoptReplyFile(bytes: ByteStore, id: string, path: string, limit: number): Promise<void> {
   let fh;
   try {
     fh = await open(path, 'r+');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    await bytes.writeReply(id, Readable.from([]));
+    await storeReply(bytes, id, Readable.from([]), limit);
     return;
   }
+  let size: number;
   try {
-    await fh.sync();
+    size = (await fh.stat()).size;
+    if (size <= limit) await fh.sync();
   } finally {
     await fh.close();
   }
+  if (size > limit) {
+    await rm(path, { force: true });
+    throw replyTooLarge(limit, size);
+  }
 }
 
-async function runHttp(input: NotifyInput, configuredUrl: string): Promise<ReplyRecord> {
+async function runHttp(input: NotifyInput): Promise<ReplyRecord> {
   const { req, vdir, record, bytes } = input;
   const type = vdir.notificationType === 'by-reference' ? 'by-reference' : 'by-value';
-  const base = `${req.encrypted ? 'https' : 'http'}://${req.headers['host'] ?? 'localhost'}${req.path}`;
   const responseFile = bytes.replyPath(record.id);
   const requestFile = bytes.localPath(record.id);
   if (type === 'by-reference' && (!responseFile || !requestFile)) {
     throw new BitsError('BITS_INTERNAL', 'by-reference notification needs a store with local files');
   }
-  const answer = await postNotification({
-    url: notificationUrl(configuredUrl, base, req.query),
-    type,
-    originalUrl: originalUrl(req),
-    requestFile,
-    responseFile,
-    body: () => bytes.openRead(record.id),
-    size: record.total ?? 0,
-    timeoutMs: vdir.notificationTimeout * 1000,
-    signal: input.signal,
-    storeReply: async (body) => {
-      await bytes.writeReply(record.id, body);
-    },
-  });
+  let answer: NotificationAnswer;
+  try {
+    answer = await postNotification({
+      url: notificationTarget(vdir, req),
+      type,
+      originalUrl: uploadUrl(vdir, req),
+      requestFile,
+      responseFile,
+      body: () => bytes.openRead(record.id),
+      size: record.total ?? 0,
+      timeoutMs: vdir.notificationTimeout * 1000,
+      maxReplySize: vdir.maxReplySize,
+      signal: input.signal,
+      storeReply: (body) => storeReply(bytes, record.id, body, vdir.maxReplySize),
+    });
+  } catch (err) {
+    // A failed notification leaves no reply behind, whatever the application wrote before failing.
+    if (type === 'by-reference') await rm(responseFile!, { force: true });
+    throw err;
+  }
   if (answer.staticUrl !== undefined) {
+    if (type === 'by-reference') await rm(responseFile!, { force: true });
     return { url: answer.staticUrl, static: true, token: '', copyToDestination: answer.copyToDestination };
   }
-  if (type === 'by-reference') await adoptReplyFile(bytes, record.id, responseFile!);
+  if (type === 'by-reference') await adoptReplyFile(bytes, record.id, responseFile!, vdir.maxReplySize);
   const token = newReplyToken();
   return { url: replyUrl(record.id, token), static: false, token, copyToDestination: answer.copyToDestination };
 }
@@ -155,5 +185,5 @@ export async function notifyApplication(input: NotifyInput): Promise<ReplyRecord
   if (!input.vdir.notificationUrl) {
     throw new BitsError('BITS_INTERNAL', `vdir ${input.vdir.path} has notificationType ${input.vdir.notificationType} but no notificationUrl`);
   }
-  return runHttp(input, input.vdir.notificationUrl);
+  return runHttp(input);
 }

@@ -1,4 +1,4 @@
-import { constants as fsc, createReadStream, createWriteStream } from 'node:fs';
+import { constants as fsc, createReadStream } from 'node:fs';
 import { link, lstat, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -257,17 +257,26 @@ export class FsByteStore implements ByteStore {
   async writeReply(id: string, source: Readable): Promise<number> {
     const target = join(this.dirOf(id), REPLY_FILE);
     const tmp = `${target}.tmp`;
-    const sink = createWriteStream(tmp, { mode: 0o600 });
-    await pipeline(source, sink);
-    const fh = await open(tmp, 'r+');
+    // The file exists before the first byte is piped, so the removal below can never run ahead of
+    // a pending open and miss it.
+    // Opened before a byte is piped, so the removal below can never run ahead of a pending open.
+    const sink = (await open(tmp, 'w', 0o600)).createWriteStream();
     try {
-      await fh.sync();
-    } finally {
-      await fh.close();
+      await pipeline(source, sink); // (which closes the file, also when it fails)
+      const fh = await open(tmp, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, target);
+      await syncDir(dirname(target));
+      return sink.bytesWritten;
+    } catch (err) {
+      // A failed reply (source cut, over its limit, disk full) leaves nothing behind.
+      await rm(tmp, { force: true });
+      throw err;
     }
-    await rename(tmp, target);
-    await syncDir(dirname(target));
-    return sink.bytesWritten;
   }
 
   async discard(id: string): Promise<void> {

@@ -1,0 +1,130 @@
+// Where notifications go and which URL they name come from configuration only (publicUrl, else the
+// listener), never from the client's Host header or request target; spec §15 case 51 kept.
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { parseConfig } from '../src/server/config.js';
+import type { ServerConfigInput } from '../src/server/config.js';
+import { assertAck, assertErr } from './helpers/assert-ack.js';
+import { fragmentRequest, startServer } from './helpers/bits-server.js';
+import type { TestServer } from './helpers/bits-server.js';
+import { startApp } from './helpers/notify-app.js';
+import type { TestApp } from './helpers/notify-app.js';
+import type { RawResponse } from './helpers/raw-http.js';
+
+describe('notification target and BITS-Original-Request-URL (no Host header)', () => {
+  let app: TestApp;
+  let t: TestServer;
+  let hookUrls: string[];
+  before(async () => {
+    app = await startApp();
+    hookUrls = [];
+    const appUrl = `http://127.0.0.1:${app.port}/n`;
+    t = await startServer({
+      vdirs: [
+        { path: '/abs', directory: './abs', notificationType: 'by-value', notificationUrl: appUrl },
+        { path: '/self', directory: './self', notificationType: 'by-value', notificationUrl: 'n.asp' },
+        { path: '/hook', directory: './hook' },
+      ],
+      hooks: {
+        '/hook': {
+          onUploadComplete: (upload) => {
+            hookUrls.push(upload.url);
+            return { reply: 'ok' };
+          },
+        },
+      },
+    });
+  });
+  after(async () => {
+    await t?.stop();
+    await app?.close();
+  });
+  beforeEach(() => {
+    app.seen.length = 0;
+    hookUrls.length = 0;
+  });
+
+  async function complete(path: string, target: string, host: string): Promise<RawResponse> {
+    const id = await t.createSession(path);
+    return t.request({ ...fragmentRequest(target, id, 0, Buffer.from('data'), 4), host });
+  }
+
+  it('5/51: a relative notificationUrl resolves on the listener, whatever Host the client sends', async () => {
+    // Host names the application's port: before, the upload was POSTed there.
+    const ack = await complete('/self/sub/f.bin', '/self/sub/f.bin?ACCOUNT=1', `127.0.0.1:${app.port}`);
+    assert.equal(app.seen.length, 0, 'the application the Host header named was not contacted');
+    // The listener is this BITS server: its POST /self/sub/n.asp?ACCOUNT=1 gets 405 there.
+    assertErr(ack, 405, '0x80190195', '0x7');
+  });
+
+  it('5: BITS-Original-Request-URL names the listener, not the Host header or an absolute-form target', async () => {
+    assertAck(await complete('/abs/a.bin', '/abs/a.bin?x=1', 'evil.example:1'));
+    assert.equal(app.seen[0]!.headers['bits-original-request-url'], `http://127.0.0.1:${t.port}/abs/a.bin?x=1`);
+    assertAck(await complete('/abs/b.bin', 'http://evil.example:1/abs/b.bin', 'evil.example:1'));
+    assert.equal(app.seen[1]!.headers['bits-original-request-url'], `http://127.0.0.1:${t.port}/abs/b.bin`);
+  });
+
+  it("5: a hook's upload.url comes from the listener too", async () => {
+    assertAck(await complete('/hook/h.bin', '/hook/h.bin?q=2', 'evil.example:1'));
+    assert.deepEqual(hookUrls, [`http://127.0.0.1:${t.port}/hook/h.bin?q=2`]);
+  });
+});
+
+describe('publicUrl: the server-wide one, and a vdir that overrides it', () => {
+  let app: TestApp;
+  let t: TestServer;
+  before(async () => {
+    app = await startApp();
+    t = await startServer({
+      config: { publicUrl: 'https://bits.example.com/' },
+      vdirs: [
+        { path: '/a', directory: './a', notificationType: 'by-value', notificationUrl: `http://127.0.0.1:${app.port}/n` },
+        // (the application's origin stands for a proxy that routes /b/…/n.asp to it)
+        { path: '/b', directory: './b', notificationType: 'by-reference', notificationUrl: 'n.asp', publicUrl: `http://127.0.0.1:${app.port}` },
+      ],
+    });
+  });
+  after(async () => {
+    await t?.stop();
+    await app?.close();
+  });
+
+  it('5: the vdir inherits the server publicUrl; a relative URL resolves on the vdir publicUrl', async () => {
+    const a = await t.createSession('/a/x.bin');
+    assertAck(await t.request({ ...fragmentRequest('/a/x.bin', a, 0, Buffer.from('x'), 1), host: `127.0.0.1:${app.port}` }));
+    assert.equal(app.seen[0]!.headers['bits-original-request-url'], 'https://bits.example.com/a/x.bin');
+    const b = await t.createSession('/b/sub/y.bin');
+    assertAck(await t.request({ ...fragmentRequest('/b/sub/y.bin?k=v', b, 0, Buffer.from('y'), 1), host: 'evil.example:1' }));
+    assert.equal(app.seen[1]!.url, '/b/sub/n.asp?k=v');
+    assert.equal(app.seen[1]!.headers['bits-original-request-url'], `http://127.0.0.1:${app.port}/b/sub/y.bin?k=v`);
+  });
+});
+
+describe('notificationUrl and publicUrl are checked at config load', () => {
+  const load = (vdir: Record<string, unknown>, top: Partial<ServerConfigInput> = {}) =>
+    parseConfig({ ...top, vdirs: [{ path: '/up', directory: './up', notificationType: 'by-value', ...vdir }] }, '/tmp');
+
+  it('5/51: paths relative to the upload directory and http(s) URLs are accepted', () => {
+    for (const url of ['n.asp', 'sub/n.asp', './v1.2/n', '../n', '/app/n', 'n.asp?x=1', 'http://app/n', 'https://app.example.com:8443/n?x=1']) {
+      assert.equal(load({ notificationUrl: url }).vdirs[0]!.notificationUrl, url);
+    }
+  });
+
+  it('5: a host-looking notificationUrl without a scheme is an error naming the key', () => {
+    for (const url of ['app.example.com/n', 'localhost:9000/n', 'localhost/n', '127.0.0.1/n', '//evil.example/n', '\\\\evil.example\\n', '/\t/evil.example/n', 'ftp://app/n', 'http:n']) {
+      assert.throws(() => load({ notificationUrl: url }), /vdirs\[0\]\.notificationUrl: /, url);
+    }
+    assert.throws(() => load({ notificationUrl: 'app.example.com/n' }), /write http:\/\/app\.example\.com\/n/);
+  });
+
+  it('5: publicUrl must be an http(s) origin; the server one is inherited, normalised', () => {
+    const config = load({ notificationUrl: 'n' }, { publicUrl: 'HTTPS://Bits.Example.com:443/' });
+    assert.equal(config.publicUrl, 'https://bits.example.com');
+    assert.equal(config.vdirs[0]!.publicUrl, 'https://bits.example.com');
+    assert.equal(load({ notificationUrl: 'n', publicUrl: 'http://10.0.0.5:8080' }, { publicUrl: 'https://x.example' }).vdirs[0]!.publicUrl, 'http://10.0.0.5:8080');
+    for (const bad of ['bits.example.com', 'https://bits.example.com/up', 'https://u:p@bits.example.com', 'ftp://bits.example.com', 'https://bits.example.com/?q=1']) {
+      assert.throws(() => load({}, { publicUrl: bad }), /\n {2}publicUrl: /, bad);
+      assert.throws(() => load({ publicUrl: bad }), /vdirs\[0\]\.publicUrl: /, bad);
+    }
+  });
+});

@@ -1,0 +1,148 @@
+// Replies of server applications are bounded by maxReplySize, by value, by reference and from hooks;
+// a reply over it, or one that fails part way, leaves nothing in the state directory.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { parseConfig } from '../src/server/config.js';
+import { assertAck, assertErr } from './helpers/assert-ack.js';
+import { fragmentRequest, startServer } from './helpers/bits-server.js';
+import type { TestServer } from './helpers/bits-server.js';
+import { get, resolveReply, startApp } from './helpers/notify-app.js';
+import type { TestApp } from './helpers/notify-app.js';
+import type { RawResponse } from './helpers/raw-http.js';
+
+const LIMIT = 1000;
+/** What a session folder holds when no reply was stored. */
+const NO_REPLY = ['data.bin', 'record.json'];
+
+describe('reply size limit (maxReplySize)', () => {
+  let app: TestApp;
+  let t: TestServer;
+  let bigFile: string;
+  before(async () => {
+    app = await startApp();
+    const appUrl = `http://127.0.0.1:${app.port}/n`;
+    const limited = { maxReplySize: LIMIT, notificationUrl: appUrl };
+    t = await startServer({
+      vdirs: [
+        { path: '/val', directory: './val', notificationType: 'by-value', ...limited },
+        { path: '/ref', directory: './ref', notificationType: 'by-reference', ...limited },
+        { path: '/hook', directory: './hook', maxReplySize: LIMIT },
+      ],
+      hooks: {
+        '/hook': {
+          onUploadComplete: async (upload) => {
+            const kind = (await readAll(upload.stream())).toString();
+            if (kind === 'buffer') return { reply: Buffer.alloc(LIMIT + 1) };
+            if (kind === 'string') return { reply: 'é'.repeat(LIMIT / 2 + 1) };
+            if (kind === 'stream') return { reply: Readable.from([Buffer.alloc(600), Buffer.alloc(600), Buffer.alloc(600)]) };
+            if (kind === 'file') return { reply: { file: bigFile } };
+            return { reply: Buffer.alloc(LIMIT, 7) };
+          },
+        },
+      },
+    });
+    bigFile = join(t.root, 'big-reply.bin');
+    await writeFile(bigFile, randomBytes(5000));
+  });
+  after(async () => {
+    await t?.stop();
+    await app?.close();
+  });
+  beforeEach(() => {
+    app.seen.length = 0;
+  });
+
+  async function readAll(stream: Readable): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of stream) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+  async function complete(path: string, data = Buffer.from('upload')): Promise<{ id: string; ack: RawResponse; resend: () => Promise<RawResponse> }> {
+    const id = await t.createSession(path);
+    const send = () => t.request(fragmentRequest(path, id, 0, data, data.length));
+    return { id, ack: await send(), resend: send };
+  }
+  const sessionFiles = async (id: string) => (await readdir(join(t.stateDir, 'sessions', id.slice(1, -1)))).sort();
+  const assertTooLarge = (ack: RawResponse) => assertErr(ack, 500, '0x80200020', '0x7');
+
+  it('6: a by-value reply declared over the limit → 500 BG_E_TOO_LARGE context 0x7, nothing stored; the session stays usable', async () => {
+    app.set((_s, res) => res.writeHead(200, { 'Content-Length': String(LIMIT + 1) }).end(Buffer.alloc(LIMIT + 1)));
+    const { id, ack, resend } = await complete('/val/declared.bin');
+    assertTooLarge(ack);
+    assert.equal(ack.headers['bits-reply-url'], undefined);
+    assert.deepEqual(await sessionFiles(id), NO_REPLY);
+    // A reply of exactly the limit is taken.
+    const exact = randomBytes(LIMIT);
+    app.set((_s, res) => res.writeHead(200, { 'Content-Length': String(LIMIT) }).end(exact));
+    const again = await resend();
+    assertAck(again);
+    assert.deepEqual((await get(t.port, resolveReply(again.headers['bits-reply-url']!, '/val/declared.bin'))).body, exact);
+  });
+
+  it('6: a chunked by-value reply that grows past the limit is cut off and nothing is left', async () => {
+    app.set((_s, res) => {
+      res.writeHead(200);
+      for (let i = 0; i < 5; i++) res.write(Buffer.alloc(600));
+      res.end();
+    });
+    const { id, ack } = await complete('/val/chunked.bin');
+    assertTooLarge(ack);
+    assert.deepEqual(await sessionFiles(id), NO_REPLY);
+  });
+
+  it('6: a by-value reply cut part way leaves no temp file behind', async () => {
+    app.set((_s, res) => {
+      res.writeHead(200, { 'Content-Length': '800' });
+      res.write(Buffer.alloc(300), () => setTimeout(() => res.destroy(), 50));
+    });
+    const { id, ack } = await complete('/val/cut.bin');
+    assertErr(ack, 502, '0x801901F6', '0x7');
+    assert.deepEqual(await sessionFiles(id), NO_REPLY);
+  });
+
+  it('6: a by-reference reply file over the limit is removed and the notification fails', async () => {
+    app.set(async (s, res) => {
+      await writeFile(s.headers['bits-response-datafile-name'] as string, Buffer.alloc(LIMIT + 1));
+      res.writeHead(200, { 'Content-Length': '0' }).end();
+    });
+    const { id, ack } = await complete('/ref/big.bin');
+    assertTooLarge(ack);
+    assert.deepEqual(await sessionFiles(id), NO_REPLY);
+  });
+
+  it('6: a by-reference application that writes its reply and then fails leaves no reply behind', async () => {
+    app.set(async (s, res) => {
+      await writeFile(s.headers['bits-response-datafile-name'] as string, 'half a reply');
+      res.writeHead(503, { 'Content-Length': '0' }).end();
+    });
+    const { id, ack, resend } = await complete('/ref/failed.bin');
+    assertErr(ack, 503, '0x801901F7', '0x7');
+    assert.deepEqual(await sessionFiles(id), NO_REPLY);
+    app.set(async (s, res) => {
+      await writeFile(s.headers['bits-response-datafile-name'] as string, 'the reply');
+      res.writeHead(200, { 'Content-Length': '0' }).end();
+    });
+    const again = await resend();
+    assertAck(again);
+    assert.equal((await get(t.port, resolveReply(again.headers['bits-reply-url']!, '/ref/failed.bin'))).body.toString(), 'the reply');
+  });
+
+  it('6: hook replies over the limit (buffer, string, stream, file) fail the same way and store nothing', async () => {
+    for (const kind of ['buffer', 'string', 'stream', 'file']) {
+      const { id, ack } = await complete(`/hook/${kind}.bin`, Buffer.from(kind));
+      assertTooLarge(ack);
+      assert.deepEqual(await sessionFiles(id), NO_REPLY, kind);
+    }
+    const { ack } = await complete('/hook/exact.bin', Buffer.from('exact'));
+    assertAck(ack);
+    assert.equal((await get(t.port, resolveReply(ack.headers['bits-reply-url']!, '/hook/exact.bin'))).body.length, LIMIT);
+  });
+
+  it('6: maxReplySize defaults to 64 MiB', () => {
+    assert.equal(parseConfig({ vdirs: [{ path: '/', directory: './u' }] }, '/tmp').vdirs[0]!.maxReplySize, 64 * 1024 * 1024);
+  });
+});
