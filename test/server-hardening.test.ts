@@ -1,6 +1,7 @@
 // Server defects found by adversarial testing: commits interrupted by a crash, client disconnects,
 // credentials in logs, session-capability auth, and path confinement details.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { link, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { redactTarget } from '../src/server/redact.js';
 import { assertAck, assertErr } from './helpers/assert-ack.js';
 import { fragmentRequest, startServer } from './helpers/bits-server.js';
 import type { TestServer } from './helpers/bits-server.js';
-import { startCli } from './helpers/cli.js';
+import { CLI, startCli } from './helpers/cli.js';
 import { RawConnection, bitsRequestBytes } from './helpers/raw-http.js';
 import { exchange } from './helpers/upload.js';
 import { addUser, basic } from './helpers/users.js';
@@ -149,9 +150,10 @@ describe('request logs', () => {
 describe('session-capability authentication (transfervm dialect)', () => {
   let dir: string;
   let t: TestServer;
+  let users: string;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'bits-cap-'));
-    const users = join(dir, 'users.json');
+    users = join(dir, 'users.json');
     addUser(users, 'alice', 'alice-pw');
     addUser(users, 'mallory', 'mallory-pw');
     const auth = { schemes: ['basic' as const], users, allowInsecureBasic: true };
@@ -191,8 +193,19 @@ describe('session-capability authentication (transfervm dialect)', () => {
   it('the session stays bound to its principal: other credentials with the id are refused', async () => {
     const created = await create('/cap/c.bin', basic('alice', 'alice-pw'));
     const id = created.headers['bits-session-id']!;
-    const res = await t.request({ ...fragmentRequest('/cap/c.bin', id, 0, Buffer.from('x'), 1), headers: { Authorization: basic('mallory', 'mallory-pw'), 'Content-Range': 'bytes 0-0/1' } });
+    const frag = fragmentRequest('/cap/c.bin', id, 0, Buffer.from('x'), 1);
+    const res = await t.request({ ...frag, headers: { ...frag.headers, Authorization: basic('mallory', 'mallory-pw') } });
     assertErr(res, 500, '0x8020001F');
+  });
+
+  it('a user removed from the users file loses the capability of its live sessions', async () => {
+    const created = await create('/cap/d.bin', basic('mallory', 'mallory-pw'));
+    const id = created.headers['bits-session-id']!;
+    assertAck(await t.request(fragmentRequest('/cap/d.bin', id, 0, Buffer.from('he'), 4)));
+    const removed = spawnSync(process.execPath, [CLI, 'user', 'remove', 'mallory', '--users', users], { encoding: 'utf8' });
+    assert.equal(removed.status, 0, removed.stderr);
+    await sleep(1500); // the server rereads a changed users file within a second
+    assert.equal((await t.request(fragmentRequest('/cap/d.bin', id, 2, Buffer.from('ll'), 4))).status, 401);
   });
 
   it('off by default: without the option the same packets are challenged', async () => {

@@ -87,7 +87,8 @@ describe('session records under concurrency', () => {
       await limited.restart();
       for (const a of ok) {
         const id = a.headers['bits-session-id']!;
-        const res = await limited.request({ ...fragmentRequest('/up/x.bin', id, 0, Buffer.from('abc'), 3), headers: { Authorization: headers.Authorization } });
+        const frag = fragmentRequest('/up/x.bin', id, 0, Buffer.from('abc'), 3);
+        const res = await limited.request({ ...frag, headers: { ...frag.headers, Authorization: headers.Authorization } });
         assertAck(res);
       }
     } finally {

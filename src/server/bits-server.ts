@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { HttpServer } from '../http/server.js';
 import type { HeadError } from '../http/request-head.js';
@@ -34,7 +35,7 @@ import type { UploadCompleteHook } from './notification/hook.js';
 import { bindListener } from './notification/public-url.js';
 import { matchReplyPath, sameToken } from './notification/reply-url.js';
 import type { ReplyPath } from './notification/reply-url.js';
-import { redactTarget } from './redact.js';
+import { loggedSessionId, redactTarget } from './redact.js';
 import { storageError } from './storage-error.js';
 import { foreignWritable } from './tree-permissions.js';
 import { VdirTable } from './vdir-table.js';
@@ -58,6 +59,13 @@ export interface BitsServerOptions {
 
 const SECOND = 1000;
 const SUPERSEDED = Symbol('superseded');
+
+/** Whether the client presented a certificate on this (TLS) connection. */
+function hasPeerCertificate(req: HttpRequest): boolean {
+  if (!req.encrypted || !req.socket) return false;
+  const cert = (req.socket as TLSSocket).getPeerCertificate?.();
+  return cert !== undefined && cert !== null && Object.keys(cert).length > 0;
+}
 
 /**
  * The method of a request after `X-HTTP-Method-Override` (D19): a `POST` carrying
@@ -185,6 +193,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
       if (req.httpVersion !== '1.1') throw new BitsError('BITS_HTTP_VERSION', 'BITS_POST requires HTTP/1.1');
       const loc = this.vdirs.locate(req.path);
       if (loc) log['vdir'] = loc.vdir.path;
+      if (sessionId && loc?.vdir.auth?.sessionCapability) log['session'] = loggedSessionId(sessionId, true);
       if (!loc || !loc.vdir.uploadEnabled) throw new BitsError('BITS_UPLOADS_DISABLED', `uploads are not enabled for ${req.path}`);
       const who = await this.identify(req, loc.vdir, log);
       if ('status' in who) return who;
@@ -263,13 +272,18 @@ export class BitsServer extends EventEmitter<SessionEvents> {
    */
   private async sessionCapability(req: HttpRequest, vdir: VdirConfig): Promise<{ principal: string | null } | undefined> {
     if (!vdir.auth?.sessionCapability || req.headers['authorization'] !== undefined) return undefined;
+    // Other credentials (a custom hook's, a client certificate) are always checked as usual.
+    if (this.auth.hasHook || hasPeerCertificate(req)) return undefined;
     if (effectiveMethod(req) !== BITS_METHOD) return undefined;
     if ((req.headers[Header.PacketType] ?? '').trim().toLowerCase() === 'create-session') return undefined;
     const id = req.headers[Header.SessionId]?.trim();
     if (!id) return undefined;
     const record = await this.sessions.records.get(id);
     if (!record || record.vdir !== vdir.path || this.sessions.isExpired(record)) return undefined;
-    return { principal: record.principal };
+    if (record.principal === null) return { principal: null };
+    // The account must still exist and still be allowed here: removing a user ends its capabilities.
+    const account = await this.auth.currentAccount(record.principal, vdir);
+    return account ? { principal: account.name } : undefined;
   }
 
   /** The one place where failures become Acks. */

@@ -36,3 +36,16 @@ export function redactTarget(target: string): string {
   });
   return `${path}?${query}`;
 }
+
+/**
+ * A session id as the log may show it: whole, except on vdirs in session-capability mode, where the
+ * id is a credential and only its first eight characters are logged.
+ *
+ * @example
+ * ```ts
+ * loggedSessionId('{A0FF5911-4144-45B3-BF27-27AFC8EC8A67}', true); // '{A0FF5911…'
+ * ```
+ */
+export function loggedSessionId(id: string, isCapability: boolean): string {
+  return isCapability ? `${id.slice(0, 9)}…` : id;
+}

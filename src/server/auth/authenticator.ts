@@ -99,6 +99,25 @@ export class Authenticator {
     }
   }
 
+  /** Whether a custom `authenticate` hook is installed (it then sees every request). */
+  get hasHook(): boolean {
+    return this.hook !== undefined;
+  }
+
+  /**
+   * The account `name` of the vdir's users file as it is now, if it still exists and the vdir still
+   * allows it (for session-capability packets, which carry no credentials to check).
+   */
+  async currentAccount(name: string, vdir: VdirConfig): Promise<Principal | undefined> {
+    const file = vdir.auth?.users;
+    if (!file || !vdir.auth?.schemes.includes('basic')) return undefined;
+    const users = await this.usersFile(file).get();
+    const entry = Object.hasOwn(users, name) ? users[name] : undefined;
+    if (!entry) return undefined;
+    const principal: Principal = { name, groups: entry.groups, scheme: 'basic' };
+    return this.allowed(principal, vdir.auth) ? principal : undefined;
+  }
+
   /** Whether a vdir's requests go through authentication at all. */
   guards(vdir: VdirConfig): boolean {
     return vdir.auth !== null || this.hook !== undefined;

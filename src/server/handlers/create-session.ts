@@ -6,6 +6,7 @@ import type { CreateSessionPacket } from '../../protocol/packet.js';
 import { newSessionId } from '../../protocol/session-id.js';
 import { SessionLimitError } from '../../store/types.js';
 import type { SessionRecord } from '../../store/types.js';
+import { loggedSessionId } from '../redact.js';
 import type { PacketContext } from './context.js';
 
 /**
@@ -53,7 +54,7 @@ export async function createSession(ctx: PacketContext, packet: CreateSessionPac
     await ctx.sessions.records.delete(id).catch(() => undefined);
     throw err;
   }
-  ctx.log['session'] = id;
+  ctx.log['session'] = loggedSessionId(id, vdir.auth?.sessionCapability === true);
   ctx.sessions.emit('session-created', record);
   return okAck({
     protocol: packet.protocol,
