@@ -132,8 +132,8 @@ describe('served folders other users can change', () => {
     const base = await mkdtemp(join(tmpdir(), 'bits-perm-'));
     try {
       const open = join(base, 'shared');
-      await mkdir(open);
-      await chmod(open, 0o777);
+      await mkdir(join(open, 'inbox'), { recursive: true });
+      await chmod(join(open, 'inbox'), 0o777);
       // (the warnings come before the "listening" line, so read the log from the first byte)
       const child = spawn(process.execPath, [CLI, 'serve', '--host', '127.0.0.1', '--port', '0', '--root', open, '--state-dir', join(base, 'state')], {
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -39,6 +39,8 @@ export const ERRORS = {
   // Server-application failures (D11): the status and HRESULT default here are replaced by the
   // application's own status (HResult.HttpErrorBase + status) when it answered.
   BITS_APPLICATION_ERROR: { status: 500, hresult: HResult.HttpErrorBase + 500, context: ErrorContext.RemoteApplication },
+  // The application's reply is over the vdir's maxReplySize: a resend cannot shrink it (not 413).
+  BITS_REPLY_TOO_LARGE: { status: 500, hresult: HResult.TooLarge, context: ErrorContext.RemoteApplication },
   BITS_APPLICATION_TIMEOUT: { status: 408, hresult: HResult.NotificationTimeout, context: ErrorContext.RemoteApplication },
   BITS_APPLICATION_UNREACHABLE: { status: 502, hresult: HResult.HttpErrorBase + 502, context: ErrorContext.RemoteApplication },
 } as const satisfies Record<string, { status: number; hresult: number | null; context: number }>;

@@ -1,6 +1,5 @@
 import { Readable } from 'node:stream';
 import { BitsError } from '../../protocol/errors.js';
-import { HResult } from '../../protocol/hresult.js';
 
 /**
  * The error of a reply over the vdir's `maxReplySize`. The application's fault, so context `0x7`
@@ -14,10 +13,7 @@ import { HResult } from '../../protocol/hresult.js';
  * ```
  */
 export function replyTooLarge(limit: number, size: number | string): BitsError {
-  return new BitsError('BITS_APPLICATION_ERROR', `the application's reply is ${size} bytes, over maxReplySize (${limit})`, {
-    status: 500,
-    hresult: HResult.TooLarge,
-  });
+  return new BitsError('BITS_REPLY_TOO_LARGE', `the application's reply is ${size} bytes, over maxReplySize (${limit})`);
 }
 
 /**
