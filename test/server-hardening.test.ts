@@ -17,6 +17,7 @@ import type { TestServer } from './helpers/bits-server.js';
 import { CLI, startCli } from './helpers/cli.js';
 import { RawConnection, bitsRequestBytes } from './helpers/raw-http.js';
 import { exchange } from './helpers/upload.js';
+import { startApp } from './helpers/notify-app.js';
 import { addUser, basic } from './helpers/users.js';
 
 describe('commit after a crash part way (a resent Close-Session)', () => {
@@ -233,6 +234,38 @@ describe('path confinement details', () => {
       assert.equal(await readFile(join(t.uploads, '..x', 'f.bin'), 'utf8'), 'in');
     } finally {
       await t.stop();
+    }
+  });
+});
+
+describe('D8 on a vdir that notifies: a session closed without any fragment', () => {
+  it('is an empty upload the application hears of; its answer decides whether the file is placed', async () => {
+    const app = await startApp();
+    const t = await startServer({
+      vdir: { notificationType: 'by-value', notificationUrl: `http://127.0.0.1:${app.port}/notify` },
+    });
+    try {
+      app.set((_s, res) => res.writeHead(200, { 'Content-Length': '5', 'BITS-Copy-File-To-Destination': '1' }).end('reply'));
+      const kept = await t.createSession('/up/kept.bin');
+      assertAck(await t.request({ type: 'Close-Session', path: '/up/kept.bin', sessionId: kept }));
+      assert.equal(app.seen.length, 1);
+      assert.equal(app.seen[0]!.body.length, 0);
+      assert.equal(app.seen[0]!.headers['content-length'], '0');
+      assert.equal((await stat(join(t.uploads, 'kept.bin'))).size, 0);
+      app.set((_s, res) => res.writeHead(200, { 'Content-Length': '0' }).end());
+      const consumed = await t.createSession('/up/consumed.bin');
+      assertAck(await t.request({ type: 'Close-Session', path: '/up/consumed.bin', sessionId: consumed }));
+      assert.equal(app.seen.length, 2);
+      await assert.rejects(stat(join(t.uploads, 'consumed.bin')), { code: 'ENOENT' });
+      // an application failure is the Close's error (context 0x7), and the session stays for a resend
+      app.set((_s, res) => res.writeHead(500, { 'Content-Length': '0' }).end());
+      const failing = await t.createSession('/up/failing.bin');
+      assertErr(await t.request({ type: 'Close-Session', path: '/up/failing.bin', sessionId: failing }), 500, '0x801901F4', '0x7');
+      app.set((_s, res) => res.writeHead(200, { 'Content-Length': '0' }).end());
+      assertAck(await t.request({ type: 'Close-Session', path: '/up/failing.bin', sessionId: failing }));
+    } finally {
+      await t.stop();
+      await app.close();
     }
   });
 });

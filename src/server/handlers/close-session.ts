@@ -4,7 +4,7 @@ import { BitsError } from '../../protocol/errors.js';
 import type { CloseSessionPacket } from '../../protocol/packet.js';
 import type { SessionRecord } from '../../store/types.js';
 import { ConfinementError } from '../../store/fs/confined.js';
-import { notifies } from '../notification/notify.js';
+import { notifies, notifyApplication } from '../notification/notify.js';
 import { errnoOf, storageError } from '../storage-error.js';
 import type { PacketContext } from './context.js';
 
@@ -15,10 +15,11 @@ import type { PacketContext } from './context.js';
  * Either way the session, its data and its reply end.
  */
 export async function closeSession(ctx: PacketContext, packet: CloseSessionPacket): Promise<Ack> {
-  return ctx.sessions.withLock(packet.sessionId, async () => {
+  return ctx.sessions.withLock(packet.sessionId, async (lock) => {
     const { sessions } = ctx;
     const record = await sessions.live(packet.sessionId, ctx.loc.urlPath, ctx.principal);
     const complete = record.total === null || record.received === record.total;
+    if (record.total === null && notifies(ctx.loc.vdir, ctx.hook) && !record.reply) await notifyEmpty(ctx, record, lock.signal);
     // Notified uploads reach their destination only if the application asked for it (spec §9.3).
     const placeAtDestination = !notifies(ctx.loc.vdir, ctx.hook) || record.reply?.copyToDestination === true;
     let committed = false;
@@ -68,4 +69,18 @@ async function commitUpload(ctx: PacketContext, record: SessionRecord): Promise<
     if (errnoOf(err) === 'EEXIST') throw new BitsError('BITS_DESTINATION_EXISTS', `${record.urlPath} appeared and overwrites are off`);
     throw storageError(err, 'committing the upload failed');
   }
+}
+
+/**
+ * A session closed without any fragment is an empty file (D8). On a vdir that notifies, the
+ * application hears of it as of any other upload, and its answer decides whether the file is placed;
+ * its reply cannot reach the client (no Fragment Ack carries a reply URL) and ends with the session.
+ */
+async function notifyEmpty(ctx: PacketContext, record: SessionRecord, signal: AbortSignal): Promise<void> {
+  record.total = 0;
+  record.reply = await notifyApplication({ req: ctx.req, vdir: ctx.loc.vdir, record, bytes: ctx.sessions.bytes, hook: ctx.hook, signal });
+  record.updatedAt = Date.now();
+  await ctx.sessions.records.update(record);
+  ctx.log['reply'] = 'empty upload';
+  ctx.sessions.emit('upload-notified', record);
 }
