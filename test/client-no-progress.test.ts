@@ -2,13 +2,23 @@
 // limits): what counts as a sign of life while a request is in flight, what only the job's clock
 // (acknowledged or received bytes) decides, and what the limit must never hide or cost.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { BitsClientError } from '../src/client/errors.js';
 import { upload } from '../src/client/upload.js';
 import { randomFile } from './helpers/client-files.js';
 import { startFakeBitsServer } from './helpers/fake-bits-server.js';
+import { startSlowLink } from './helpers/interop-peers.js';
+
+const MiB = 1024 * 1024;
+/**
+ * The slow link's rate. Loopback socket buffers swallow about 4 MiB of a body at once, which then
+ * drains unseen at this rate before the Ack: at 4 MB/s about a second, well within the 3 s limit.
+ */
+const LINK_RATE = 4_000_000;
+const LIMIT_MS = 3000;
 
 describe('the no-progress clock', () => {
   let dir: string;
@@ -40,6 +50,45 @@ describe('the no-progress clock', () => {
       const dependants = key === undefined ? undefined : (signal[key] as Set<unknown> | undefined);
       assert.ok((dependants?.size ?? 0) < 5, `${dependants?.size} dependants after 60 fragments`);
     } finally {
+      await server.close();
+    }
+  });
+
+  it('a fragment still moving is not cut: one fragment that takes longer than the limit completes', async () => {
+    const server = await startFakeBitsServer();
+    const link = await startSlowLink(server.port, LINK_RATE);
+    try {
+      const f = await fresh(16 * MiB);
+      const started = Date.now();
+      const job = upload({ file: f.file, url: `http://127.0.0.1:${link.port}/up/${f.name}`, fragmentSize: 16 * MiB, stateDir: false, retryDelayMs: 50, noProgressTimeoutMs: LIMIT_MS });
+      const result = await job.result;
+      assert.ok(Date.now() - started > LIMIT_MS, 'the premise: the one fragment took longer than the limit');
+      assert.equal(result.bytes, 16 * MiB);
+      assert.deepEqual(server.state.committed.get(`/up/${f.name}`), await readFile(f.file));
+      assert.deepEqual(server.state.log, ['ping', 'create-session', 'fragment', 'close-session'], 'one Fragment, never cut and resent');
+    } finally {
+      await link.close();
+      await server.close();
+    }
+  });
+
+  it('bytes that move but are never acknowledged still stop the job: activity is no progress', async () => {
+    const server = await startFakeBitsServer({
+      override: (req) => (req.headers['bits-packet-type'] === 'Fragment' ? { status: 503, headers: { 'BITS-Packet-Type': 'Ack' } } : undefined),
+    });
+    const link = await startSlowLink(server.port, LINK_RATE);
+    try {
+      const f = await fresh(8 * MiB);
+      const job = upload({ file: f.file, url: `http://127.0.0.1:${link.port}/up/${f.name}`, fragmentSize: 8 * MiB, stateDir: false, retryDelayMs: 50, noProgressTimeoutMs: LIMIT_MS });
+      await assert.rejects(job.result, (err: BitsClientError) => {
+        assert.equal(err.code, 'BITS_CLIENT_NO_PROGRESS');
+        assert.equal(err.status, 503, 'names the last error');
+        return true;
+      });
+      const fragments = server.state.log.filter((x) => x === 'fragment').length;
+      assert.ok(fragments >= 1 && fragments <= 3, `${fragments} Fragments`);
+    } finally {
+      await link.close();
       await server.close();
     }
   });

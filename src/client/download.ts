@@ -56,6 +56,7 @@ export class DownloadJob extends Job<DownloadResult> {
     const url = new URL(this.down.progress.url);
     this.engine = new RangedDownload(this.transport, url, this.sink, this.down.progress, {
       signal: () => this.signal,
+      activity: this.markActivity,
       logger: this.logger,
       progress: (done, total) => {
         if (done > this.down.progress.offset) this.markProgress();

@@ -157,6 +157,16 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
   }
 
   /**
+   * Records a sign of life of the request in flight (bytes moved either way): the step is not aborted
+   * until it has been idle for the whole no-progress limit. Not progress: only acknowledged (for
+   * downloads, received) bytes reset the job's clock, which decides between attempts. Only stores a
+   * timestamp.
+   */
+  protected readonly markActivity = (): void => {
+    this.lastActivityAt = Date.now();
+  };
+
+  /**
    * The signal every request of the job is sent with: aborted by `stop()`/`cancel()`, and when the
    * step in flight has been idle for the whole no-progress limit, so a request that hangs (a peer
    * that never answers, an Ack whose body never ends) ends at the limit instead of at the request

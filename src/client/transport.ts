@@ -10,6 +10,9 @@ export const CLIENT_USER_AGENT = 'bits-upload';
 /** Largest Ack body read (Acks have none; anything longer is discarded with the connection). */
 const MAX_ACK_BODY = 64 * 1024;
 
+/** A request body is handed to the socket in pieces of this size, each one a sign of life. */
+const BODY_PIECE = 64 * 1024;
+
 /** Connection errors that mean the server could not be reached at all. */
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
@@ -52,6 +55,11 @@ export interface SendOptions {
   readonly signal?: AbortSignal | undefined;
   /** What is sent, for error messages: a packet type, `GET` or `HEAD`. */
   readonly label: string;
+  /**
+   * Called whenever bytes move: a piece of the body taken by the socket, the response head, a piece
+   * of an Ack body read (a caller reading the body itself reports its own pieces).
+   */
+  readonly onActivity?: (() => void) | undefined;
 }
 
 /** A response whose body is still to be read (or discarded). */
@@ -253,16 +261,17 @@ export class Transport {
           return;
         }
         settled = true;
+        o.onActivity?.();
         resolve({ status: res.statusCode ?? 0, headers: out, body: res });
       });
-      req.end(o.body);
+      writeBody(req, o.body, o.onActivity);
     });
   }
 
   /** Sends a request whose answer has no body that matters (an Ack); reads and drops the body. */
   async sendForAck(o: SendOptions): Promise<{ status: number; headers: Record<string, string> }> {
     const res = await this.send(o);
-    await discardBody(res, o.label, o.url);
+    await discardBody(res, o.label, o.url, o.onActivity);
     return { status: res.status, headers: res.headers };
   }
 
@@ -274,17 +283,48 @@ export class Transport {
 }
 
 /**
+ * Writes a request body with backpressure, a piece at a time, and ends the request. Each piece the
+ * socket takes is reported to `onActivity`: a large fragment over a slow link may take longer than
+ * the job's no-progress limit while it keeps moving, and must not be cut for it (DESIGN principle 6).
+ * A request destroyed meanwhile (an early answer, an abort) stops the writing: its 'drain' never comes.
+ */
+function writeBody(req: http.ClientRequest, body: Buffer | undefined, onActivity: (() => void) | undefined): void {
+  if (body === undefined || body.length === 0) {
+    req.end(body);
+    return;
+  }
+  const written = (err?: Error | null): void => {
+    if (!err) onActivity?.();
+  };
+  let at = 0;
+  const pump = (): void => {
+    while (at < body.length) {
+      const piece = body.subarray(at, at + BODY_PIECE);
+      at += piece.length;
+      if (!req.write(piece, written)) {
+        req.once('drain', pump);
+        return;
+      }
+    }
+    req.end();
+  };
+  pump();
+}
+
+/**
  * Reads and drops a response body (at most 64 KiB; a longer one is dropped with its connection).
+ * Every piece read is reported to `onActivity`.
  *
  * @example
  * ```ts
  * await discardBody(await transport.send(o), 'Ping', url);
  * ```
  */
-export async function discardBody(res: ClientResponse, label: string, url: URL): Promise<void> {
+export async function discardBody(res: ClientResponse, label: string, url: URL, onActivity?: () => void): Promise<void> {
   let seen = 0;
   try {
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      onActivity?.();
       seen += chunk.length;
       if (seen > MAX_ACK_BODY) {
         res.body.destroy();

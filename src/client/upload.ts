@@ -196,6 +196,7 @@ export class UploadJob extends Job<UploadResult> {
       headers: { [WireHeader.PacketType]: type, ...(body === undefined ? { 'Content-Length': '0' } : {}), ...headers },
       ...(body !== undefined ? { body } : {}),
       signal: this.signal,
+      onActivity: this.markActivity,
       label: type,
     });
     const ack: AckInfo & { retryAfterMs?: number } = { ...readAck(res.status, res.headers) };
@@ -405,6 +406,7 @@ export class UploadJob extends Job<UploadResult> {
       this.logger.info({ job: this.id, replyUrl: url.href }, 'downloading the reply');
       this.replyDownload = new RangedDownload(this.transport, url, this.replySink, state, {
         signal: () => this.signal,
+        activity: this.markActivity,
         logger: this.logger,
         progress: (done, total) => {
           if (done > 0) this.markProgress();
