@@ -2,6 +2,8 @@
 // limits): what counts as a sign of life while a request is in flight, what only the job's clock
 // (acknowledged or received bytes) decides, and what the limit must never hide or cost.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, closeSync, constants, open, openSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,6 +91,63 @@ describe('the no-progress clock', () => {
       assert.ok(fragments >= 1 && fragments <= 3, `${fragments} Fragments`);
     } finally {
       await link.close();
+      await server.close();
+    }
+  });
+
+  /**
+   * Holds every thread of libuv's pool in a blocking open(2) of a FIFO until `release()`: the job's
+   * file-system calls (a stat, a read) then wait for as long as the test wants, however fast the disk.
+   */
+  function blockThreadPool(): { release(): void } {
+    const fifos: string[] = [];
+    for (let i = 0; i < Number(process.env['UV_THREADPOOL_SIZE'] ?? 4); i++) {
+      const fifo = join(dir, `pool-${n}-${i}.fifo`);
+      execFileSync('mkfifo', [fifo]);
+      fifos.push(fifo);
+      open(fifo, 'r', (err, fd) => {
+        if (!err) closeSync(fd);
+      });
+    }
+    return {
+      release(): void {
+        for (const fifo of fifos) {
+          // A reader blocked in open(2) lets a non-blocking writer in; one not there yet gives ENXIO.
+          for (let attempt = 0; ; attempt++) {
+            try {
+              closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+              break;
+            } catch (err) {
+              if ((err as NodeJS.ErrnoException).code !== 'ENXIO' || attempt >= 1000) throw err;
+            }
+          }
+        }
+      },
+    };
+  }
+
+  it('a fatal error after the limit ran out is itself: LOCAL_FILE_CHANGED is not reported as no progress', { skip: process.platform === 'win32' }, async () => {
+    const server = await startFakeBitsServer();
+    try {
+      const f = await fresh(3 * 5120);
+      const job = upload({ file: f.file, url: `http://127.0.0.1:${server.port}/up/${f.name}`, fragmentSize: 5120, stateDir: false, retryDelayMs: 50, noProgressTimeoutMs: 300 });
+      let released = false;
+      job.on('progress', (p) => {
+        if (p.phase !== 'upload' || p.bytesDone !== 5120 || released) return;
+        released = true;
+        // The source changes, and the next step's stat of it waits until well after the limit.
+        appendFileSync(f.file, 'changed');
+        const pool = blockThreadPool();
+        setTimeout(() => pool.release(), 300 + 500);
+      });
+      await assert.rejects(job.result, (err: BitsClientError) => {
+        assert.equal(err.code, 'BITS_CLIENT_LOCAL_FILE_CHANGED', err.message);
+        assert.equal(err.kind, 'fatal');
+        return true;
+      });
+      assert.ok(released);
+      assert.equal(server.state.log.filter((x) => x === 'fragment').length, 1);
+    } finally {
       await server.close();
     }
   });

@@ -275,8 +275,11 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
     try {
       return await this.step();
     } catch (err) {
-      // Whatever the abort caused (a cut body, a reset), the job stops for want of progress.
-      if (step.signal.aborted && !this.stopReason && !(isBitsClientError(err) && err.code === 'BITS_CLIENT_NO_PROGRESS')) throw step.signal.reason;
+      // What the abort caused (a cut body, a reset) stops the job for want of progress; anything else
+      // (a 403, a changed source file) that merely came after the limit ran out is itself.
+      // The transport's own no-progress error names the request it cut: it goes as it is.
+      const named = isBitsClientError(err) && err.code === 'BITS_CLIENT_NO_PROGRESS';
+      if (step.signal.aborted && !this.stopReason && !named && causedByAbort(err, step.signal.reason)) throw step.signal.reason;
       throw err;
     } finally {
       clearTimeout(this.timer);
@@ -350,6 +353,20 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
     this.logger.info({ job: this.id, err: error.toJSON() }, 'job ended');
     this.rejectResult(error);
   }
+}
+
+/**
+ * Whether a step's error is what the no-progress abort (`reason`) caused, not something that only
+ * happened after it: the reason itself or an error it caused, or a network error of a connection it
+ * cut (a reset, a body cut short).
+ */
+function causedByAbort(err: unknown, reason: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 8 && e !== undefined && e !== null; depth++) {
+    if (e === reason) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return isBitsClientError(err) && err.code === 'BITS_CLIENT_NETWORK';
 }
 
 /**
