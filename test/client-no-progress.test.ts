@@ -2,17 +2,19 @@
 // limits): what counts as a sign of life while a request is in flight, what only the job's clock
 // (acknowledged or received bytes) decides, and what the limit must never hide or cost.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, closeSync, constants, open, openSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { download } from '../src/client/download.js';
 import type { BitsClientError } from '../src/client/errors.js';
 import { upload } from '../src/client/upload.js';
 import { randomFile } from './helpers/client-files.js';
 import { startFakeBitsServer } from './helpers/fake-bits-server.js';
-import { startSlowLink } from './helpers/interop-peers.js';
+import { startRangeIgnoringServer, startSlowLink } from './helpers/interop-peers.js';
 
 const MiB = 1024 * 1024;
 /**
@@ -91,6 +93,26 @@ describe('the no-progress clock', () => {
       assert.ok(fragments >= 1 && fragments <= 3, `${fragments} Fragments`);
     } finally {
       await link.close();
+      await server.close();
+    }
+  });
+
+  it('a download resumed from a server that ignores Range is not cut while it skips the bytes held', async () => {
+    const body = randomBytes(600 * 1024);
+    // About 400 KiB/s: skipping the 300 KiB held takes about 0.75 s, longer than the 0.4 s limit;
+    // the pieces come 20 ms apart, far within it.
+    const server = await startRangeIgnoringServer(body, { cutFirstGetAfter: 300 * 1024, piece: 8 * 1024, everyMs: 20 });
+    try {
+      const out = join(dir, `skip${n++}.bin`);
+      const job = download({ url: `http://127.0.0.1:${server.port}/files/big.bin`, file: out, stateDir: false, retryDelayMs: 10, noProgressTimeoutMs: 400 });
+      const warnings: string[] = [];
+      job.on('warning', (w) => warnings.push(w));
+      const result = await job.result;
+      assert.equal(result.bytes, body.length);
+      assert.deepEqual(await readFile(out), body);
+      assert.equal(server.gets, 2, 'one resume, not cut and started again');
+      assert.match(warnings.join('\n'), /ignores Range: skipping \d+ bytes already held/);
+    } finally {
       await server.close();
     }
   });

@@ -230,6 +230,8 @@ export class RangedDownload {
     let toSkip = skip;
     try {
       for await (const raw of res.body as AsyncIterable<Buffer>) {
+        // Bytes skipped are no progress, but they do move: a long skip must not be cut by the limit.
+        this.hooks.activity();
         let chunk = raw;
         if (toSkip > 0) {
           const n = Math.min(toSkip, chunk.length);

@@ -1,6 +1,7 @@
 // Peers that behave like the third-party servers our client met in interop testing, each written from
 // the behaviour observed (not from their code): what they accept, what they refuse, how they answer.
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { startFakeServer } from './fake-http-server.js';
@@ -183,4 +184,46 @@ export async function startSlowLink(port: number, bytesPerSecond: number): Promi
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * A download server that ignores `Range` (every GET is a 200 with the whole body, as some CDNs and
+ * simple file servers answer) and sends bodies slowly, `piece` bytes every `everyMs`; the first GET
+ * is cut after `cutFirstGetAfter` body bytes. HEAD and GET carry `Content-Length`, `ETag` and
+ * `Last-Modified`.
+ */
+export async function startRangeIgnoringServer(
+  body: Buffer,
+  o: { cutFirstGetAfter: number; piece: number; everyMs: number },
+): Promise<{ readonly port: number; readonly gets: number; close(): Promise<void> }> {
+  const validators = { 'Content-Length': body.length, ETag: '"v1"', 'Last-Modified': new Date(Date.now() - 60_000).toUTCString() };
+  const state = { gets: 0 };
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, validators);
+    if (req.method !== 'GET') return res.end();
+    const cut = state.gets++ === 0 ? o.cutFirstGetAfter : body.length;
+    let at = 0;
+    const timer = setInterval(() => {
+      const end = Math.min(at + o.piece, cut);
+      res.write(body.subarray(at, end));
+      at = end;
+      if (at >= body.length) {
+        clearInterval(timer);
+        res.end();
+      } else if (at >= cut) {
+        clearInterval(timer);
+        setTimeout(() => res.destroy(), 20);
+      }
+    }, o.everyMs);
+    res.on('close', () => clearInterval(timer));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return Object.assign(state, {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
 }
