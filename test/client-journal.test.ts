@@ -12,6 +12,7 @@ import { runCli } from './helpers/cli-run.js';
 import { journaledJobs, randomFile } from './helpers/client-files.js';
 import { startFakeBitsServer } from './helpers/fake-bits-server.js';
 import { startFakeServer } from './helpers/fake-http-server.js';
+import type { FakeReply } from './helpers/fake-http-server.js';
 
 const USER = 'bob';
 const PASSWORD = 'S3cret-Pw@42';
@@ -166,6 +167,58 @@ describe('the client journal and the job commands', () => {
       await denied.close();
       await missing.close();
       await stuck.close();
+    }
+  });
+
+  it('BITS_PASSWORD goes only to the job named: resume without an id and --prune never send it to other hosts', async () => {
+    const OTHER = 'other-host-Pw9';
+    const own = startFakeBitsServer({
+      authorization: AUTHORIZATION,
+      override: (req) => (req.headers['bits-packet-type'] === 'Fragment' ? { status: 503, headers: { 'BITS-Packet-Type': 'Ack' } } : undefined),
+    });
+    // Another host where the same user name has another password; its jobs stop resumably or fatally.
+    let denied = false;
+    const other = startFakeBitsServer({
+      authorization: `Basic ${Buffer.from(`${USER}:${OTHER}`).toString('base64')}`,
+      override: (req): FakeReply | undefined =>
+        req.headers['bits-packet-type'] !== 'Fragment'
+          ? undefined
+          : denied
+            ? { status: 403, headers: { 'BITS-Packet-Type': 'Ack', 'BITS-Error-Code': '0x80070005', 'BITS-Error-Context': '0x5' } }
+            : { status: 503, headers: { 'BITS-Packet-Type': 'Ack' } },
+    });
+    const [a, b] = await Promise.all([own, other]);
+    try {
+      const f = await fresh(10_000);
+      const stateDir = f.stateDir;
+      const stop = ['--state-dir', stateDir, '--retry-delay', '0.05', '--no-progress-timeout', '0.3', '--user', USER];
+      const mine = await runCli(['upload', f.file, `http://127.0.0.1:${a.port}/up/${f.name}`, ...stop], { BITS_PASSWORD: PASSWORD });
+      assert.equal(mine.code, 3, mine.stderr);
+      const theirs = await runCli(['upload', f.file, `http://127.0.0.1:${b.port}/up/${f.name}`, ...stop], { BITS_PASSWORD: OTHER });
+      assert.equal(theirs.code, 3, theirs.stderr);
+      denied = true;
+      const failed = await runCli(['upload', f.file, `http://127.0.0.1:${b.port}/up/x-${f.name}`, ...stop], { BITS_PASSWORD: OTHER });
+      assert.equal(failed.code, 1, failed.stderr);
+      const [mineId, theirsId, failedId] = [mine, theirs, failed].map((r) => /bits resume ([0-9a-f]{12})/.exec(r.stderr)![1]!);
+      const seenByOther = b.requests.length;
+
+      const all = await runCli(['resume', '--state-dir', stateDir, '--retry-delay', '0.05'], { BITS_PASSWORD: PASSWORD });
+      assert.equal(all.code, 2, all.stderr);
+      for (const id of [mineId, theirsId]) assert.match(all.stderr, new RegExp(`job ${id} signs in as "bob" .*: set BITS_PASSWORD to it and name the job, e\\.g\\. BITS_PASSWORD=<password> bits resume ${id}`));
+      const pruned = await runCli(['jobs', '--prune', '--state-dir', stateDir], { BITS_PASSWORD: PASSWORD });
+      assert.equal(pruned.code, 0, pruned.stderr);
+      assert.match(pruned.stderr, new RegExp(`warning: ${failedId} not pruned: job ${failedId} signs in as "bob" .* bits cancel ${failedId}`));
+      assert.equal(b.requests.length, seenByOther, 'the other host saw no request, so no password of this host');
+      assert.deepEqual((await journaledJobs(stateDir)).sort(), [mineId, theirsId, failedId].sort(), 'every job kept');
+
+      // Named, the job resumes with it (and only its host sees it).
+      const named = await runCli(['resume', mineId!, '--state-dir', stateDir, '--retry-delay', '0.05', '--quiet'], { BITS_PASSWORD: PASSWORD });
+      assert.equal(named.code, 3, named.stderr);
+      assert.equal(a.requests.at(-1)?.headers['authorization'], AUTHORIZATION);
+      assert.equal(b.requests.length, seenByOther);
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 });

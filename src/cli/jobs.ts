@@ -29,8 +29,10 @@ interface JobsFlags {
 async function jobsAction(flags: JobsFlags): Promise<number> {
   const stateDir = flags.stateDir ?? defaultStateDir();
   if (flags.prune) {
-    for (const j of await pruneJobs({ stateDir, password: envPassword(), logger: cliLogger() })) {
-      process.stdout.write(`pruned ${j.id} (${j.type} ${j.url})${j.error ? `: ${j.error}` : ''}\n`);
+    // No BITS_PASSWORD here: one password would go to the host of every job that signs in.
+    for (const { job: j, pruned, error } of await pruneJobs({ stateDir, logger: cliLogger() })) {
+      if (pruned) process.stdout.write(`pruned ${j.id} (${j.type} ${j.url})${j.error ? `: ${j.error}` : ''}\n`);
+      else printError('jobs', `warning: ${j.id} not pruned: ${keptReason(error)}`);
     }
   }
   const jobs = await listJobs(stateDir);
@@ -67,10 +69,12 @@ async function resumeAction(id: string | undefined, flags: ResumeFlags): Promise
   for (const jobId of ids) {
     let job;
     try {
-      job = await resumeJob(jobId, { stateDir, retryDelayMs, password: envPassword(), logger: cliLogger() });
+      // BITS_PASSWORD only for a job named on the command line: resuming every interrupted job with
+      // it would send it to the host of every job that signs in, whoever that is.
+      job = await resumeJob(jobId, { stateDir, retryDelayMs, password: id !== undefined ? envPassword() : undefined, logger: cliLogger() });
     } catch (err) {
       if (!(err instanceof UnknownJobError || err instanceof PasswordNeededError)) throw err;
-      const message = err instanceof PasswordNeededError ? passwordHint(err) : err.message;
+      const message = err instanceof PasswordNeededError ? passwordHint(err, 'resume') : err.message;
       if (id !== undefined) throw new UsageError(message);
       printError('resume', message);
       // The job waits for its password: say so in the exit code, unless something worse happened.
@@ -95,9 +99,16 @@ async function resumeAction(id: string | undefined, flags: ResumeFlags): Promise
   return worst;
 }
 
-/** How to give the password of a job again. */
-function passwordHint(err: PasswordNeededError): string {
-  return `${err.message}: set ${PASSWORD_ENV} to it, e.g. ${PASSWORD_ENV}=<password> bits resume ${err.jobId}`;
+/** How to give the password of a job again: with the job's id, so it goes to that job's hosts only. */
+function passwordHint(err: PasswordNeededError, command: 'resume' | 'cancel'): string {
+  return `${err.message}: set ${PASSWORD_ENV} to it and name the job, e.g. ${PASSWORD_ENV}=<password> bits ${command} ${err.jobId}`;
+}
+
+/** Why `--prune` kept a job. */
+function keptReason(error: unknown): string {
+  if (error instanceof PasswordNeededError) return passwordHint(error, 'cancel');
+  if (isBitsClientError(error)) return describeClientError(error);
+  return (error as Error | undefined)?.message ?? String(error);
 }
 
 async function cancelAction(id: string, flags: { stateDir?: string }): Promise<number> {

@@ -22,15 +22,30 @@ export interface JobSummary {
   readonly error: string | undefined;
 }
 
-/** Options of {@link resumeJob}, {@link cancelJob} and {@link pruneJobs}. */
+/** Options of {@link resumeJob} and {@link cancelJob}. */
 export interface JobControlOptions {
   /** Journal directory; default: per user. */
   stateDir?: string | undefined;
   /** Overrides the job's first retry wait (ms). */
   retryDelayMs?: number | undefined;
-  /** The password of the job's user (Basic authentication); the journal keeps only the user name. */
+  /**
+   * The password of the job's user (Basic authentication); the journal keeps only the user name.
+   * It goes to that one job's hosts: give it for a job you name, never for a batch of jobs.
+   */
   password?: string | undefined;
   logger?: Logger | undefined;
+}
+
+/** Options of {@link pruneJobs}: no password, since one password would go to every job's host. */
+export type PruneOptions = Omit<JobControlOptions, 'password' | 'retryDelayMs'>;
+
+/** What {@link pruneJobs} did with one job that had failed fatally. */
+export interface PruneOutcome {
+  readonly job: JobSummary;
+  /** Cancelled and removed from the journal. */
+  readonly pruned: boolean;
+  /** Why a job was kept: {@link PasswordNeededError}, or what went wrong cancelling it. */
+  readonly error?: unknown;
 }
 
 function publicUrl(url: string): string {
@@ -130,12 +145,22 @@ async function findJob(journal: Journal, id: string): Promise<JobRecord> {
   return found;
 }
 
+/**
+ * Whether a record's job signs in and neither `password` nor the record (an older one) gives its
+ * password.
+ */
+function passwordMissing(found: JobRecord, password: string | undefined): PasswordNeededError | undefined {
+  const { record, password: journaled } = withoutPassword(found);
+  const user = record.connection.user;
+  return user !== undefined && (password ?? journaled) === undefined ? new PasswordNeededError(record.id, user, record.url) : undefined;
+}
+
 /** The job of a record. `needPassword`: refuse (PasswordNeededError) when its user's password is unknown. */
 function jobOf(found: JobRecord, o: JobControlOptions, needPassword: boolean): UploadJob | DownloadJob {
   const { record, password: journaled } = withoutPassword(found);
   const password = o.password ?? journaled;
-  const user = record.connection.user;
-  if (needPassword && user !== undefined && password === undefined) throw new PasswordNeededError(record.id, user, record.url);
+  const missing = needPassword ? passwordMissing(found, o.password) : undefined;
+  if (missing) throw missing;
   const ctx = jobContext(record.connection, { stateDir: o.stateDir, retryDelayMs: o.retryDelayMs, logger: o.logger }, new URL(record.url), password);
   return record.type === 'upload' ? new UploadJob(record, ctx) : new DownloadJob(record, ctx);
 }
@@ -185,18 +210,26 @@ export async function cancelJob(id: string, o: JobControlOptions = {}): Promise<
 /**
  * Cancels every job that failed fatally (state `error`), as {@link cancelJob} does: such a job never
  * goes on by itself, and its server session would otherwise wait for its timeout. Interrupted and
- * running jobs stay.
+ * running jobs stay. A job that signs in is kept ({@link PasswordNeededError}) unless its record
+ * still holds its password (an older record): cancel it by id with its password.
  *
  * @example
  * ```ts
- * for (const j of await pruneJobs({ stateDir: '/tmp/state' })) console.log('pruned', j.id, j.error);
+ * for (const { job, pruned, error } of await pruneJobs({ stateDir: '/tmp/state' })) console.log(job.id, pruned ? 'pruned' : error);
  * ```
  */
-export async function pruneJobs(o: JobControlOptions = {}): Promise<JobSummary[]> {
+export async function pruneJobs(o: PruneOptions = {}): Promise<PruneOutcome[]> {
   const journal = new Journal(o.stateDir ?? defaultStateDir());
-  const pruned: JobSummary[] = [];
+  const outcomes: PruneOutcome[] = [];
+  const control: JobControlOptions = { stateDir: o.stateDir, logger: o.logger };
   for (const record of await journal.list()) {
-    if (effectiveState(record) === 'error') pruned.push(await cancelJob(record.id, o));
+    if (effectiveState(record) !== 'error') continue;
+    const missing = passwordMissing(record, undefined);
+    if (missing) {
+      outcomes.push({ job: summarize(record), pruned: false, error: missing });
+      continue;
+    }
+    outcomes.push({ job: await cancelJob(record.id, control), pruned: true });
   }
-  return pruned;
+  return outcomes;
 }
