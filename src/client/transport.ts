@@ -33,7 +33,7 @@ const TLS_CODES = new Set([
 export interface TransportOptions {
   /** `user:password` for Basic authentication; default: the user information of the job's URL. */
   readonly user?: string | undefined;
-  /** Headers sent on every request (like `SetCustomHeaders`). */
+  /** Headers sent on every request to the job's own hosts (like `SetCustomHeaders`). */
   readonly headers?: Readonly<Record<string, string>> | undefined;
   /** PEM certificate(s) trusted for HTTPS in place of the system store's. */
   readonly ca?: string | Buffer | undefined;
@@ -151,8 +151,8 @@ export function networkError(err: unknown, label: string, url: URL): unknown {
 
 /**
  * HTTP/1.1 for a client job over `node:http`/`node:https` (whose client accepts the `BITS_POST`
- * method): keep-alive agents, Basic authentication toward the job's own hosts only, custom headers on
- * every request, a custom CA or no certificate check, and an idle timeout per request (never a total
+ * method): keep-alive agents, Basic authentication and custom headers toward the job's own hosts
+ * only (never to a reply URL elsewhere), a custom CA or no certificate check, and an idle timeout per request (never a total
  * one: a large fragment over a slow link may take as long as it needs while bytes move).
  *
  * @example
@@ -166,7 +166,8 @@ export class Transport {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
   private readonly authorization: string | undefined;
-  private readonly authOrigins = new Set<string>();
+  /** The job's own hosts: the URL's origin and its Host-Id host. Credentials and custom headers go there only. */
+  private readonly ownOrigins = new Set<string>();
 
   constructor(
     private readonly options: TransportOptions,
@@ -185,9 +186,9 @@ export class Transport {
     this.trust(origin);
   }
 
-  /** Lets credentials go to `url`'s origin too (a Host-Id host of the same farm). */
+  /** Lets credentials and custom headers go to `url`'s origin too (a Host-Id host of the same farm). */
   trust(url: URL): void {
-    this.authOrigins.add(url.origin);
+    this.ownOrigins.add(url.origin);
   }
 
   /** Sends a request; resolves once the response head has arrived. The caller must read or discard the body. */
@@ -197,13 +198,16 @@ export class Transport {
     if (!secure && url.protocol !== 'http:') {
       return Promise.reject(new BitsClientError('BITS_CLIENT_INVALID_RESPONSE', `unsupported URL scheme ${url.protocol}`, { url: url.href, request: o.label }));
     }
+    // Custom headers may carry a tenant or an API key: like credentials, they are for the job's own
+    // hosts, not for a reply URL the server points elsewhere.
+    const own = this.ownOrigins.has(url.origin);
     const headers: OutgoingHttpHeaders = {
       Accept: '*/*',
       'User-Agent': CLIENT_USER_AGENT,
-      ...this.options.headers,
+      ...(own ? this.options.headers : {}),
       ...o.headers,
     };
-    if (this.authorization !== undefined && this.authOrigins.has(url.origin)) headers['Authorization'] = this.authorization;
+    if (this.authorization !== undefined && own) headers['Authorization'] = this.authorization;
     if (o.body !== undefined) headers['Content-Length'] = String(o.body.length);
     const signal = o.signal;
     if (signal?.aborted) return Promise.reject(abortError(signal, o.label, url));
