@@ -1,15 +1,17 @@
 // What the client journal keeps, and what the job commands do with it: never a password (resume asks
 // for it again), failed jobs pruned, fragment sizes Windows would send.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PasswordNeededError, resumeJob } from '../src/client/jobs.js';
 import type { UploadRecord } from '../src/client/journal.js';
 import { upload } from '../src/client/upload.js';
+import { startServer } from './helpers/bits-server.js';
+import { makePki } from './helpers/certs.js';
 import { runCli } from './helpers/cli-run.js';
-import { journaledJobs, randomFile } from './helpers/client-files.js';
+import { journaledJobs, randomFile, sha256File } from './helpers/client-files.js';
 import { startFakeBitsServer } from './helpers/fake-bits-server.js';
 import { startFakeServer } from './helpers/fake-http-server.js';
 import type { FakeReply } from './helpers/fake-http-server.js';
@@ -220,5 +222,89 @@ describe('the client journal and the job commands', () => {
       await a.close();
       await b.close();
     }
+  });
+
+  describe('no other secret reaches the journal either', () => {
+    it('credential headers are refused for a journaled job (exit 2), pointing to --user and BITS_PASSWORD', async () => {
+      const f = await fresh(10);
+      const headers = ['Authorization: Bearer tok-S3CRET', 'proxy-authorization: Basic UzNDUkVU', 'Cookie: session=S3CRET'];
+      for (const header of headers) {
+        const r = await runCli(['upload', f.file, 'http://127.0.0.1:9/up/a.bin', '--state-dir', f.stateDir, '--header', header, '--retry-delay', '0.05', '--no-progress-timeout', '0.2']);
+        assert.equal(r.code, 2, `${header}: ${r.stderr}`);
+        assert.match(r.stderr, /--header (authorization|proxy-authorization|cookie): credentials are never journaled; sign in with --user <name> and the password in BITS_PASSWORD/i);
+      }
+      assert.deepEqual(await journaledJobs(f.stateDir), [], 'nothing journaled');
+      assert.throws(() => upload({ file: f.file, url: 'http://127.0.0.1:9/up/a.bin', headers: { authorization: 'Bearer x' }, stateDir: f.stateDir }), /header authorization carries credentials/);
+      // Without a journal the header lives in memory only, and goes.
+      const server = await startFakeBitsServer({ authorization: 'Bearer tok-S3CRET' });
+      try {
+        await upload({ file: f.file, url: `http://127.0.0.1:${server.port}/up/${f.name}`, headers: { Authorization: 'Bearer tok-S3CRET' }, stateDir: false }).result;
+        assert.ok(server.state.committed.has(`/up/${f.name}`));
+      } finally {
+        await server.close();
+      }
+    });
+
+    it('the client key stays in its file: the journal keeps its path and resume reads it again', async () => {
+      const pkiDir = join(dir, 'pki');
+      await mkdir(pkiDir);
+      const pki = makePki(pkiDir, ['alice']);
+      const keyText = await readFile(pki.clients['alice']!.key, 'utf8');
+      const keyLine = keyText.split('\n')[1]!;
+      const assertNoKey = async (stateDir: string, keyFile: string): Promise<void> => {
+        const text = await allText(stateDir);
+        assert.ok(!text.includes('PRIVATE KEY') && !text.includes(keyLine), 'the journal holds the key');
+        assert.ok(text.includes(JSON.stringify(keyFile)), 'the journal names the key file');
+      };
+      // The command line: a job that failed fatally is kept, with the key's path.
+      const denied = await startFakeBitsServer({
+        override: (req) => (req.headers['bits-packet-type'] === 'Fragment' ? { status: 403, headers: { 'BITS-Packet-Type': 'Ack', 'BITS-Error-Code': '0x80070005' } } : undefined),
+      });
+      const f = await fresh(20_000);
+      try {
+        const r = await runCli(['upload', f.file, `http://127.0.0.1:${denied.port}/up/${f.name}`, '--state-dir', f.stateDir, '--cert', pki.clients['alice']!.cert, '--key', pki.clients['alice']!.key]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.equal((await journaledJobs(f.stateDir)).length, 1);
+        await assertNoKey(f.stateDir, pki.clients['alice']!.key);
+      } finally {
+        await denied.close();
+      }
+      // Over TLS to a vdir that requires the certificate: stopped, resumed with the key read from its file.
+      const t = await startServer({
+        config: { tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert } },
+        vdirs: [{ path: '/cert', directory: './cert', auth: { schemes: ['client-certificate'] } }],
+      });
+      try {
+        const stateDir = join(dir, 'state-key');
+        const keyFile = join(pkiDir, 'moved.key');
+        await rename(pki.clients['alice']!.key, keyFile);
+        const job = upload({
+          file: f.file,
+          url: `https://localhost:${t.port}/cert/${f.name}`,
+          cert: await readFile(pki.clients['alice']!.cert),
+          keyFile,
+          ca: await readFile(pki.caCert),
+          fragmentSize: 5120,
+          stateDir,
+          retryDelayMs: 20,
+        });
+        job.on('progress', (p) => {
+          if (p.bytesDone > 0) job.stop();
+        });
+        await assert.rejects(job.result, { code: 'BITS_CLIENT_INTERRUPTED' });
+        await assertNoKey(stateDir, keyFile);
+        // The key's file gone: resume says so and keeps the job.
+        await rename(keyFile, `${keyFile}.away`);
+        const gone = await runCli(['resume', job.id, '--state-dir', stateDir]);
+        assert.equal(gone.code, 1, gone.stderr);
+        assert.match(gone.stderr, new RegExp(`cannot read the client key ${keyFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ENOENT`));
+        assert.deepEqual(await journaledJobs(stateDir), [job.id]);
+        await rename(`${keyFile}.away`, keyFile);
+        await (await resumeJob(job.id, { stateDir, retryDelayMs: 20 })).result;
+        assert.equal(await sha256File(join(t.root, 'cert', f.name)), await sha256File(f.file));
+      } finally {
+        await t.stop();
+      }
+    });
   });
 });

@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { BitsClientError, describeClientError } from '../client/errors.js';
 import type { JobHandle } from '../client/job.js';
 import { defaultStateDir } from '../client/journal.js';
-import { parseHeaderArgs } from '../client/options.js';
+import { credentialHeader, parseHeaderArgs } from '../client/options.js';
 import type { ClientOptions } from '../client/options.js';
 import { outputMode, ProgressReporter } from './progress.js';
 
@@ -65,11 +66,11 @@ export function envPassword(): string | undefined {
 export function addTransferFlags(cmd: Command): Command {
   return cmd
     .option('--user <user[:password]>', `Basic authentication (default: user information in the URL); without ":password" the password comes from ${PASSWORD_ENV}`)
-    .option('--header <header>', 'extra request header "Name: value" (repeatable)', collect, [])
+    .option('--header <header>', 'extra request header "Name: value" to the job\'s own hosts (repeatable); no credentials (Authorization, Proxy-Authorization, Cookie)', collect, [])
     .option('--ca <file>', 'PEM file of the CA(s) to trust for HTTPS')
     .option('--insecure', 'do not check the HTTPS certificate')
     .option('--cert <file>', 'PEM client certificate for servers that ask for one (with --key)')
-    .option('--key <file>', 'PEM private key of --cert')
+    .option('--key <file>', 'PEM private key of --cert (the journal keeps its path, never the key: read again on resume)')
     .option('--state-dir <dir>', `where jobs are journaled (default ${defaultStateDir()})`)
     .option('--retry-delay <seconds>', 'wait before the first retry; later ones back off exponentially (default 5)')
     .option('--no-progress-timeout <seconds>', 'stop (resumably, exit 3) after this long without progress; 0 = never (default 3600)')
@@ -142,6 +143,11 @@ export function transferOptions(flags: TransferFlags): ClientOptions {
   } catch (err) {
     throw new UsageError(`--header: ${(err as Error).message}`);
   }
+  // The journal keeps custom headers so that a job resumes with them: credentials must not be there.
+  const credential = credentialHeader(headers);
+  if (credential !== undefined) {
+    throw new UsageError(`--header ${credential}: credentials are never journaled; sign in with --user <name> and the password in ${PASSWORD_ENV}`);
+  }
   let user = flags.user;
   if (user !== undefined && !user.includes(':')) {
     const password = envPassword();
@@ -170,7 +176,8 @@ export function transferOptions(flags: TransferFlags): ClientOptions {
     return text;
   };
   const cert = pem('--cert', flags.cert, /-----BEGIN CERTIFICATE-----/);
-  const key = pem('--key', flags.key, /-----BEGIN [A-Z ]*PRIVATE KEY-----/);
+  // Checked here, read again by the job from its path: the journal keeps the path, never the key.
+  pem('--key', flags.key, /-----BEGIN [A-Z ]*PRIVATE KEY-----/);
   const noProgress = typeof flags.progressTimeout === 'string' ? secondsFlag('--no-progress-timeout', flags.progressTimeout) : undefined;
   return {
     user,
@@ -178,7 +185,7 @@ export function transferOptions(flags: TransferFlags): ClientOptions {
     ca,
     insecure: flags.insecure,
     cert,
-    key,
+    keyFile: flags.key === undefined ? undefined : resolve(flags.key),
     stateDir: flags.stateDir,
     retryDelayMs: secondsFlag('--retry-delay', flags.retryDelay),
     noProgressTimeoutMs: noProgress,

@@ -73,6 +73,12 @@ async function resumeAction(id: string | undefined, flags: ResumeFlags): Promise
       // it would send it to the host of every job that signs in, whoever that is.
       job = await resumeJob(jobId, { stateDir, retryDelayMs, password: id !== undefined ? envPassword() : undefined, logger: cliLogger() });
     } catch (err) {
+      if (isBitsClientError(err)) {
+        // The job could not be set up again (its client key's file is gone, say): it stays as it was.
+        printError('resume', `error: job ${jobId}: ${describeClientError(err)}`);
+        worst = ExitCode.Fatal;
+        continue;
+      }
       if (!(err instanceof UnknownJobError || err instanceof PasswordNeededError)) throw err;
       const message = err instanceof PasswordNeededError ? passwordHint(err, 'resume') : err.message;
       if (id !== undefined) throw new UsageError(message);

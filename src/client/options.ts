@@ -7,7 +7,11 @@ import type { RetryTiming } from './retry-policy.js';
 export interface ClientOptions {
   /** `user:password` for Basic authentication; default: the user information in the URL. */
   user?: string | undefined;
-  /** Headers sent on every request of the job (`Name: value` pairs, like `SetCustomHeaders`). */
+  /**
+   * Headers sent on every request of the job to its own hosts (`Name: value` pairs, like
+   * `SetCustomHeaders`). Never credentials (`Authorization`, `Proxy-Authorization`, `Cookie`) in a
+   * journaled job: the journal would keep them; use `user`.
+   */
   headers?: Readonly<Record<string, string>> | undefined;
   /** PEM certificate(s) trusted for HTTPS in place of the system's CA store. */
   ca?: string | Buffer | undefined;
@@ -15,7 +19,9 @@ export interface ClientOptions {
   insecure?: boolean | undefined;
   /** PEM client certificate (chain) presented to servers that ask for one; needs `key`. */
   cert?: string | Buffer | undefined;
-  /** PEM private key of `cert`. */
+  /** Path of the PEM private key of `cert`, read when the job starts or resumes; the journal keeps the path. */
+  keyFile?: string | undefined;
+  /** PEM private key of `cert` itself: only for a job without a journal (`stateDir: false`); else `keyFile`. */
   key?: string | Buffer | undefined;
   /** Wait before the first retry of a transient error; later waits double. Default 5 s. */
   retryDelayMs?: number | undefined;
@@ -93,6 +99,21 @@ export function checkHeaders(headers: Readonly<Record<string, string>> | undefin
     if (!TOKEN.test(name)) throw new TypeError(`invalid header name "${name}"`);
     if (typeof value !== 'string' || !VALUE.test(value)) throw new TypeError(`invalid value for header ${name}`);
   }
+}
+
+/** Headers that carry credentials: never journaled (Basic authentication goes through `user`). */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+
+/**
+ * The first header that carries credentials, if any.
+ *
+ * @example
+ * ```ts
+ * credentialHeader({ 'X-Tenant': '1', authorization: 'Bearer x' }); // 'authorization'
+ * ```
+ */
+export function credentialHeader(headers: Readonly<Record<string, string>> | undefined): string | undefined {
+  return Object.keys(headers ?? {}).find((name) => CREDENTIAL_HEADERS.has(name.toLowerCase()));
 }
 
 /**
