@@ -1,11 +1,13 @@
 // What the client journal keeps, and what the job commands do with it: never a password (resume asks
 // for it again), failed jobs pruned, fragment sizes Windows would send.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PasswordNeededError, resumeJob } from '../src/client/jobs.js';
+import { PasswordNeededError, pruneJobs, resumeJob } from '../src/client/jobs.js';
 import type { UploadRecord } from '../src/client/journal.js';
 import { upload } from '../src/client/upload.js';
 import { startServer } from './helpers/bits-server.js';
@@ -14,6 +16,7 @@ import { runCli } from './helpers/cli-run.js';
 import { journaledJobs, randomFile, sha256File } from './helpers/client-files.js';
 import { startFakeBitsServer } from './helpers/fake-bits-server.js';
 import { startFakeServer } from './helpers/fake-http-server.js';
+import { startSilentPeer } from './helpers/interop-peers.js';
 import type { FakeReply } from './helpers/fake-http-server.js';
 
 const USER = 'bob';
@@ -221,6 +224,92 @@ describe('the client journal and the job commands', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('bits jobs --prune looks at each job again, keeps what it cannot cancel, and goes on with the others', async () => {
+    const DENIED = { status: 403, headers: { 'BITS-Packet-Type': 'Ack', 'BITS-Error-Code': '0x80070005', 'BITS-Error-Context': '0x5' } };
+    const f = await fresh(10_000);
+    const stateDir = f.stateDir;
+    // Cancelling the first job, another process resumes the second one: its record says so before
+    // the first Cancel-Session is answered.
+    let resumeElsewhere: string | undefined;
+    const first = await startFakeBitsServer({
+      override: (req) => {
+        const type = req.headers['bits-packet-type'];
+        if (type === 'Fragment') return DENIED;
+        if (type === 'Cancel-Session' && resumeElsewhere !== undefined) {
+          const record = JSON.parse(readFileSync(resumeElsewhere, 'utf8')) as UploadRecord;
+          writeFileSync(resumeElsewhere, JSON.stringify({ ...record, state: 'running', pid: process.pid }));
+        }
+        return undefined;
+      },
+    });
+    const others = await startFakeBitsServer({
+      override: (req): FakeReply | undefined => {
+        const type = req.headers['bits-packet-type'];
+        if (type === 'Fragment') return DENIED;
+        // The third job's server refuses to cancel its session.
+        if (type === 'Cancel-Session' && req.path.includes('refused')) return DENIED;
+        return undefined;
+      },
+    });
+    const keyDir = join(dir, 'prune-key');
+    await mkdir(keyDir);
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(keyDir, 'k.pem'), '-out', join(keyDir, 'c.pem'), '-days', '1', '-subj', '/CN=x'], { stdio: 'ignore' });
+    try {
+      const failed = async (url: string, extra: string[] = []): Promise<string> => {
+        const r = await runCli(['upload', f.file, url, '--state-dir', stateDir, '--retry-delay', '0.05', ...extra]);
+        assert.equal(r.code, 1, r.stderr);
+        return /bits resume ([0-9a-f]{12})/.exec(r.stderr)![1]!;
+      };
+      const j1 = await failed(`http://127.0.0.1:${first.port}/up/one.bin`);
+      const j2 = await failed(`http://127.0.0.1:${others.port}/up/two.bin`);
+      const j3 = await failed(`http://127.0.0.1:${others.port}/up/refused.bin`);
+      const j4 = await failed(`http://127.0.0.1:${others.port}/up/four.bin`, ['--cert', join(keyDir, 'c.pem'), '--key', join(keyDir, 'k.pem')]);
+      await rm(join(keyDir, 'k.pem'));
+      resumeElsewhere = join(stateDir, 'jobs', `${j2}.json`);
+      const cancelsBefore = others.state.log.filter((x) => x === 'cancel-session').length;
+      const r = await runCli(['jobs', '--prune', '--state-dir', stateDir]);
+      assert.ok(first.state.log.includes('cancel-session'));
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stderr, /unexpected error|\bat [\w.]+ \(/, 'no stack trace');
+      assert.match(r.stdout, new RegExp(`^pruned ${j1} `, 'm'));
+      assert.doesNotMatch(r.stdout, new RegExp(`pruned (${j2}|${j3}|${j4})`));
+      assert.match(r.stderr, new RegExp(`warning: ${j2} not pruned: job ${j2} is running in process ${process.pid} now`));
+      assert.match(r.stderr, new RegExp(`warning: ${j3} not pruned: Cancel-Session http://127\\.0\\.0\\.1:\\d+/up/refused\\.bin: HTTP 403.*the job is kept: give its password \\(BITS_PASSWORD\\) and run bits cancel again, or delete .*${j3}\\.json to forget it`));
+      assert.match(r.stderr, new RegExp(`warning: ${j4} not pruned: .*cannot read the client key .*k\\.pem: ENOENT`));
+      assert.deepEqual((await journaledJobs(stateDir)).sort(), [j2, j3, j4].sort());
+      assert.equal(others.state.log.filter((x) => x === 'cancel-session').length, cancelsBefore + 1, 'only the refused one was asked');
+    } finally {
+      await first.close();
+      await others.close();
+    }
+  });
+
+  it('a cancel gives up on a host that never answers after cancelTimeoutMs, and says the session lives on', { timeout: 60_000 }, async () => {
+    const f = await fresh(10_000);
+    const denied = await startFakeBitsServer({
+      override: (req) => (req.headers['bits-packet-type'] === 'Fragment' ? { status: 403, headers: { 'BITS-Packet-Type': 'Ack', 'BITS-Error-Code': '0x80070005' } } : undefined),
+    });
+    const silent = await startSilentPeer();
+    try {
+      const r = await runCli(['upload', f.file, `http://127.0.0.1:${denied.port}/up/${f.name}`, '--state-dir', f.stateDir, '--retry-delay', '0.05']);
+      assert.equal(r.code, 1, r.stderr);
+      const [id] = await journaledJobs(f.stateDir);
+      // The host has gone dark since: it takes connections and requests and never answers.
+      const path = join(f.stateDir, 'jobs', `${id}.json`);
+      const record = JSON.parse(await readFile(path, 'utf8')) as UploadRecord;
+      await writeFile(path, JSON.stringify({ ...record, url: `http://127.0.0.1:${silent.port}/up/${f.name}` }));
+      const outcomes = await pruneJobs({ stateDir: f.stateDir, cancelTimeoutMs: 1000 });
+      assert.equal(outcomes.length, 1);
+      assert.equal(outcomes[0]!.pruned, true);
+      assert.match(outcomes[0]!.warnings?.join() ?? '', /Cancel-Session failed \(.*no answer within 1 s\); the server keeps the session until it expires/);
+      assert.ok(silent.requests.some((q) => q.headers['bits-packet-type'] === 'Cancel-Session'));
+      assert.deepEqual(await journaledJobs(f.stateDir), []);
+    } finally {
+      await denied.close();
+      await silent.close();
     }
   });
 

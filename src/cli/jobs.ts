@@ -1,5 +1,7 @@
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { describeClientError, isBitsClientError } from '../client/errors.js';
+import type { BitsClientError } from '../client/errors.js';
 import { cancelJob, listJobs, PasswordNeededError, pruneJobs, resumeJob, UnknownJobError } from '../client/jobs.js';
 import type { JobSummary } from '../client/jobs.js';
 import { defaultStateDir, Journal } from '../client/journal.js';
@@ -30,9 +32,10 @@ async function jobsAction(flags: JobsFlags): Promise<number> {
   const stateDir = flags.stateDir ?? defaultStateDir();
   if (flags.prune) {
     // No BITS_PASSWORD here: one password would go to the host of every job that signs in.
-    for (const { job: j, pruned, error } of await pruneJobs({ stateDir, logger: cliLogger() })) {
+    for (const { job: j, pruned, error, warnings } of await pruneJobs({ stateDir, logger: cliLogger() })) {
       if (pruned) process.stdout.write(`pruned ${j.id} (${j.type} ${j.url})${j.error ? `: ${j.error}` : ''}\n`);
-      else printError('jobs', `warning: ${j.id} not pruned: ${keptReason(error)}`);
+      else printError('jobs', `warning: ${j.id} not pruned: ${keptReason(error, journalEntry(stateDir, j.id))}`);
+      for (const w of warnings ?? []) printError('jobs', `warning: ${j.id}: ${w}`);
     }
   }
   const jobs = await listJobs(stateDir);
@@ -111,21 +114,40 @@ function passwordHint(err: PasswordNeededError, command: 'resume' | 'cancel'): s
 }
 
 /** Why `--prune` kept a job. */
-function keptReason(error: unknown): string {
+function keptReason(error: unknown, entry: string): string {
   if (error instanceof PasswordNeededError) return passwordHint(error, 'cancel');
-  if (isBitsClientError(error)) return describeClientError(error);
+  if (isBitsClientError(error)) return `${describeClientError(error)}${refusedHint(error, entry)}`;
   return (error as Error | undefined)?.message ?? String(error);
+}
+
+/** After a refused Cancel-Session: the job is kept (its journal `entry`), and how to cancel it. */
+function refusedHint(err: BitsClientError, entry: string): string {
+  if (err.request !== 'Cancel-Session') return '';
+  return `; the job is kept: give its password (${PASSWORD_ENV}) and run bits cancel again, or delete ${entry} to forget it`;
+}
+
+/** The file of a job in a journal. */
+function journalEntry(stateDir: string, id: string): string {
+  return join(new Journal(stateDir).dir, `${id}.json`);
 }
 
 async function cancelAction(id: string, flags: { stateDir?: string }): Promise<number> {
   try {
-    const summary = await cancelJob(id, { stateDir: flags.stateDir ?? defaultStateDir(), password: envPassword(), logger: cliLogger() });
+    const summary = await cancelJob(id, {
+      stateDir: flags.stateDir ?? defaultStateDir(),
+      password: envPassword(),
+      logger: cliLogger(),
+      onWarning: (m) => printError('cancel', `warning: ${m}`),
+    });
     process.stdout.write(`cancelled ${summary.id} (${summary.type} ${summary.url})\n`);
     return ExitCode.Done;
   } catch (err) {
     if (err instanceof UnknownJobError) throw new UsageError(err.message);
     if (isBitsClientError(err)) {
-      printError('cancel', describeClientError(err));
+      const stateDir = flags.stateDir ?? defaultStateDir();
+      const found = await new Journal(stateDir).find(id).catch(() => undefined);
+      const entry = journalEntry(stateDir, typeof found === 'object' ? found.id : id);
+      printError('cancel', `${describeClientError(err)}${refusedHint(err, entry)}`);
       return ExitCode.Fatal;
     }
     throw err;

@@ -104,6 +104,7 @@ export function jobContext(connection: JobConnection, o: ClientOptions, url: URL
     maxRetryDelayMs: o.maxRetryDelayMs,
     noProgressTimeoutMs: o.noProgressTimeoutMs ?? connection.noProgressTimeoutMs,
     idleTimeoutMs: o.idleTimeoutMs ?? connection.idleTimeoutMs,
+    cancelTimeoutMs: o.cancelTimeoutMs,
   });
   const transport = new Transport(
     {

@@ -13,6 +13,7 @@ export type { ClientErrorCode, ClientErrorDetails, ErrorKind } from './errors.js
 export { classifyServerError, backoffDelay, defaultMaxRetryDelay } from './retry-policy.js';
 export type { RetryTiming } from './retry-policy.js';
 export {
+  DEFAULT_CANCEL_TIMEOUT_MS,
   DEFAULT_FRAGMENT_SIZE,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_NO_PROGRESS_TIMEOUT_MS,

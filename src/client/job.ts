@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { BitsClientError, isBitsClientError } from './errors.js';
+import { BitsClientError, describeClientError, isBitsClientError } from './errors.js';
 import type { JobRecord, Journal } from './journal.js';
 import { backoffDelay } from './retry-policy.js';
 import type { ResolvedTiming } from './options.js';
@@ -90,6 +90,8 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
   /** The job's one no-progress timer (see {@link onTimer}); set only while a step runs. */
   private timer: NodeJS.Timeout | undefined;
   private journaled = false;
+  /** The server's refusal of the Cancel-Session: the job was kept. */
+  private cancelRefused: BitsClientError | undefined;
   private resolveResult!: (r: Result) => void;
   private rejectResult!: (e: unknown) => void;
 
@@ -118,7 +120,12 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
     this.stepAbort?.abort();
   }
 
-  /** Cancels the job: tells the server (Cancel-Session), forgets the job. The result rejects with BITS_CLIENT_CANCELLED. */
+  /**
+   * Cancels the job: tells the server (Cancel-Session), forgets the job. The result rejects with
+   * BITS_CLIENT_CANCELLED. When the server refuses the Cancel-Session (401, 403) the job is kept
+   * (resumable, or to cancel again with credentials), and both this and the result reject with that
+   * refusal.
+   */
   async cancel(): Promise<void> {
     if (!this.stopReason) {
       this.stopReason = 'cancel';
@@ -126,13 +133,18 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
       this.stepAbort?.abort();
     }
     await this.result.catch(() => undefined);
+    if (this.cancelRefused) throw this.cancelRefused;
   }
 
   /** The work of the job; `step` is called until it returns true; transient errors are retried. */
   protected abstract step(): Promise<boolean>;
   /** Produces the result once the steps are done. */
   protected abstract finish(): Promise<Result>;
-  /** Sends whatever tells the server the job is cancelled. */
+  /**
+   * Sends whatever tells the server the job is cancelled, within `timing.cancelTimeoutMs`. Rejects with
+   * a fatal {@link BitsClientError} when the server refuses for good (the job is then kept); any other
+   * failure (unreachable, no answer in time) only warns, and the job is forgotten.
+   */
   protected abstract cancelRemote(): Promise<void>;
   /** Releases files. */
   protected abstract release(): Promise<void>;
@@ -338,9 +350,30 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
     try {
       if (error.code === 'BITS_CLIENT_CANCELLED') {
         this.setPhase('cancel-session');
-        await this.cancelRemote().catch((e: unknown) => this.logger.warn({ job: this.id, err: e }, 'Cancel-Session failed'));
-        if (this.journal) await this.journal.remove(this.id);
-        this.journaled = false;
+        const refused = await this.cancelRemote().then(
+          () => undefined,
+          (e: unknown) => {
+            if (isBitsClientError(e) && e.kind === 'fatal') return e;
+            this.logger.warn({ job: this.id, err: e }, 'Cancel-Session failed');
+            const why = isBitsClientError(e) ? describeClientError(e) : String((e as Error | null)?.message ?? e);
+            this.emit('warning', `Cancel-Session failed (${why}); the server keeps the session until it expires`);
+            return undefined;
+          },
+        );
+        if (refused) {
+          // Refused, not cancelled: keep the job, so that it can be cancelled again with credentials.
+          error = refused;
+          this.cancelRefused = refused;
+          if (this.record.state === 'running' && keep) {
+            this.record.state = 'interrupted';
+            this.record.pid = undefined;
+            this.record.error = refused.toJSON();
+            await this.persist();
+          }
+        } else {
+          if (this.journal) await this.journal.remove(this.id);
+          this.journaled = false;
+        }
       } else if (keep) {
         this.record.state = error.kind === 'interrupted' ? 'interrupted' : 'error';
         this.record.pid = undefined;

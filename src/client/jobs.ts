@@ -33,19 +33,28 @@ export interface JobControlOptions {
    * It goes to that one job's hosts: give it for a job you name, never for a batch of jobs.
    */
   password?: string | undefined;
+  /** Longest a cancel waits for the server's answer to Cancel-Session (ms); default 15 s. */
+  cancelTimeoutMs?: number | undefined;
+  /** Told what did not stop the command but is worth knowing (a Cancel-Session that got no answer). */
+  onWarning?: ((message: string) => void) | undefined;
   logger?: Logger | undefined;
 }
 
 /** Options of {@link pruneJobs}: no password, since one password would go to every job's host. */
-export type PruneOptions = Omit<JobControlOptions, 'password' | 'retryDelayMs'>;
+export type PruneOptions = Omit<JobControlOptions, 'password' | 'retryDelayMs' | 'onWarning'>;
 
 /** What {@link pruneJobs} did with one job that had failed fatally. */
 export interface PruneOutcome {
   readonly job: JobSummary;
   /** Cancelled and removed from the journal. */
   readonly pruned: boolean;
-  /** Why a job was kept: {@link PasswordNeededError}, or what went wrong cancelling it. */
+  /**
+   * Why a job was kept: {@link PasswordNeededError}, {@link UnknownJobError} (it runs elsewhere now,
+   * or is gone), the server's refusal of the Cancel-Session, or whatever else went wrong.
+   */
   readonly error?: unknown;
+  /** Pruned, but the server was not told (its session lives until it expires). */
+  readonly warnings?: readonly string[];
 }
 
 function publicUrl(url: string): string {
@@ -161,7 +170,7 @@ function jobOf(found: JobRecord, o: JobControlOptions, needPassword: boolean): U
   const password = o.password ?? journaled;
   const missing = needPassword ? passwordMissing(found, o.password) : undefined;
   if (missing) throw missing;
-  const ctx = jobContext(record.connection, { stateDir: o.stateDir, retryDelayMs: o.retryDelayMs, logger: o.logger }, new URL(record.url), password);
+  const ctx = jobContext(record.connection, { stateDir: o.stateDir, retryDelayMs: o.retryDelayMs, cancelTimeoutMs: o.cancelTimeoutMs, logger: o.logger }, new URL(record.url), password);
   return record.type === 'upload' ? new UploadJob(record, ctx) : new DownloadJob(record, ctx);
 }
 
@@ -185,22 +194,12 @@ export async function resumeJob(id: string, o: JobControlOptions = {}): Promise<
   return jobOf(record, o, true).start(false);
 }
 
-/**
- * Cancels a job from the journal: Cancel-Session for an upload with a session, the part file of a
- * download deleted, the journal entry removed. Without the `password` of a job that signs in, the
- * Cancel-Session goes without credentials (a server that wants them keeps the session until it expires).
- *
- * @throws {UnknownJobError} when no job (or several) match, or the job runs in another process.
- * @example
- * ```ts
- * await cancelJob('3f9c0a71b2e4', { stateDir: '/tmp/state' });
- * ```
- */
-export async function cancelJob(id: string, o: JobControlOptions = {}): Promise<JobSummary> {
-  const journal = new Journal(o.stateDir ?? defaultStateDir());
-  const record = await findJob(journal, id);
+/** Cancels the job of a record found in the journal. */
+async function cancelRecord(record: JobRecord, o: JobControlOptions): Promise<JobSummary> {
   const summary = summarize(record);
   const job = jobOf(record, o, false);
+  const onWarning = o.onWarning;
+  if (onWarning) job.on('warning', onWarning);
   const done = job.cancel();
   job.start(false);
   await done;
@@ -208,10 +207,34 @@ export async function cancelJob(id: string, o: JobControlOptions = {}): Promise<
 }
 
 /**
+ * Cancels a job from the journal: Cancel-Session for an upload with a session (within
+ * `cancelTimeoutMs`), the part file of a download deleted, the journal entry removed. Without the
+ * `password` of a job that signs in, the Cancel-Session goes without credentials. A server that
+ * refuses it (401, 403) keeps the session: so does the journal keep the job, and the refusal is
+ * thrown. A server that cannot be reached is only a warning (`onWarning`): the job is forgotten and
+ * the session lives until it expires.
+ *
+ * @throws {UnknownJobError} when no job (or several) match, or the job runs in another process.
+ * @throws {BitsClientError} the server's refusal of the Cancel-Session (the job is kept), or
+ *   BITS_CLIENT_LOCAL_FILE when the job's client key cannot be read.
+ * @example
+ * ```ts
+ * await cancelJob('3f9c0a71b2e4', { stateDir: '/tmp/state', onWarning: (m) => console.warn(m) });
+ * ```
+ */
+export async function cancelJob(id: string, o: JobControlOptions = {}): Promise<JobSummary> {
+  const journal = new Journal(o.stateDir ?? defaultStateDir());
+  return cancelRecord(await findJob(journal, id), o);
+}
+
+/**
  * Cancels every job that failed fatally (state `error`), as {@link cancelJob} does: such a job never
  * goes on by itself, and its server session would otherwise wait for its timeout. Interrupted and
- * running jobs stay. A job that signs in is kept ({@link PasswordNeededError}) unless its record
- * still holds its password (an older record): cancel it by id with its password.
+ * running jobs stay, and so does a job that another process resumed meanwhile (each record is read
+ * again just before it is cancelled). A job that signs in is kept ({@link PasswordNeededError})
+ * unless its record still holds its password (an older record): cancel it by id with its password.
+ * A job that cannot be cancelled (refused, unreadable client key) is kept with its error, and the
+ * others go on.
  *
  * @example
  * ```ts
@@ -221,15 +244,29 @@ export async function cancelJob(id: string, o: JobControlOptions = {}): Promise<
 export async function pruneJobs(o: PruneOptions = {}): Promise<PruneOutcome[]> {
   const journal = new Journal(o.stateDir ?? defaultStateDir());
   const outcomes: PruneOutcome[] = [];
-  const control: JobControlOptions = { stateDir: o.stateDir, logger: o.logger };
-  for (const record of await journal.list()) {
-    if (effectiveState(record) !== 'error') continue;
-    const missing = passwordMissing(record, undefined);
-    if (missing) {
-      outcomes.push({ job: summarize(record), pruned: false, error: missing });
-      continue;
+  for (const listed of await journal.list()) {
+    if (effectiveState(listed) !== 'error') continue;
+    const warnings: string[] = [];
+    try {
+      // Listed failed, but it may have been resumed (or cancelled) since: look again.
+      const record = await journal.load(listed.id);
+      if (!record) continue;
+      if (effectiveState(record) !== 'error') {
+        const now = isRunningElsewhere(record) ? `running in process ${record.pid}` : effectiveState(record);
+        outcomes.push({ job: summarize(record), pruned: false, error: new UnknownJobError(`job ${record.id} is ${now} now`) });
+        continue;
+      }
+      const missing = passwordMissing(record, undefined);
+      if (missing) {
+        outcomes.push({ job: summarize(record), pruned: false, error: missing });
+        continue;
+      }
+      const control: JobControlOptions = { stateDir: o.stateDir, cancelTimeoutMs: o.cancelTimeoutMs, logger: o.logger, onWarning: (m) => warnings.push(m) };
+      const job = await cancelRecord(record, control);
+      outcomes.push({ job, pruned: true, ...(warnings.length ? { warnings } : {}) });
+    } catch (err) {
+      outcomes.push({ job: summarize(listed), pruned: false, error: err });
     }
-    outcomes.push({ job: await cancelJob(record.id, control), pruned: true });
   }
   return outcomes;
 }

@@ -31,6 +31,8 @@ export interface ClientOptions {
   noProgressTimeoutMs?: number | undefined;
   /** Longest time a single request may make no progress. Default 2 minutes. */
   idleTimeoutMs?: number | undefined;
+  /** Longest time a cancel waits for the server's answer to Cancel-Session, resends included. Default 15 s. */
+  cancelTimeoutMs?: number | undefined;
   /** Journal directory; default: per user (`defaultStateDir()`); `false`: no journal (not resumable). */
   stateDir?: string | false | undefined;
   /** Where the library logs; default: nowhere. */
@@ -43,6 +45,8 @@ export const DEFAULT_RETRY_DELAY_MS = 5_000;
 export const DEFAULT_NO_PROGRESS_TIMEOUT_MS = 3_600_000;
 /** Default request idle timeout (Windows: 2 min send timeout). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
+/** Default cancel deadline: an unreachable host must not hold `bits cancel` or `--prune` for minutes. */
+export const DEFAULT_CANCEL_TIMEOUT_MS = 15_000;
 /** Default fragment size: 8 MiB (Windows sends at most 13 MB; larger fragments mean fewer server fsyncs). */
 export const DEFAULT_FRAGMENT_SIZE = 8 * 1024 * 1024;
 /** Fragments are never shrunk below this on 413 (Windows: 5 KB). */
@@ -53,6 +57,7 @@ export const MAX_MEMORY_REPLY = 1024 * 1024;
 /** Options with defaults applied. */
 export interface ResolvedTiming extends RetryTiming {
   readonly idleTimeoutMs: number;
+  readonly cancelTimeoutMs: number;
 }
 
 function nonNegative(name: string, value: number | undefined, fallback: number): number {
@@ -67,18 +72,21 @@ function nonNegative(name: string, value: number | undefined, fallback: number):
  * @throws {RangeError} naming the option that is not a non-negative number.
  * @example
  * ```ts
- * resolveTiming({ retryDelayMs: 50 }); // { retryDelayMs: 50, maxRetryDelayMs: 800, noProgressTimeoutMs: 3600000, idleTimeoutMs: 120000 }
+ * resolveTiming({ retryDelayMs: 50 }); // { retryDelayMs: 50, maxRetryDelayMs: 800, noProgressTimeoutMs: 3600000, idleTimeoutMs: 120000, cancelTimeoutMs: 15000 }
  * ```
  */
 export function resolveTiming(o: ClientOptions): ResolvedTiming {
   const retryDelayMs = nonNegative('retryDelayMs', o.retryDelayMs, DEFAULT_RETRY_DELAY_MS);
   const idleTimeoutMs = nonNegative('idleTimeoutMs', o.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS);
   if (idleTimeoutMs === 0) throw new RangeError('idleTimeoutMs must be > 0');
+  const cancelTimeoutMs = nonNegative('cancelTimeoutMs', o.cancelTimeoutMs, DEFAULT_CANCEL_TIMEOUT_MS);
+  if (cancelTimeoutMs === 0) throw new RangeError('cancelTimeoutMs must be > 0');
   return {
     retryDelayMs,
     maxRetryDelayMs: nonNegative('maxRetryDelayMs', o.maxRetryDelayMs, defaultMaxRetryDelay(retryDelayMs)),
     noProgressTimeoutMs: nonNegative('noProgressTimeoutMs', o.noProgressTimeoutMs, DEFAULT_NO_PROGRESS_TIMEOUT_MS),
     idleTimeoutMs,
+    cancelTimeoutMs,
   };
 }
 

@@ -1,4 +1,5 @@
 import { open, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { readAck } from '../protocol/ack-info.js';
@@ -484,21 +485,38 @@ export class UploadJob extends Job<UploadResult> {
     if (this.replySink instanceof FileSink) await this.replySink.discard().catch(() => undefined);
     if (sessionId === undefined) return;
     const url = this.packetUrl();
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      try {
-        const res = await this.transport.sendForAck({
-          method: BITS_METHOD,
-          url,
-          headers: { [WireHeader.PacketType]: PacketType.CancelSession, 'Content-Length': '0', [WireHeader.SessionId]: sessionId },
-          label: PacketType.CancelSession,
-        });
-        const ack = readAck(res.status, res.headers);
-        // Gone already, or refused for good (1xx–4xx are not resent, spec §3.5).
-        if (ack.ok || ack.errorCode === HResult.SessionNotFound || ack.status < 500) return;
-      } catch (err) {
-        if (attempt === 3) throw err;
+    // One deadline for every attempt and wait: a host that swallows requests must not hold a cancel
+    // (or `bits jobs --prune`, one job after another) for the request idle timeout, three times.
+    const seconds = this.timing.cancelTimeoutMs / 1000;
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () => deadline.abort(new BitsClientError('BITS_CLIENT_NETWORK', `no answer within ${seconds} s`, { request: PacketType.CancelSession, url: url.href })),
+      this.timing.cancelTimeoutMs,
+    );
+    try {
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        let ack: AckInfo | undefined;
+        try {
+          const res = await this.transport.sendForAck({
+            method: BITS_METHOD,
+            url,
+            headers: { [WireHeader.PacketType]: PacketType.CancelSession, 'Content-Length': '0', [WireHeader.SessionId]: sessionId },
+            signal: deadline.signal,
+            label: PacketType.CancelSession,
+          });
+          ack = readAck(res.status, res.headers);
+        } catch (err) {
+          if (attempt === 3 || deadline.signal.aborted) throw err;
+        }
+        // Refused: the session lives on, and so must the job, to be cancelled again with credentials.
+        if (ack && (ack.status === 401 || ack.status === 403)) throw ackError(ack, PacketType.CancelSession, url, 'fatal');
+        // Gone already, or refused for good otherwise (1xx–4xx are not resent, spec §3.5).
+        if (ack && (ack.ok || ack.errorCode === HResult.SessionNotFound || ack.status < 500)) return;
+        if (attempt < 3) await sleep(Math.min(this.timing.retryDelayMs, 5_000) * attempt, undefined, { signal: deadline.signal }).catch(() => undefined);
+        if (deadline.signal.aborted) throw deadline.signal.reason;
       }
-      await new Promise((r) => setTimeout(r, Math.min(this.timing.retryDelayMs, 5_000) * attempt));
+    } finally {
+      clearTimeout(timer);
     }
   }
 
