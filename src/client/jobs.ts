@@ -3,7 +3,7 @@ import { credentialsOf, jobContext } from './context.js';
 import { DownloadJob } from './download.js';
 import { Journal, defaultStateDir, isRunningElsewhere } from './journal.js';
 import type { JobRecord } from './journal.js';
-import { withoutUserinfo } from './transport.js';
+import { publicHref } from './userinfo.js';
 import { UploadJob } from './upload.js';
 
 /** One line of `bits jobs`. */
@@ -57,13 +57,6 @@ export interface PruneOutcome {
   readonly warnings?: readonly string[];
 }
 
-function publicUrl(url: string): string {
-  const u = new URL(url);
-  u.username = '';
-  u.password = '';
-  return u.href;
-}
-
 /**
  * The state a journal record shows: a `running` job whose process is gone is `interrupted`.
  *
@@ -95,7 +88,7 @@ export function summarize(record: JobRecord): JobSummary {
     state: effectiveState(record),
     bytesDone: done,
     bytesTotal: total,
-    url: publicUrl(record.url),
+    url: publicHref(record.url),
     file: record.file,
     error: typeof message === 'string' ? message : undefined,
   };
@@ -142,7 +135,7 @@ function withoutPassword(found: JobRecord): { record: JobRecord; password: strin
   const user = found.connection.user;
   if (!(user?.includes(':') ?? false) && url.username === '' && url.password === '') return { record: found, password: undefined };
   const credentials = credentialsOf({ user }, url)!;
-  const record: JobRecord = { ...found, url: withoutUserinfo(url).href, connection: { ...found.connection, user: credentials.user } };
+  const record: JobRecord = { ...found, url: publicHref(url), connection: { ...found.connection, user: credentials.user } };
   return { record, password: credentials.password };
 }
 

@@ -3,6 +3,7 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { ClientHResult } from '../protocol/client-hresults.js';
 import { BitsClientError } from './errors.js';
+import { withoutUserinfo } from './userinfo.js';
 
 /** `User-Agent` of every request. */
 export const CLIENT_USER_AGENT = 'bits-upload';
@@ -75,21 +76,6 @@ function basicCredentials(user: string | undefined, url: URL): string | undefine
   if (url.username === '' && url.password === '') return undefined;
   const pair = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
   return Buffer.from(pair, 'utf8').toString('base64');
-}
-
-/**
- * A URL without its user information (credentials travel in `Authorization`, never in the URL).
- *
- * @example
- * ```ts
- * withoutUserinfo(new URL('http://u:p@h/a')).href; // 'http://h/a'
- * ```
- */
-export function withoutUserinfo(url: URL): URL {
-  const out = new URL(url.href);
-  out.username = '';
-  out.password = '';
-  return out;
 }
 
 /**

@@ -21,7 +21,7 @@ import type { UploadRecord } from './journal.js';
 import { DEFAULT_FRAGMENT_SIZE, MAX_MEMORY_REPLY, MIN_FRAGMENT_SIZE, resolveTiming } from './options.js';
 import type { ClientOptions } from './options.js';
 import { RangedDownload } from './ranged-download.js';
-import { withoutUserinfo } from './transport.js';
+import { publicHref } from './userinfo.js';
 import { ackError, retryAfterMs } from './server-error.js';
 
 /** Options of {@link upload}. */
@@ -65,13 +65,6 @@ const NAME_FORBIDDEN = /[\\/:*?"<>|\x00-\x1f\x7f]|[^\x00-\xff]/g;
 
 function contentName(file: string): string {
   return basename(file).replace(NAME_FORBIDDEN, '_').slice(0, 260) || 'file';
-}
-
-function displayUrl(url: string): string {
-  const u = new URL(url);
-  u.username = '';
-  u.password = '';
-  return u.href;
 }
 
 /**
@@ -152,7 +145,7 @@ export class UploadJob extends Job<UploadResult> {
       this.hostUrl = undefined;
       this.hostFailingSince = undefined;
       this.needPing = true;
-      this.emit('fallback', { hostId, url: displayUrl(this.up.url) });
+      this.emit('fallback', { hostId, url: publicHref(this.up.url) });
     }
   }
 
@@ -265,7 +258,7 @@ export class UploadJob extends Job<UploadResult> {
     }
     await this.persist();
     this.logger.info({ job: this.id, session: ack.sessionId, hostId: up.hostId }, 'session created');
-    this.emit('session', { sessionId: ack.sessionId, url: displayUrl(up.url) });
+    this.emit('session', { sessionId: ack.sessionId, url: publicHref(up.url) });
     if (this.hostUrl) this.emit('host-id', { hostId: up.hostId!, url: this.hostUrl.href });
     this.emit('progress', { phase: 'upload', bytesDone: 0, bytesTotal: up.fileSize });
     this.setPhase('fragments');
@@ -473,7 +466,7 @@ export class UploadJob extends Job<UploadResult> {
     return {
       jobId: this.id,
       file: this.up.file,
-      url: displayUrl(this.up.url),
+      url: publicHref(this.up.url),
       bytes: this.up.fileSize,
       sessionId: this.lastSessionId ?? this.up.sessionId ?? '',
       ...(this.reply ? { reply: this.reply } : {}),
@@ -554,7 +547,7 @@ export function upload(options: UploadOptions): UploadJob {
     type: 'upload',
     state: 'running',
     // Without user information: the password never reaches the journal.
-    url: withoutUserinfo(url).href,
+    url: publicHref(url),
     file: resolve(options.file),
     connection: connectionOf(options, timing, url),
     createdAt: now,
