@@ -7,6 +7,7 @@ import { BitsClientError, describeClientError } from '../client/errors.js';
 import type { JobHandle } from '../client/job.js';
 import { defaultStateDir } from '../client/journal.js';
 import { credentialHeader, parseHeaderArgs } from '../client/options.js';
+import { publicHref } from '../client/userinfo.js';
 import type { ClientOptions } from '../client/options.js';
 import { outputMode, ProgressReporter } from './progress.js';
 
@@ -104,13 +105,14 @@ export function secondsFlag(name: string, value: string | undefined): number | u
  * ```
  */
 export function urlArgument(value: string): URL {
+  // Error messages show the URL without its user information: it may hold a password.
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new UsageError(`"${value}" is not a URL`);
+    throw new UsageError(`"${publicHref(value)}" is not a URL`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`"${value}" is not an http:// or https:// URL`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`"${publicHref(url)}" is not an http:// or https:// URL`);
   return url;
 }
 
@@ -128,15 +130,16 @@ export function cliLogger(): Logger {
 }
 
 /**
- * Turns the shared flags into client options.
+ * Turns the shared flags into client options. `url` is the transfer's URL: a user name in it
+ * without a password takes the password from `BITS_PASSWORD`, as `--user <name>` does.
  *
  * @throws {UsageError} naming the flag that is wrong.
  * @example
  * ```ts
- * transferOptions({ header: ['X-A: 1'], retryDelay: '0.1' }); // { headers: { 'X-A': '1' }, retryDelayMs: 100, ... }
+ * transferOptions({ header: ['X-A: 1'], retryDelay: '0.1' }, url); // { headers: { 'X-A': '1' }, retryDelayMs: 100, ... }
  * ```
  */
-export function transferOptions(flags: TransferFlags): ClientOptions {
+export function transferOptions(flags: TransferFlags, url: URL): ClientOptions {
   let headers: Record<string, string>;
   try {
     headers = parseHeaderArgs(flags.header ?? []);
@@ -153,6 +156,11 @@ export function transferOptions(flags: TransferFlags): ClientOptions {
     const password = envPassword();
     if (password === undefined) throw new UsageError(`--user must be "user:password", or "user" with the password in ${PASSWORD_ENV}`);
     user = `${user}:${password}`;
+  } else if (user === undefined && url.username !== '' && url.password === '') {
+    const name = decodeURIComponent(url.username);
+    const password = envPassword();
+    if (password === undefined) throw new UsageError(`the URL names the user "${name}" without a password: give it in ${PASSWORD_ENV}`);
+    user = `${name}:${password}`;
   }
   let ca: string | undefined;
   if (flags.ca !== undefined) {
