@@ -399,7 +399,7 @@ function causedByAbort(err: unknown, reason: unknown): boolean {
     if (e === reason) return true;
     e = (e as { cause?: unknown }).cause;
   }
-  return isBitsClientError(err) && err.code === 'BITS_CLIENT_NETWORK';
+  return isBitsClientError(err) && err.code === 'BITS_CLIENT_NETWORK' && err.kind === 'transient';
 }
 
 /**
