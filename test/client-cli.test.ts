@@ -19,6 +19,7 @@ import { startFaultProxy } from './helpers/fault-proxy.js';
 import type { FaultProxy } from './helpers/fault-proxy.js';
 import { startFakeBitsServer } from './helpers/fake-bits-server.js';
 import { randomFile, sha256File } from './helpers/client-files.js';
+import { runCli } from './helpers/cli-run.js';
 
 interface Run {
   code: number | null;
@@ -141,6 +142,31 @@ describe('bits upload / download / jobs / resume / cancel', () => {
       const r = await bits(args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, pattern);
+    }
+  });
+
+  it('URL user information: never echoed in errors; a user name alone takes BITS_PASSWORD like --user', async () => {
+    const f = await fresh(10);
+    const secret = 'S3cret-pw';
+    const refused: [string, RegExp][] = [
+      [`ftp://bob:${secret}@127.0.0.1/x`, /"ftp:\/\/127\.0\.0\.1\/x" is not an http:\/\/ or https:\/\/ URL/],
+      [`http://bob:${secret}@[::1/x`, /"http:\/\/\[::1\/x" is not a URL/],
+      [`http://bob@127.0.0.1:${t.port}/up/${f.name}`, /the URL names the user "bob" without a password: give it in BITS_PASSWORD/],
+    ];
+    for (const [url, pattern] of refused) {
+      const r = await runCli(['upload', f.file, url, '--state-dir', f.stateDir], { BITS_PASSWORD: undefined });
+      assert.equal(r.code, 2, `${url}: ${r.stderr}`);
+      assert.match(r.stderr, pattern);
+      assert.ok(!r.stderr.includes(secret) && !r.stdout.includes(secret), 'the password is not echoed');
+    }
+    const auth = `Basic ${Buffer.from(`bob:${secret}`).toString('base64')}`;
+    const server = await startFakeBitsServer({ authorization: auth });
+    try {
+      const r = await runCli(['upload', f.file, `http://bob@127.0.0.1:${server.port}/up/${f.name}`, '--state-dir', f.stateDir, '--quiet'], { BITS_PASSWORD: secret });
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(server.requests.length > 0 && server.requests.every((q) => q.headers['authorization'] === auth));
+    } finally {
+      await server.close();
     }
   });
 

@@ -126,7 +126,7 @@ describe('upload-reply', () => {
     }
   });
 
-  it('fetches the reply from the original host, not the Host-Id host, and sends no credentials to another origin', async () => {
+  it('fetches the reply from the original host, not the Host-Id host, and sends no credentials or custom headers to another origin', async () => {
     const reply = Buffer.from('thanks');
     const replyHost = await startFakeBitsServer({ replyPath: () => '/r.bin', reply });
     // The reply host serves the reply of whatever session the main server created: share ids.
@@ -142,13 +142,17 @@ describe('upload-reply', () => {
         file,
         url: `http://127.0.0.1:${server.port}/up/request.bin`,
         user: 'alice:secret',
+        headers: { 'X-Api-Key': 'tenant-key-7' },
         stateDir: false,
         retryDelayMs: 10,
       }).result;
       assert.equal(result.reply?.data?.toString(), 'thanks');
       assert.equal(result.sessionId, 'opaque-42');
       assert.ok(server.requests.every((r) => r.headers['authorization'] === `Basic ${Buffer.from('alice:secret').toString('base64')}`));
+      assert.ok(server.requests.every((r) => r.headers['x-api-key'] === 'tenant-key-7'), 'custom headers go to the upload host');
+      assert.ok(replyHost.requests.length > 0);
       assert.ok(replyHost.requests.every((r) => r.headers['authorization'] === undefined));
+      assert.ok(replyHost.requests.every((r) => r.headers['x-api-key'] === undefined), 'custom headers stay with the upload host');
     } finally {
       await server.close();
       await replyHost.close();

@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { BitsClientError, describeClientError } from '../client/errors.js';
 import type { JobHandle } from '../client/job.js';
 import { defaultStateDir } from '../client/journal.js';
-import { parseHeaderArgs } from '../client/options.js';
+import { credentialHeader, parseHeaderArgs } from '../client/options.js';
+import { publicHref } from '../client/userinfo.js';
 import type { ClientOptions } from '../client/options.js';
 import { outputMode, ProgressReporter } from './progress.js';
 
@@ -65,11 +67,11 @@ export function envPassword(): string | undefined {
 export function addTransferFlags(cmd: Command): Command {
   return cmd
     .option('--user <user[:password]>', `Basic authentication (default: user information in the URL); without ":password" the password comes from ${PASSWORD_ENV}`)
-    .option('--header <header>', 'extra request header "Name: value" (repeatable)', collect, [])
+    .option('--header <header>', 'extra request header "Name: value" to the job\'s own hosts (repeatable); no credentials (Authorization, Proxy-Authorization, Cookie)', collect, [])
     .option('--ca <file>', 'PEM file of the CA(s) to trust for HTTPS')
     .option('--insecure', 'do not check the HTTPS certificate')
     .option('--cert <file>', 'PEM client certificate for servers that ask for one (with --key)')
-    .option('--key <file>', 'PEM private key of --cert')
+    .option('--key <file>', 'PEM private key of --cert (the journal keeps its path, never the key: read again on resume)')
     .option('--state-dir <dir>', `where jobs are journaled (default ${defaultStateDir()})`)
     .option('--retry-delay <seconds>', 'wait before the first retry; later ones back off exponentially (default 5)')
     .option('--no-progress-timeout <seconds>', 'stop (resumably, exit 3) after this long without progress; 0 = never (default 3600)')
@@ -103,13 +105,14 @@ export function secondsFlag(name: string, value: string | undefined): number | u
  * ```
  */
 export function urlArgument(value: string): URL {
+  // Error messages show the URL without its user information: it may hold a password.
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new UsageError(`"${value}" is not a URL`);
+    throw new UsageError(`"${publicHref(value)}" is not a URL`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`"${value}" is not an http:// or https:// URL`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`"${publicHref(url)}" is not an http:// or https:// URL`);
   return url;
 }
 
@@ -127,26 +130,37 @@ export function cliLogger(): Logger {
 }
 
 /**
- * Turns the shared flags into client options.
+ * Turns the shared flags into client options. `url` is the transfer's URL: a user name in it
+ * without a password takes the password from `BITS_PASSWORD`, as `--user <name>` does.
  *
  * @throws {UsageError} naming the flag that is wrong.
  * @example
  * ```ts
- * transferOptions({ header: ['X-A: 1'], retryDelay: '0.1' }); // { headers: { 'X-A': '1' }, retryDelayMs: 100, ... }
+ * transferOptions({ header: ['X-A: 1'], retryDelay: '0.1' }, url); // { headers: { 'X-A': '1' }, retryDelayMs: 100, ... }
  * ```
  */
-export function transferOptions(flags: TransferFlags): ClientOptions {
+export function transferOptions(flags: TransferFlags, url: URL): ClientOptions {
   let headers: Record<string, string>;
   try {
     headers = parseHeaderArgs(flags.header ?? []);
   } catch (err) {
     throw new UsageError(`--header: ${(err as Error).message}`);
   }
+  // The journal keeps custom headers so that a job resumes with them: credentials must not be there.
+  const credential = credentialHeader(headers);
+  if (credential !== undefined) {
+    throw new UsageError(`--header ${credential}: credentials are never journaled; sign in with --user <name> and the password in ${PASSWORD_ENV}`);
+  }
   let user = flags.user;
   if (user !== undefined && !user.includes(':')) {
     const password = envPassword();
     if (password === undefined) throw new UsageError(`--user must be "user:password", or "user" with the password in ${PASSWORD_ENV}`);
     user = `${user}:${password}`;
+  } else if (user === undefined && url.username !== '' && url.password === '') {
+    const name = decodeURIComponent(url.username);
+    const password = envPassword();
+    if (password === undefined) throw new UsageError(`the URL names the user "${name}" without a password: give it in ${PASSWORD_ENV}`);
+    user = `${name}:${password}`;
   }
   let ca: string | undefined;
   if (flags.ca !== undefined) {
@@ -170,7 +184,8 @@ export function transferOptions(flags: TransferFlags): ClientOptions {
     return text;
   };
   const cert = pem('--cert', flags.cert, /-----BEGIN CERTIFICATE-----/);
-  const key = pem('--key', flags.key, /-----BEGIN [A-Z ]*PRIVATE KEY-----/);
+  // Checked here, read again by the job from its path: the journal keeps the path, never the key.
+  pem('--key', flags.key, /-----BEGIN [A-Z ]*PRIVATE KEY-----/);
   const noProgress = typeof flags.progressTimeout === 'string' ? secondsFlag('--no-progress-timeout', flags.progressTimeout) : undefined;
   return {
     user,
@@ -178,7 +193,7 @@ export function transferOptions(flags: TransferFlags): ClientOptions {
     ca,
     insecure: flags.insecure,
     cert,
-    key,
+    keyFile: flags.key === undefined ? undefined : resolve(flags.key),
     stateDir: flags.stateDir,
     retryDelayMs: secondsFlag('--retry-delay', flags.retryDelay),
     noProgressTimeoutMs: noProgress,

@@ -6,7 +6,7 @@ import { formatBytes } from './progress.js';
 
 async function downloadAction(urlText: string, file: string, flags: TransferFlags): Promise<number> {
   const url = urlArgument(urlText);
-  const options = transferOptions(flags);
+  const options = transferOptions(flags, url);
   const reporter = reporterFor('download', flags);
   const job = download({ ...options, url, file });
   reporter.info(`download ${job.id}: ${url.origin}${url.pathname} → ${file}`);

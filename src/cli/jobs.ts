@@ -1,5 +1,7 @@
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { describeClientError, isBitsClientError } from '../client/errors.js';
+import type { BitsClientError } from '../client/errors.js';
 import { cancelJob, listJobs, PasswordNeededError, pruneJobs, resumeJob, UnknownJobError } from '../client/jobs.js';
 import type { JobSummary } from '../client/jobs.js';
 import { defaultStateDir, Journal } from '../client/journal.js';
@@ -29,8 +31,11 @@ interface JobsFlags {
 async function jobsAction(flags: JobsFlags): Promise<number> {
   const stateDir = flags.stateDir ?? defaultStateDir();
   if (flags.prune) {
-    for (const j of await pruneJobs({ stateDir, password: envPassword(), logger: cliLogger() })) {
-      process.stdout.write(`pruned ${j.id} (${j.type} ${j.url})${j.error ? `: ${j.error}` : ''}\n`);
+    // No BITS_PASSWORD here: one password would go to the host of every job that signs in.
+    for (const { job: j, pruned, error, warnings } of await pruneJobs({ stateDir, logger: cliLogger() })) {
+      if (pruned) process.stdout.write(`pruned ${j.id} (${j.type} ${j.url})${j.error ? `: ${j.error}` : ''}\n`);
+      else printError('jobs', `warning: ${j.id} not pruned: ${keptReason(error, journalEntry(stateDir, j.id))}`);
+      for (const w of warnings ?? []) printError('jobs', `warning: ${j.id}: ${w}`);
     }
   }
   const jobs = await listJobs(stateDir);
@@ -67,10 +72,18 @@ async function resumeAction(id: string | undefined, flags: ResumeFlags): Promise
   for (const jobId of ids) {
     let job;
     try {
-      job = await resumeJob(jobId, { stateDir, retryDelayMs, password: envPassword(), logger: cliLogger() });
+      // BITS_PASSWORD only for a job named on the command line: resuming every interrupted job with
+      // it would send it to the host of every job that signs in, whoever that is.
+      job = await resumeJob(jobId, { stateDir, retryDelayMs, password: id !== undefined ? envPassword() : undefined, logger: cliLogger() });
     } catch (err) {
+      if (isBitsClientError(err)) {
+        // The job could not be set up again (its client key's file is gone, say): it stays as it was.
+        printError('resume', `error: job ${jobId}: ${describeClientError(err)}`);
+        worst = ExitCode.Fatal;
+        continue;
+      }
       if (!(err instanceof UnknownJobError || err instanceof PasswordNeededError)) throw err;
-      const message = err instanceof PasswordNeededError ? passwordHint(err) : err.message;
+      const message = err instanceof PasswordNeededError ? passwordHint(err, 'resume') : err.message;
       if (id !== undefined) throw new UsageError(message);
       printError('resume', message);
       // The job waits for its password: say so in the exit code, unless something worse happened.
@@ -95,20 +108,46 @@ async function resumeAction(id: string | undefined, flags: ResumeFlags): Promise
   return worst;
 }
 
-/** How to give the password of a job again. */
-function passwordHint(err: PasswordNeededError): string {
-  return `${err.message}: set ${PASSWORD_ENV} to it, e.g. ${PASSWORD_ENV}=<password> bits resume ${err.jobId}`;
+/** How to give the password of a job again: with the job's id, so it goes to that job's hosts only. */
+function passwordHint(err: PasswordNeededError, command: 'resume' | 'cancel'): string {
+  return `${err.message}: set ${PASSWORD_ENV} to it and name the job, e.g. ${PASSWORD_ENV}=<password> bits ${command} ${err.jobId}`;
+}
+
+/** Why `--prune` kept a job. */
+function keptReason(error: unknown, entry: string): string {
+  if (error instanceof PasswordNeededError) return passwordHint(error, 'cancel');
+  if (isBitsClientError(error)) return `${describeClientError(error)}${refusedHint(error, entry)}`;
+  return (error as Error | undefined)?.message ?? String(error);
+}
+
+/** After a refused Cancel-Session: the job is kept (its journal `entry`), and how to cancel it. */
+function refusedHint(err: BitsClientError, entry: string): string {
+  if (err.request !== 'Cancel-Session') return '';
+  return `; the job is kept: give its password (${PASSWORD_ENV}) and run bits cancel again, or delete ${entry} to forget it`;
+}
+
+/** The file of a job in a journal. */
+function journalEntry(stateDir: string, id: string): string {
+  return join(new Journal(stateDir).dir, `${id}.json`);
 }
 
 async function cancelAction(id: string, flags: { stateDir?: string }): Promise<number> {
   try {
-    const summary = await cancelJob(id, { stateDir: flags.stateDir ?? defaultStateDir(), password: envPassword(), logger: cliLogger() });
+    const summary = await cancelJob(id, {
+      stateDir: flags.stateDir ?? defaultStateDir(),
+      password: envPassword(),
+      logger: cliLogger(),
+      onWarning: (m) => printError('cancel', `warning: ${m}`),
+    });
     process.stdout.write(`cancelled ${summary.id} (${summary.type} ${summary.url})\n`);
     return ExitCode.Done;
   } catch (err) {
     if (err instanceof UnknownJobError) throw new UsageError(err.message);
     if (isBitsClientError(err)) {
-      printError('cancel', describeClientError(err));
+      const stateDir = flags.stateDir ?? defaultStateDir();
+      const found = await new Journal(stateDir).find(id).catch(() => undefined);
+      const entry = journalEntry(stateDir, typeof found === 'object' ? found.id : id);
+      printError('cancel', `${describeClientError(err)}${refusedHint(err, entry)}`);
       return ExitCode.Fatal;
     }
     throw err;

@@ -44,7 +44,7 @@ export function printUploadResult(reporter: ProgressReporter, r: UploadResult, m
 
 async function uploadAction(file: string, urlText: string, flags: UploadFlags): Promise<number> {
   const url = urlArgument(urlText);
-  const options = transferOptions(flags);
+  const options = transferOptions(flags, url);
   let fragmentSize: number | undefined;
   if (flags.fragmentSize !== undefined) {
     fragmentSize = Number(flags.fragmentSize);

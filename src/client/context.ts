@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { BitsClientError } from './errors.js';
 import { Journal, defaultStateDir } from './journal.js';
 import type { JobConnection } from './journal.js';
-import { checkHeaders, resolveTiming, silentLogger } from './options.js';
+import { checkHeaders, credentialHeader, resolveTiming, silentLogger } from './options.js';
 import type { ClientOptions, ResolvedTiming } from './options.js';
 import { Transport } from './transport.js';
 
@@ -39,8 +42,12 @@ export function credentialsOf(o: ClientOptions, url: URL): Credentials | undefin
 
 /**
  * The connection settings of a new job as the journal keeps them (so `resume` can reconnect): the
- * user name, never the password (it is asked for again on resume).
+ * user name, never the password (it is asked for again on resume); the client key's path, never the
+ * key. Credential headers and a key given as text are refused for a journaled job, which would keep
+ * them in clear text.
  *
+ * @throws {TypeError} for invalid headers, credential headers or a key's text with a journal, a
+ *   certificate without its key.
  * @example
  * ```ts
  * connectionOf({ user: 'u:p', insecure: true }, resolveTiming({}), new URL('http://h/a')).user; // 'u'
@@ -48,17 +55,36 @@ export function credentialsOf(o: ClientOptions, url: URL): Credentials | undefin
  */
 export function connectionOf(o: ClientOptions, timing: ResolvedTiming, url: URL): JobConnection {
   checkHeaders(o.headers);
-  if ((o.cert === undefined) !== (o.key === undefined)) throw new TypeError('cert and key go together');
+  const journaled = o.stateDir !== false;
+  const credential = credentialHeader(o.headers);
+  if (journaled && credential !== undefined) {
+    throw new TypeError(`header ${credential} carries credentials, which the journal would keep: sign in with user (or give stateDir: false)`);
+  }
+  if (o.key !== undefined && o.keyFile !== undefined) throw new TypeError('key and keyFile exclude each other');
+  if (journaled && o.key !== undefined) throw new TypeError("a client key goes as keyFile (its path), which the journal keeps instead of the key (or give stateDir: false)");
+  if ((o.cert === undefined) !== (o.key === undefined && o.keyFile === undefined)) throw new TypeError('cert and key go together');
   return {
     user: credentialsOf(o, url)?.user,
     headers: o.headers ? { ...o.headers } : undefined,
     ca: o.ca === undefined ? undefined : o.ca.toString(),
     insecure: o.insecure || undefined,
     cert: o.cert === undefined ? undefined : o.cert.toString(),
+    keyFile: o.keyFile === undefined ? undefined : resolve(o.keyFile),
     key: o.key === undefined ? undefined : o.key.toString(),
     idleTimeoutMs: timing.idleTimeoutMs,
     noProgressTimeoutMs: timing.noProgressTimeoutMs,
   };
+}
+
+/** The client key of a job: read from its file (a record written before `keyFile` holds the key). */
+function clientKey(connection: JobConnection): string | undefined {
+  if (connection.keyFile === undefined) return connection.key;
+  try {
+    return readFileSync(connection.keyFile, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new BitsClientError('BITS_CLIENT_LOCAL_FILE', `cannot read the client key ${connection.keyFile}: ${e.code ?? e.message}`, { cause: err });
+  }
 }
 
 /**
@@ -66,6 +92,7 @@ export function connectionOf(o: ClientOptions, timing: ResolvedTiming, url: URL)
  * caller's options (which win). `password` goes with the journaled user name; without it no
  * credentials are sent.
  *
+ * @throws {BitsClientError} BITS_CLIENT_LOCAL_FILE when the client key's file cannot be read.
  * @example
  * ```ts
  * const ctx = jobContext(record.connection, { retryDelayMs: 1000, stateDir: '/tmp/s' }, new URL(record.url), password);
@@ -77,6 +104,7 @@ export function jobContext(connection: JobConnection, o: ClientOptions, url: URL
     maxRetryDelayMs: o.maxRetryDelayMs,
     noProgressTimeoutMs: o.noProgressTimeoutMs ?? connection.noProgressTimeoutMs,
     idleTimeoutMs: o.idleTimeoutMs ?? connection.idleTimeoutMs,
+    cancelTimeoutMs: o.cancelTimeoutMs,
   });
   const transport = new Transport(
     {
@@ -85,7 +113,7 @@ export function jobContext(connection: JobConnection, o: ClientOptions, url: URL
       ca: connection.ca,
       insecure: connection.insecure,
       cert: connection.cert,
-      key: connection.key,
+      key: clientKey(connection),
       idleTimeoutMs: timing.idleTimeoutMs,
     },
     url,

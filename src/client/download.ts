@@ -10,7 +10,7 @@ import type { DownloadRecord } from './journal.js';
 import { resolveTiming } from './options.js';
 import type { ClientOptions } from './options.js';
 import { RangedDownload } from './ranged-download.js';
-import { withoutUserinfo } from './transport.js';
+import { publicHref } from './userinfo.js';
 
 /** Options of {@link download}. */
 export interface DownloadOptions extends ClientOptions {
@@ -56,6 +56,7 @@ export class DownloadJob extends Job<DownloadResult> {
     const url = new URL(this.down.progress.url);
     this.engine = new RangedDownload(this.transport, url, this.sink, this.down.progress, {
       signal: () => this.signal,
+      activity: this.markActivity,
       logger: this.logger,
       progress: (done, total) => {
         if (done > this.down.progress.offset) this.markProgress();
@@ -78,12 +79,9 @@ export class DownloadJob extends Job<DownloadResult> {
   protected override async finish(): Promise<DownloadResult> {
     await this.sink!.complete();
     this.sink = undefined;
-    const u = new URL(this.down.url);
-    u.username = '';
-    u.password = '';
     return {
       jobId: this.id,
-      url: u.href,
+      url: publicHref(this.down.url),
       file: this.down.file,
       bytes: this.down.progress.remote?.size ?? 0,
       restarts: this.restarts,
@@ -118,18 +116,18 @@ export function download(options: DownloadOptions): DownloadJob {
   const timing = resolveTiming(options);
   const now = Date.now();
   // Without user information: the password never reaches the journal.
-  const wire = withoutUserinfo(url);
+  const wire = publicHref(url);
   const record: DownloadRecord = {
     version: 1,
     id: newJobId(),
     type: 'download',
     state: 'running',
-    url: wire.href,
+    url: wire,
     file: resolve(options.file),
     connection: connectionOf(options, timing, url),
     createdAt: now,
     updatedAt: now,
-    progress: { url: wire.href, offset: 0 },
+    progress: { url: wire, offset: 0 },
   };
   return new DownloadJob(record, jobContext(record.connection, options, new URL(record.url), credentialsOf(options, url)?.password)).start(true);
 }

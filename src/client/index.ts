@@ -5,7 +5,7 @@ export type { DownloadOptions, DownloadResult } from './download.js';
 export { Job, toClientError } from './job.js';
 export type { JobEvents, JobHandle, JobPhase, JobProgress, RetryEvent } from './job.js';
 export { listJobs, resumeJob, cancelJob, pruneJobs, summarize, effectiveState, UnknownJobError, PasswordNeededError } from './jobs.js';
-export type { JobSummary, JobControlOptions } from './jobs.js';
+export type { JobSummary, JobControlOptions, PruneOptions, PruneOutcome } from './jobs.js';
 export { Journal, defaultStateDir, newJobId, isRunningElsewhere } from './journal.js';
 export type { JobRecord, UploadRecord, DownloadRecord, JobState, JobConnection, DownloadProgress, RemoteVersion } from './journal.js';
 export { BitsClientError, CLIENT_ERRORS, describeClientError, isBitsClientError } from './errors.js';
@@ -13,6 +13,7 @@ export type { ClientErrorCode, ClientErrorDetails, ErrorKind } from './errors.js
 export { classifyServerError, backoffDelay, defaultMaxRetryDelay } from './retry-policy.js';
 export type { RetryTiming } from './retry-policy.js';
 export {
+  DEFAULT_CANCEL_TIMEOUT_MS,
   DEFAULT_FRAGMENT_SIZE,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_NO_PROGRESS_TIMEOUT_MS,

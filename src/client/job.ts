@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { BitsClientError, isBitsClientError } from './errors.js';
+import { BitsClientError, describeClientError, isBitsClientError } from './errors.js';
 import type { JobRecord, Journal } from './journal.js';
 import { backoffDelay } from './retry-policy.js';
 import type { ResolvedTiming } from './options.js';
@@ -74,15 +74,24 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
   readonly result: Promise<Result>;
   protected readonly abort = new AbortController();
   protected stopReason: 'stop' | 'cancel' | undefined;
+  /** The job's clock: the last progress (acknowledged or received bytes). Decides between attempts. */
   private lastProgressAt = Date.now();
+  /** The clock of the step in flight: its last sign of life, never earlier than the last progress. */
+  private lastActivityAt = this.lastProgressAt;
   private attempt = 0;
   /** The transient error retried last since the last progress (named when the job gives up). */
   private lastError: BitsClientError | undefined;
-  /** Aborts the step in flight once the no-progress budget is spent; a new one per step. */
-  private budget: AbortController | undefined;
-  private budgetTimer: NodeJS.Timeout | undefined;
-  private stepSignal: AbortSignal | undefined;
+  /**
+   * Aborts the step in flight: by `stop()`/`cancel()`, or with {@link noProgress} once the step has
+   * been idle for the whole limit. A plain controller per step, aborted by hand: `AbortSignal.any`
+   * against the job's long-lived signal keeps a little memory per call for the life of the job.
+   */
+  private stepAbort: AbortController | undefined;
+  /** The job's one no-progress timer (see {@link onTimer}); set only while a step runs. */
+  private timer: NodeJS.Timeout | undefined;
   private journaled = false;
+  /** The server's refusal of the Cancel-Session: the job was kept. */
+  private cancelRefused: BitsClientError | undefined;
   private resolveResult!: (r: Result) => void;
   private rejectResult!: (e: unknown) => void;
 
@@ -108,22 +117,34 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
     if (this.stopReason) return;
     this.stopReason = 'stop';
     this.abort.abort();
+    this.stepAbort?.abort();
   }
 
-  /** Cancels the job: tells the server (Cancel-Session), forgets the job. The result rejects with BITS_CLIENT_CANCELLED. */
+  /**
+   * Cancels the job: tells the server (Cancel-Session), forgets the job. The result rejects with
+   * BITS_CLIENT_CANCELLED. When the server refuses the Cancel-Session (401, 403) the job is kept
+   * (resumable, or to cancel again with credentials), and both this and the result reject with that
+   * refusal.
+   */
   async cancel(): Promise<void> {
     if (!this.stopReason) {
       this.stopReason = 'cancel';
       this.abort.abort();
+      this.stepAbort?.abort();
     }
     await this.result.catch(() => undefined);
+    if (this.cancelRefused) throw this.cancelRefused;
   }
 
   /** The work of the job; `step` is called until it returns true; transient errors are retried. */
   protected abstract step(): Promise<boolean>;
   /** Produces the result once the steps are done. */
   protected abstract finish(): Promise<Result>;
-  /** Sends whatever tells the server the job is cancelled. */
+  /**
+   * Sends whatever tells the server the job is cancelled, within `timing.cancelTimeoutMs`. Rejects with
+   * a fatal {@link BitsClientError} when the server refuses for good (the job is then kept); any other
+   * failure (unreachable, no answer in time) only warns, and the job is forgotten.
+   */
   protected abstract cancelRemote(): Promise<void>;
   /** Releases files. */
   protected abstract release(): Promise<void>;
@@ -136,21 +157,35 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
     return Number.POSITIVE_INFINITY;
   }
 
-  /** Records progress: resets the no-progress clock (also for the request in flight) and the backoff. */
+  /**
+   * Records progress: resets the no-progress clock (also for the request in flight) and the backoff.
+   * Only stores timestamps: the timer looks at them when it fires.
+   */
   protected markProgress(): void {
     this.lastProgressAt = Date.now();
+    this.lastActivityAt = this.lastProgressAt;
     this.attempt = 0;
     this.lastError = undefined;
-    if (this.budget && !this.budget.signal.aborted) this.armTimer(this.budget);
   }
 
   /**
+   * Records a sign of life of the request in flight (bytes moved either way): the step is not aborted
+   * until it has been idle for the whole no-progress limit. Not progress: only acknowledged (for
+   * downloads, received) bytes reset the job's clock, which decides between attempts. Only stores a
+   * timestamp.
+   */
+  protected readonly markActivity = (): void => {
+    this.lastActivityAt = Date.now();
+  };
+
+  /**
    * The signal every request of the job is sent with: aborted by `stop()`/`cancel()`, and when the
-   * no-progress budget runs out during the step, so a request that hangs (a peer that never answers,
-   * an Ack whose body never ends) ends at the limit instead of at the request idle timeout.
+   * step in flight has been idle for the whole no-progress limit, so a request that hangs (a peer
+   * that never answers, an Ack whose body never ends) ends at the limit instead of at the request
+   * idle timeout.
    */
   protected get signal(): AbortSignal {
-    return this.stepSignal ?? this.abort.signal;
+    return this.stepAbort?.signal ?? this.abort.signal;
   }
 
   protected setPhase(phase: JobPhase): void {
@@ -216,39 +251,52 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
     });
   }
 
-  /** (Re)arms the budget's timer for what is left of the no-progress timeout since the last progress. */
-  private armTimer(budget: AbortController): void {
-    clearTimeout(this.budgetTimer);
-    const left = this.lastProgressAt + this.timing.noProgressTimeoutMs - Date.now();
-    // Node fires a timer of more than 2^31-1 ms (~24.8 days) after 1 ms: wait in steps instead.
-    if (left > MAX_TIMER_MS) {
-      this.budgetTimer = setTimeout(() => this.armTimer(budget), MAX_TIMER_MS);
-      return;
-    }
-    this.budgetTimer = setTimeout(() => budget.abort(this.noProgress()), Math.max(0, left));
+  /** Arms the job's timer to fire in `ms` (Node fires a timer of more than 2^31-1 ms after 1 ms). */
+  private arm(ms: number): void {
+    this.timer = setTimeout(this.onTimer, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
   }
 
   /**
-   * One step within the no-progress budget (§7.2 NoProgressTimeout): its requests are aborted when the
-   * budget runs out; none is started once it is spent.
+   * The timer of the step in flight fired: abort the step if it has been idle for the whole limit,
+   * else wait for what is left since its last sign of life (a long limit is waited for in steps of
+   * at most 2^31-1 ms the same way).
+   */
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    const step = this.stepAbort;
+    if (!step || step.signal.aborted) return;
+    const left = this.lastActivityAt + this.timing.noProgressTimeoutMs - Date.now();
+    if (left > 0) this.arm(left);
+    else step.abort(this.noProgress());
+  };
+
+  /**
+   * One step within the no-progress limit (§7.2 NoProgressTimeout): none is started once the limit
+   * since the last progress is spent, and the step's requests are aborted once it has been idle for
+   * the whole limit.
    */
   private async budgetedStep(): Promise<boolean> {
-    if (this.timing.noProgressTimeoutMs <= 0) return this.step();
-    if (Date.now() - this.lastProgressAt >= this.timing.noProgressTimeoutMs) throw this.noProgress();
-    const budget = new AbortController();
-    this.budget = budget;
-    this.stepSignal = AbortSignal.any([this.abort.signal, budget.signal]);
-    this.armTimer(budget);
+    const limit = this.timing.noProgressTimeoutMs;
+    if (limit > 0 && Date.now() - this.lastProgressAt >= limit) throw this.noProgress();
+    const step = new AbortController();
+    this.stepAbort = step;
+    // A new step owes nothing to signs of life of the one before (an error answer, say): its clock
+    // starts from the last progress.
+    this.lastActivityAt = this.lastProgressAt;
+    if (limit > 0) this.arm(this.lastActivityAt + limit - Date.now());
     try {
       return await this.step();
     } catch (err) {
-      // Whatever the abort caused (a cut body, a reset), the job stops for want of progress.
-      if (budget.signal.aborted && !(isBitsClientError(err) && err.code === 'BITS_CLIENT_NO_PROGRESS')) throw budget.signal.reason;
+      // What the abort caused (a cut body, a reset) stops the job for want of progress; anything else
+      // (a 403, a changed source file) that merely came after the limit ran out is itself.
+      // The transport's own no-progress error names the request it cut: it goes as it is.
+      const named = isBitsClientError(err) && err.code === 'BITS_CLIENT_NO_PROGRESS';
+      if (step.signal.aborted && !this.stopReason && !named && causedByAbort(err, step.signal.reason)) throw step.signal.reason;
       throw err;
     } finally {
-      clearTimeout(this.budgetTimer);
-      this.budget = undefined;
-      this.stepSignal = undefined;
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.stepAbort = undefined;
     }
   }
 
@@ -302,9 +350,30 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
     try {
       if (error.code === 'BITS_CLIENT_CANCELLED') {
         this.setPhase('cancel-session');
-        await this.cancelRemote().catch((e: unknown) => this.logger.warn({ job: this.id, err: e }, 'Cancel-Session failed'));
-        if (this.journal) await this.journal.remove(this.id);
-        this.journaled = false;
+        const refused = await this.cancelRemote().then(
+          () => undefined,
+          (e: unknown) => {
+            if (isBitsClientError(e) && e.kind === 'fatal') return e;
+            this.logger.warn({ job: this.id, err: e }, 'Cancel-Session failed');
+            const why = isBitsClientError(e) ? describeClientError(e) : String((e as Error | null)?.message ?? e);
+            this.emit('warning', `Cancel-Session failed (${why}); the server keeps the session until it expires`);
+            return undefined;
+          },
+        );
+        if (refused) {
+          // Refused, not cancelled: keep the job, so that it can be cancelled again with credentials.
+          error = refused;
+          this.cancelRefused = refused;
+          if (this.record.state === 'running' && keep) {
+            this.record.state = 'interrupted';
+            this.record.pid = undefined;
+            this.record.error = refused.toJSON();
+            await this.persist();
+          }
+        } else {
+          if (this.journal) await this.journal.remove(this.id);
+          this.journaled = false;
+        }
       } else if (keep) {
         this.record.state = error.kind === 'interrupted' ? 'interrupted' : 'error';
         this.record.pid = undefined;
@@ -317,6 +386,20 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
     this.logger.info({ job: this.id, err: error.toJSON() }, 'job ended');
     this.rejectResult(error);
   }
+}
+
+/**
+ * Whether a step's error is what the no-progress abort (`reason`) caused, not something that only
+ * happened after it: the reason itself or an error it caused, or a network error of a connection it
+ * cut (a reset, a body cut short).
+ */
+function causedByAbort(err: unknown, reason: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 8 && e !== undefined && e !== null; depth++) {
+    if (e === reason) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return isBitsClientError(err) && err.code === 'BITS_CLIENT_NETWORK' && err.kind === 'transient';
 }
 
 /**

@@ -3,7 +3,7 @@ import { credentialsOf, jobContext } from './context.js';
 import { DownloadJob } from './download.js';
 import { Journal, defaultStateDir, isRunningElsewhere } from './journal.js';
 import type { JobRecord } from './journal.js';
-import { withoutUserinfo } from './transport.js';
+import { publicHref } from './userinfo.js';
 import { UploadJob } from './upload.js';
 
 /** One line of `bits jobs`. */
@@ -22,22 +22,39 @@ export interface JobSummary {
   readonly error: string | undefined;
 }
 
-/** Options of {@link resumeJob}, {@link cancelJob} and {@link pruneJobs}. */
+/** Options of {@link resumeJob} and {@link cancelJob}. */
 export interface JobControlOptions {
   /** Journal directory; default: per user. */
   stateDir?: string | undefined;
   /** Overrides the job's first retry wait (ms). */
   retryDelayMs?: number | undefined;
-  /** The password of the job's user (Basic authentication); the journal keeps only the user name. */
+  /**
+   * The password of the job's user (Basic authentication); the journal keeps only the user name.
+   * It goes to that one job's hosts: give it for a job you name, never for a batch of jobs.
+   */
   password?: string | undefined;
+  /** Longest a cancel waits for the server's answer to Cancel-Session (ms); default 15 s. */
+  cancelTimeoutMs?: number | undefined;
+  /** Told what did not stop the command but is worth knowing (a Cancel-Session that got no answer). */
+  onWarning?: ((message: string) => void) | undefined;
   logger?: Logger | undefined;
 }
 
-function publicUrl(url: string): string {
-  const u = new URL(url);
-  u.username = '';
-  u.password = '';
-  return u.href;
+/** Options of {@link pruneJobs}: no password, since one password would go to every job's host. */
+export type PruneOptions = Omit<JobControlOptions, 'password' | 'retryDelayMs' | 'onWarning'>;
+
+/** What {@link pruneJobs} did with one job that had failed fatally. */
+export interface PruneOutcome {
+  readonly job: JobSummary;
+  /** Cancelled and removed from the journal. */
+  readonly pruned: boolean;
+  /**
+   * Why a job was kept: {@link PasswordNeededError}, {@link UnknownJobError} (it runs elsewhere now,
+   * or is gone), the server's refusal of the Cancel-Session, or whatever else went wrong.
+   */
+  readonly error?: unknown;
+  /** Pruned, but the server was not told (its session lives until it expires). */
+  readonly warnings?: readonly string[];
 }
 
 /**
@@ -71,7 +88,7 @@ export function summarize(record: JobRecord): JobSummary {
     state: effectiveState(record),
     bytesDone: done,
     bytesTotal: total,
-    url: publicUrl(record.url),
+    url: publicHref(record.url),
     file: record.file,
     error: typeof message === 'string' ? message : undefined,
   };
@@ -118,7 +135,7 @@ function withoutPassword(found: JobRecord): { record: JobRecord; password: strin
   const user = found.connection.user;
   if (!(user?.includes(':') ?? false) && url.username === '' && url.password === '') return { record: found, password: undefined };
   const credentials = credentialsOf({ user }, url)!;
-  const record: JobRecord = { ...found, url: withoutUserinfo(url).href, connection: { ...found.connection, user: credentials.user } };
+  const record: JobRecord = { ...found, url: publicHref(url), connection: { ...found.connection, user: credentials.user } };
   return { record, password: credentials.password };
 }
 
@@ -130,13 +147,23 @@ async function findJob(journal: Journal, id: string): Promise<JobRecord> {
   return found;
 }
 
+/**
+ * Whether a record's job signs in and neither `password` nor the record (an older one) gives its
+ * password.
+ */
+function passwordMissing(found: JobRecord, password: string | undefined): PasswordNeededError | undefined {
+  const { record, password: journaled } = withoutPassword(found);
+  const user = record.connection.user;
+  return user !== undefined && (password ?? journaled) === undefined ? new PasswordNeededError(record.id, user, record.url) : undefined;
+}
+
 /** The job of a record. `needPassword`: refuse (PasswordNeededError) when its user's password is unknown. */
 function jobOf(found: JobRecord, o: JobControlOptions, needPassword: boolean): UploadJob | DownloadJob {
   const { record, password: journaled } = withoutPassword(found);
   const password = o.password ?? journaled;
-  const user = record.connection.user;
-  if (needPassword && user !== undefined && password === undefined) throw new PasswordNeededError(record.id, user, record.url);
-  const ctx = jobContext(record.connection, { stateDir: o.stateDir, retryDelayMs: o.retryDelayMs, logger: o.logger }, new URL(record.url), password);
+  const missing = needPassword ? passwordMissing(found, o.password) : undefined;
+  if (missing) throw missing;
+  const ctx = jobContext(record.connection, { stateDir: o.stateDir, retryDelayMs: o.retryDelayMs, cancelTimeoutMs: o.cancelTimeoutMs, logger: o.logger }, new URL(record.url), password);
   return record.type === 'upload' ? new UploadJob(record, ctx) : new DownloadJob(record, ctx);
 }
 
@@ -160,22 +187,12 @@ export async function resumeJob(id: string, o: JobControlOptions = {}): Promise<
   return jobOf(record, o, true).start(false);
 }
 
-/**
- * Cancels a job from the journal: Cancel-Session for an upload with a session, the part file of a
- * download deleted, the journal entry removed. Without the `password` of a job that signs in, the
- * Cancel-Session goes without credentials (a server that wants them keeps the session until it expires).
- *
- * @throws {UnknownJobError} when no job (or several) match, or the job runs in another process.
- * @example
- * ```ts
- * await cancelJob('3f9c0a71b2e4', { stateDir: '/tmp/state' });
- * ```
- */
-export async function cancelJob(id: string, o: JobControlOptions = {}): Promise<JobSummary> {
-  const journal = new Journal(o.stateDir ?? defaultStateDir());
-  const record = await findJob(journal, id);
+/** Cancels the job of a record found in the journal. */
+async function cancelRecord(record: JobRecord, o: JobControlOptions): Promise<JobSummary> {
   const summary = summarize(record);
   const job = jobOf(record, o, false);
+  const onWarning = o.onWarning;
+  if (onWarning) job.on('warning', onWarning);
   const done = job.cancel();
   job.start(false);
   await done;
@@ -183,20 +200,66 @@ export async function cancelJob(id: string, o: JobControlOptions = {}): Promise<
 }
 
 /**
+ * Cancels a job from the journal: Cancel-Session for an upload with a session (within
+ * `cancelTimeoutMs`), the part file of a download deleted, the journal entry removed. Without the
+ * `password` of a job that signs in, the Cancel-Session goes without credentials. A server that
+ * refuses it (401, 403) keeps the session: so does the journal keep the job, and the refusal is
+ * thrown. A server that cannot be reached is only a warning (`onWarning`): the job is forgotten and
+ * the session lives until it expires.
+ *
+ * @throws {UnknownJobError} when no job (or several) match, or the job runs in another process.
+ * @throws {BitsClientError} the server's refusal of the Cancel-Session (the job is kept), or
+ *   BITS_CLIENT_LOCAL_FILE when the job's client key cannot be read.
+ * @example
+ * ```ts
+ * await cancelJob('3f9c0a71b2e4', { stateDir: '/tmp/state', onWarning: (m) => console.warn(m) });
+ * ```
+ */
+export async function cancelJob(id: string, o: JobControlOptions = {}): Promise<JobSummary> {
+  const journal = new Journal(o.stateDir ?? defaultStateDir());
+  return cancelRecord(await findJob(journal, id), o);
+}
+
+/**
  * Cancels every job that failed fatally (state `error`), as {@link cancelJob} does: such a job never
  * goes on by itself, and its server session would otherwise wait for its timeout. Interrupted and
- * running jobs stay.
+ * running jobs stay, and so does a job that another process resumed meanwhile (each record is read
+ * again just before it is cancelled). A job that signs in is kept ({@link PasswordNeededError})
+ * unless its record still holds its password (an older record): cancel it by id with its password.
+ * A job that cannot be cancelled (refused, unreadable client key) is kept with its error, and the
+ * others go on.
  *
  * @example
  * ```ts
- * for (const j of await pruneJobs({ stateDir: '/tmp/state' })) console.log('pruned', j.id, j.error);
+ * for (const { job, pruned, error } of await pruneJobs({ stateDir: '/tmp/state' })) console.log(job.id, pruned ? 'pruned' : error);
  * ```
  */
-export async function pruneJobs(o: JobControlOptions = {}): Promise<JobSummary[]> {
+export async function pruneJobs(o: PruneOptions = {}): Promise<PruneOutcome[]> {
   const journal = new Journal(o.stateDir ?? defaultStateDir());
-  const pruned: JobSummary[] = [];
-  for (const record of await journal.list()) {
-    if (effectiveState(record) === 'error') pruned.push(await cancelJob(record.id, o));
+  const outcomes: PruneOutcome[] = [];
+  for (const listed of await journal.list()) {
+    if (effectiveState(listed) !== 'error') continue;
+    const warnings: string[] = [];
+    try {
+      // Listed failed, but it may have been resumed (or cancelled) since: look again.
+      const record = await journal.load(listed.id);
+      if (!record) continue;
+      if (effectiveState(record) !== 'error') {
+        const now = isRunningElsewhere(record) ? `running in process ${record.pid}` : effectiveState(record);
+        outcomes.push({ job: summarize(record), pruned: false, error: new UnknownJobError(`job ${record.id} is ${now} now`) });
+        continue;
+      }
+      const missing = passwordMissing(record, undefined);
+      if (missing) {
+        outcomes.push({ job: summarize(record), pruned: false, error: missing });
+        continue;
+      }
+      const control: JobControlOptions = { stateDir: o.stateDir, cancelTimeoutMs: o.cancelTimeoutMs, logger: o.logger, onWarning: (m) => warnings.push(m) };
+      const job = await cancelRecord(record, control);
+      outcomes.push({ job, pruned: true, ...(warnings.length ? { warnings } : {}) });
+    } catch (err) {
+      outcomes.push({ job: summarize(listed), pruned: false, error: err });
+    }
   }
-  return pruned;
+  return outcomes;
 }

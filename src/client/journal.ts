@@ -13,12 +13,16 @@ export interface JobConnection {
    * (records written before this rule held `user:password`; they are cleaned when resumed).
    */
   user?: string | undefined;
+  /** Custom headers; never credential headers (refused for journaled jobs). */
   headers?: Record<string, string> | undefined;
   /** PEM text of the trusted CA. */
   ca?: string | undefined;
   insecure?: boolean | undefined;
-  /** PEM client certificate and key (the journal file is readable by its owner only). */
+  /** PEM client certificate (public; the journal file is readable by its owner only). */
   cert?: string | undefined;
+  /** Path of the PEM private key of `cert`: the key itself never reaches the journal. */
+  keyFile?: string | undefined;
+  /** PEM private key: only held in memory by jobs without a journal, and by records written before `keyFile`. */
   key?: string | undefined;
   idleTimeoutMs?: number | undefined;
   noProgressTimeoutMs?: number | undefined;

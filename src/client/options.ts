@@ -7,7 +7,11 @@ import type { RetryTiming } from './retry-policy.js';
 export interface ClientOptions {
   /** `user:password` for Basic authentication; default: the user information in the URL. */
   user?: string | undefined;
-  /** Headers sent on every request of the job (`Name: value` pairs, like `SetCustomHeaders`). */
+  /**
+   * Headers sent on every request of the job to its own hosts (`Name: value` pairs, like
+   * `SetCustomHeaders`). Never credentials (`Authorization`, `Proxy-Authorization`, `Cookie`) in a
+   * journaled job: the journal would keep them; use `user`.
+   */
   headers?: Readonly<Record<string, string>> | undefined;
   /** PEM certificate(s) trusted for HTTPS in place of the system's CA store. */
   ca?: string | Buffer | undefined;
@@ -15,7 +19,9 @@ export interface ClientOptions {
   insecure?: boolean | undefined;
   /** PEM client certificate (chain) presented to servers that ask for one; needs `key`. */
   cert?: string | Buffer | undefined;
-  /** PEM private key of `cert`. */
+  /** Path of the PEM private key of `cert`, read when the job starts or resumes; the journal keeps the path. */
+  keyFile?: string | undefined;
+  /** PEM private key of `cert` itself: only for a job without a journal (`stateDir: false`); else `keyFile`. */
   key?: string | Buffer | undefined;
   /** Wait before the first retry of a transient error; later waits double. Default 5 s. */
   retryDelayMs?: number | undefined;
@@ -25,6 +31,8 @@ export interface ClientOptions {
   noProgressTimeoutMs?: number | undefined;
   /** Longest time a single request may make no progress. Default 2 minutes. */
   idleTimeoutMs?: number | undefined;
+  /** Longest time a cancel waits for the server's answer to Cancel-Session, resends included. Default 15 s. */
+  cancelTimeoutMs?: number | undefined;
   /** Journal directory; default: per user (`defaultStateDir()`); `false`: no journal (not resumable). */
   stateDir?: string | false | undefined;
   /** Where the library logs; default: nowhere. */
@@ -37,6 +45,8 @@ export const DEFAULT_RETRY_DELAY_MS = 5_000;
 export const DEFAULT_NO_PROGRESS_TIMEOUT_MS = 3_600_000;
 /** Default request idle timeout (Windows: 2 min send timeout). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
+/** Default cancel deadline: an unreachable host must not hold `bits cancel` or `--prune` for minutes. */
+export const DEFAULT_CANCEL_TIMEOUT_MS = 15_000;
 /** Default fragment size: 8 MiB (Windows sends at most 13 MB; larger fragments mean fewer server fsyncs). */
 export const DEFAULT_FRAGMENT_SIZE = 8 * 1024 * 1024;
 /** Fragments are never shrunk below this on 413 (Windows: 5 KB). */
@@ -47,6 +57,7 @@ export const MAX_MEMORY_REPLY = 1024 * 1024;
 /** Options with defaults applied. */
 export interface ResolvedTiming extends RetryTiming {
   readonly idleTimeoutMs: number;
+  readonly cancelTimeoutMs: number;
 }
 
 function nonNegative(name: string, value: number | undefined, fallback: number): number {
@@ -61,18 +72,21 @@ function nonNegative(name: string, value: number | undefined, fallback: number):
  * @throws {RangeError} naming the option that is not a non-negative number.
  * @example
  * ```ts
- * resolveTiming({ retryDelayMs: 50 }); // { retryDelayMs: 50, maxRetryDelayMs: 800, noProgressTimeoutMs: 3600000, idleTimeoutMs: 120000 }
+ * resolveTiming({ retryDelayMs: 50 }); // { retryDelayMs: 50, maxRetryDelayMs: 800, noProgressTimeoutMs: 3600000, idleTimeoutMs: 120000, cancelTimeoutMs: 15000 }
  * ```
  */
 export function resolveTiming(o: ClientOptions): ResolvedTiming {
   const retryDelayMs = nonNegative('retryDelayMs', o.retryDelayMs, DEFAULT_RETRY_DELAY_MS);
   const idleTimeoutMs = nonNegative('idleTimeoutMs', o.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS);
   if (idleTimeoutMs === 0) throw new RangeError('idleTimeoutMs must be > 0');
+  const cancelTimeoutMs = nonNegative('cancelTimeoutMs', o.cancelTimeoutMs, DEFAULT_CANCEL_TIMEOUT_MS);
+  if (cancelTimeoutMs === 0) throw new RangeError('cancelTimeoutMs must be > 0');
   return {
     retryDelayMs,
     maxRetryDelayMs: nonNegative('maxRetryDelayMs', o.maxRetryDelayMs, defaultMaxRetryDelay(retryDelayMs)),
     noProgressTimeoutMs: nonNegative('noProgressTimeoutMs', o.noProgressTimeoutMs, DEFAULT_NO_PROGRESS_TIMEOUT_MS),
     idleTimeoutMs,
+    cancelTimeoutMs,
   };
 }
 
@@ -93,6 +107,21 @@ export function checkHeaders(headers: Readonly<Record<string, string>> | undefin
     if (!TOKEN.test(name)) throw new TypeError(`invalid header name "${name}"`);
     if (typeof value !== 'string' || !VALUE.test(value)) throw new TypeError(`invalid value for header ${name}`);
   }
+}
+
+/** Headers that carry credentials: never journaled (Basic authentication goes through `user`). */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+
+/**
+ * The first header that carries credentials, if any.
+ *
+ * @example
+ * ```ts
+ * credentialHeader({ 'X-Tenant': '1', authorization: 'Bearer x' }); // 'authorization'
+ * ```
+ */
+export function credentialHeader(headers: Readonly<Record<string, string>> | undefined): string | undefined {
+  return Object.keys(headers ?? {}).find((name) => CREDENTIAL_HEADERS.has(name.toLowerCase()));
 }
 
 /**

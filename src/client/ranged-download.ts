@@ -14,8 +14,10 @@ const CONTENT_RANGE = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i;
 
 /** Callbacks of a {@link RangedDownload}. */
 export interface RangedDownloadHooks {
-  /** The signal of the next request (the job's: stop, cancel, no-progress budget). */
+  /** The signal of the next request (the job's: stop, cancel, no-progress limit). */
   signal(): AbortSignal;
+  /** Bytes moved during a request (a sign of life for the no-progress limit, not progress). */
+  readonly activity: () => void;
   readonly logger: Logger;
   progress(bytesDone: number, bytesTotal: number | undefined): void;
   /** The bytes held are durable: record `state`. */
@@ -137,9 +139,10 @@ export class RangedDownload {
       url: this.url,
       headers: { 'Accept-Encoding': 'identity' },
       signal: this.hooks.signal(),
+      onActivity: this.hooks.activity,
       label: 'HEAD',
     });
-    await discardBody(res, 'HEAD', this.url);
+    await discardBody(res, 'HEAD', this.url, this.hooks.activity);
     if (res.status === 405 || res.status === 501) return; // no HEAD here: the GET tells
     if (res.status < 200 || res.status > 299) throw this.serverError(res, 'HEAD');
     const version = versionOf(res, contentLength(res));
@@ -168,13 +171,13 @@ export class RangedDownload {
       const validator = etag !== undefined && !etag.startsWith('W/') ? etag : this.state.remote?.lastModified;
       if (validator !== undefined) headers['If-Range'] = validator;
     }
-    const res = await this.transport.send({ method: 'GET', url: this.url, headers, signal: this.hooks.signal(), label: 'GET' });
+    const res = await this.transport.send({ method: 'GET', url: this.url, headers, signal: this.hooks.signal(), onActivity: this.hooks.activity, label: 'GET' });
     if (res.status === 206) {
       const m = CONTENT_RANGE.exec(res.headers['content-range']?.trim() ?? '');
       const first = m ? Number(m[1]) : Number.NaN;
       const total = m && m[3] !== '*' ? Number(m[3]) : undefined;
       if (!ranged || first !== offset || total === undefined) {
-        await discardBody(res, 'GET', this.url);
+        await discardBody(res, 'GET', this.url, this.hooks.activity);
         throw new BitsClientError('BITS_CLIENT_INVALID_RESPONSE', `206 with Content-Range "${res.headers['content-range']}" for ${headers['Range']}`, {
           status: 206,
           request: 'GET',
@@ -213,11 +216,11 @@ export class RangedDownload {
       }
       await this.receive(res, skip);
     } else if (res.status === 416) {
-      await discardBody(res, 'GET', this.url);
+      await discardBody(res, 'GET', this.url, this.hooks.activity);
       this.headDone = false;
       await this.restart('the server cannot serve the range held (the remote file shrank?)', undefined);
     } else {
-      await discardBody(res, 'GET', this.url);
+      await discardBody(res, 'GET', this.url, this.hooks.activity);
       throw this.serverError(res, 'GET');
     }
   }
@@ -227,6 +230,8 @@ export class RangedDownload {
     let toSkip = skip;
     try {
       for await (const raw of res.body as AsyncIterable<Buffer>) {
+        // Bytes skipped are no progress, but they do move: a long skip must not be cut by the limit.
+        this.hooks.activity();
         let chunk = raw;
         if (toSkip > 0) {
           const n = Math.min(toSkip, chunk.length);

@@ -3,12 +3,16 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { ClientHResult } from '../protocol/client-hresults.js';
 import { BitsClientError } from './errors.js';
+import { withoutUserinfo } from './userinfo.js';
 
 /** `User-Agent` of every request. */
 export const CLIENT_USER_AGENT = 'bits-upload';
 
 /** Largest Ack body read (Acks have none; anything longer is discarded with the connection). */
 const MAX_ACK_BODY = 64 * 1024;
+
+/** A request body is handed to the socket in pieces of this size, each one a sign of life. */
+const BODY_PIECE = 64 * 1024;
 
 /** Connection errors that mean the server could not be reached at all. */
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
@@ -30,7 +34,7 @@ const TLS_CODES = new Set([
 export interface TransportOptions {
   /** `user:password` for Basic authentication; default: the user information of the job's URL. */
   readonly user?: string | undefined;
-  /** Headers sent on every request (like `SetCustomHeaders`). */
+  /** Headers sent on every request to the job's own hosts (like `SetCustomHeaders`). */
   readonly headers?: Readonly<Record<string, string>> | undefined;
   /** PEM certificate(s) trusted for HTTPS in place of the system store's. */
   readonly ca?: string | Buffer | undefined;
@@ -52,6 +56,11 @@ export interface SendOptions {
   readonly signal?: AbortSignal | undefined;
   /** What is sent, for error messages: a packet type, `GET` or `HEAD`. */
   readonly label: string;
+  /**
+   * Called whenever bytes move: a piece of the body taken by the socket, the response head, a piece
+   * of an Ack body read (a caller reading the body itself reports its own pieces).
+   */
+  readonly onActivity?: (() => void) | undefined;
 }
 
 /** A response whose body is still to be read (or discarded). */
@@ -67,21 +76,6 @@ function basicCredentials(user: string | undefined, url: URL): string | undefine
   if (url.username === '' && url.password === '') return undefined;
   const pair = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
   return Buffer.from(pair, 'utf8').toString('base64');
-}
-
-/**
- * A URL without its user information (credentials travel in `Authorization`, never in the URL).
- *
- * @example
- * ```ts
- * withoutUserinfo(new URL('http://u:p@h/a')).href; // 'http://h/a'
- * ```
- */
-export function withoutUserinfo(url: URL): URL {
-  const out = new URL(url.href);
-  out.username = '';
-  out.password = '';
-  return out;
 }
 
 /**
@@ -143,8 +137,8 @@ export function networkError(err: unknown, label: string, url: URL): unknown {
 
 /**
  * HTTP/1.1 for a client job over `node:http`/`node:https` (whose client accepts the `BITS_POST`
- * method): keep-alive agents, Basic authentication toward the job's own hosts only, custom headers on
- * every request, a custom CA or no certificate check, and an idle timeout per request (never a total
+ * method): keep-alive agents, Basic authentication and custom headers toward the job's own hosts
+ * only (never to a reply URL elsewhere), a custom CA or no certificate check, and an idle timeout per request (never a total
  * one: a large fragment over a slow link may take as long as it needs while bytes move).
  *
  * @example
@@ -158,7 +152,8 @@ export class Transport {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
   private readonly authorization: string | undefined;
-  private readonly authOrigins = new Set<string>();
+  /** The job's own hosts: the URL's origin and its Host-Id host. Credentials and custom headers go there only. */
+  private readonly ownOrigins = new Set<string>();
 
   constructor(
     private readonly options: TransportOptions,
@@ -177,9 +172,9 @@ export class Transport {
     this.trust(origin);
   }
 
-  /** Lets credentials go to `url`'s origin too (a Host-Id host of the same farm). */
+  /** Lets credentials and custom headers go to `url`'s origin too (a Host-Id host of the same farm). */
   trust(url: URL): void {
-    this.authOrigins.add(url.origin);
+    this.ownOrigins.add(url.origin);
   }
 
   /** Sends a request; resolves once the response head has arrived. The caller must read or discard the body. */
@@ -189,13 +184,16 @@ export class Transport {
     if (!secure && url.protocol !== 'http:') {
       return Promise.reject(new BitsClientError('BITS_CLIENT_INVALID_RESPONSE', `unsupported URL scheme ${url.protocol}`, { url: url.href, request: o.label }));
     }
+    // Custom headers may carry a tenant or an API key: like credentials, they are for the job's own
+    // hosts, not for a reply URL the server points elsewhere.
+    const own = this.ownOrigins.has(url.origin);
     const headers: OutgoingHttpHeaders = {
       Accept: '*/*',
       'User-Agent': CLIENT_USER_AGENT,
-      ...this.options.headers,
+      ...(own ? this.options.headers : {}),
       ...o.headers,
     };
-    if (this.authorization !== undefined && this.authOrigins.has(url.origin)) headers['Authorization'] = this.authorization;
+    if (this.authorization !== undefined && own) headers['Authorization'] = this.authorization;
     if (o.body !== undefined) headers['Content-Length'] = String(o.body.length);
     const signal = o.signal;
     if (signal?.aborted) return Promise.reject(abortError(signal, o.label, url));
@@ -253,16 +251,17 @@ export class Transport {
           return;
         }
         settled = true;
+        o.onActivity?.();
         resolve({ status: res.statusCode ?? 0, headers: out, body: res });
       });
-      req.end(o.body);
+      writeBody(req, o.body, o.onActivity);
     });
   }
 
   /** Sends a request whose answer has no body that matters (an Ack); reads and drops the body. */
   async sendForAck(o: SendOptions): Promise<{ status: number; headers: Record<string, string> }> {
     const res = await this.send(o);
-    await discardBody(res, o.label, o.url);
+    await discardBody(res, o.label, o.url, o.onActivity);
     return { status: res.status, headers: res.headers };
   }
 
@@ -274,17 +273,48 @@ export class Transport {
 }
 
 /**
+ * Writes a request body with backpressure, a piece at a time, and ends the request. Each piece the
+ * socket takes is reported to `onActivity`: a large fragment over a slow link may take longer than
+ * the job's no-progress limit while it keeps moving, and must not be cut for it (DESIGN principle 6).
+ * A request destroyed meanwhile (an early answer, an abort) stops the writing: its 'drain' never comes.
+ */
+function writeBody(req: http.ClientRequest, body: Buffer | undefined, onActivity: (() => void) | undefined): void {
+  if (body === undefined || body.length === 0) {
+    req.end(body);
+    return;
+  }
+  const written = (err?: Error | null): void => {
+    if (!err) onActivity?.();
+  };
+  let at = 0;
+  const pump = (): void => {
+    while (at < body.length) {
+      const piece = body.subarray(at, at + BODY_PIECE);
+      at += piece.length;
+      if (!req.write(piece, written)) {
+        req.once('drain', pump);
+        return;
+      }
+    }
+    req.end();
+  };
+  pump();
+}
+
+/**
  * Reads and drops a response body (at most 64 KiB; a longer one is dropped with its connection).
+ * Every piece read is reported to `onActivity`.
  *
  * @example
  * ```ts
  * await discardBody(await transport.send(o), 'Ping', url);
  * ```
  */
-export async function discardBody(res: ClientResponse, label: string, url: URL): Promise<void> {
+export async function discardBody(res: ClientResponse, label: string, url: URL, onActivity?: () => void): Promise<void> {
   let seen = 0;
   try {
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      onActivity?.();
       seen += chunk.length;
       if (seen > MAX_ACK_BODY) {
         res.body.destroy();

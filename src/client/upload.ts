@@ -1,4 +1,5 @@
 import { open, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { readAck } from '../protocol/ack-info.js';
@@ -20,7 +21,7 @@ import type { UploadRecord } from './journal.js';
 import { DEFAULT_FRAGMENT_SIZE, MAX_MEMORY_REPLY, MIN_FRAGMENT_SIZE, resolveTiming } from './options.js';
 import type { ClientOptions } from './options.js';
 import { RangedDownload } from './ranged-download.js';
-import { withoutUserinfo } from './transport.js';
+import { publicHref } from './userinfo.js';
 import { ackError, retryAfterMs } from './server-error.js';
 
 /** Options of {@link upload}. */
@@ -64,13 +65,6 @@ const NAME_FORBIDDEN = /[\\/:*?"<>|\x00-\x1f\x7f]|[^\x00-\xff]/g;
 
 function contentName(file: string): string {
   return basename(file).replace(NAME_FORBIDDEN, '_').slice(0, 260) || 'file';
-}
-
-function displayUrl(url: string): string {
-  const u = new URL(url);
-  u.username = '';
-  u.password = '';
-  return u.href;
 }
 
 /**
@@ -151,7 +145,7 @@ export class UploadJob extends Job<UploadResult> {
       this.hostUrl = undefined;
       this.hostFailingSince = undefined;
       this.needPing = true;
-      this.emit('fallback', { hostId, url: displayUrl(this.up.url) });
+      this.emit('fallback', { hostId, url: publicHref(this.up.url) });
     }
   }
 
@@ -196,6 +190,7 @@ export class UploadJob extends Job<UploadResult> {
       headers: { [WireHeader.PacketType]: type, ...(body === undefined ? { 'Content-Length': '0' } : {}), ...headers },
       ...(body !== undefined ? { body } : {}),
       signal: this.signal,
+      onActivity: this.markActivity,
       label: type,
     });
     const ack: AckInfo & { retryAfterMs?: number } = { ...readAck(res.status, res.headers) };
@@ -263,7 +258,7 @@ export class UploadJob extends Job<UploadResult> {
     }
     await this.persist();
     this.logger.info({ job: this.id, session: ack.sessionId, hostId: up.hostId }, 'session created');
-    this.emit('session', { sessionId: ack.sessionId, url: displayUrl(up.url) });
+    this.emit('session', { sessionId: ack.sessionId, url: publicHref(up.url) });
     if (this.hostUrl) this.emit('host-id', { hostId: up.hostId!, url: this.hostUrl.href });
     this.emit('progress', { phase: 'upload', bytesDone: 0, bytesTotal: up.fileSize });
     this.setPhase('fragments');
@@ -405,6 +400,7 @@ export class UploadJob extends Job<UploadResult> {
       this.logger.info({ job: this.id, replyUrl: url.href }, 'downloading the reply');
       this.replyDownload = new RangedDownload(this.transport, url, this.replySink, state, {
         signal: () => this.signal,
+        activity: this.markActivity,
         logger: this.logger,
         progress: (done, total) => {
           if (done > 0) this.markProgress();
@@ -470,7 +466,7 @@ export class UploadJob extends Job<UploadResult> {
     return {
       jobId: this.id,
       file: this.up.file,
-      url: displayUrl(this.up.url),
+      url: publicHref(this.up.url),
       bytes: this.up.fileSize,
       sessionId: this.lastSessionId ?? this.up.sessionId ?? '',
       ...(this.reply ? { reply: this.reply } : {}),
@@ -482,21 +478,38 @@ export class UploadJob extends Job<UploadResult> {
     if (this.replySink instanceof FileSink) await this.replySink.discard().catch(() => undefined);
     if (sessionId === undefined) return;
     const url = this.packetUrl();
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      try {
-        const res = await this.transport.sendForAck({
-          method: BITS_METHOD,
-          url,
-          headers: { [WireHeader.PacketType]: PacketType.CancelSession, 'Content-Length': '0', [WireHeader.SessionId]: sessionId },
-          label: PacketType.CancelSession,
-        });
-        const ack = readAck(res.status, res.headers);
-        // Gone already, or refused for good (1xx–4xx are not resent, spec §3.5).
-        if (ack.ok || ack.errorCode === HResult.SessionNotFound || ack.status < 500) return;
-      } catch (err) {
-        if (attempt === 3) throw err;
+    // One deadline for every attempt and wait: a host that swallows requests must not hold a cancel
+    // (or `bits jobs --prune`, one job after another) for the request idle timeout, three times.
+    const seconds = this.timing.cancelTimeoutMs / 1000;
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () => deadline.abort(new BitsClientError('BITS_CLIENT_NETWORK', `no answer within ${seconds} s`, { request: PacketType.CancelSession, url: url.href })),
+      this.timing.cancelTimeoutMs,
+    );
+    try {
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        let ack: AckInfo | undefined;
+        try {
+          const res = await this.transport.sendForAck({
+            method: BITS_METHOD,
+            url,
+            headers: { [WireHeader.PacketType]: PacketType.CancelSession, 'Content-Length': '0', [WireHeader.SessionId]: sessionId },
+            signal: deadline.signal,
+            label: PacketType.CancelSession,
+          });
+          ack = readAck(res.status, res.headers);
+        } catch (err) {
+          if (attempt === 3 || deadline.signal.aborted) throw err;
+        }
+        // Refused: the session lives on, and so must the job, to be cancelled again with credentials.
+        if (ack && (ack.status === 401 || ack.status === 403)) throw ackError(ack, PacketType.CancelSession, url, 'fatal');
+        // Gone already, or refused for good otherwise (1xx–4xx are not resent, spec §3.5).
+        if (ack && (ack.ok || ack.errorCode === HResult.SessionNotFound || ack.status < 500)) return;
+        if (attempt < 3) await sleep(Math.min(this.timing.retryDelayMs, 5_000) * attempt, undefined, { signal: deadline.signal }).catch(() => undefined);
+        if (deadline.signal.aborted) throw deadline.signal.reason;
       }
-      await new Promise((r) => setTimeout(r, Math.min(this.timing.retryDelayMs, 5_000) * attempt));
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -534,7 +547,7 @@ export function upload(options: UploadOptions): UploadJob {
     type: 'upload',
     state: 'running',
     // Without user information: the password never reaches the journal.
-    url: withoutUserinfo(url).href,
+    url: publicHref(url),
     file: resolve(options.file),
     connection: connectionOf(options, timing, url),
     createdAt: now,

@@ -1,6 +1,9 @@
 // Peers that behave like the third-party servers our client met in interop testing, each written from
 // the behaviour observed (not from their code): what they accept, what they refuse, how they answer.
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { startFakeServer } from './fake-http-server.js';
 import type { FakeReply, FakeServer } from './fake-http-server.js';
 import { startFakeBitsServer } from './fake-bits-server.js';
@@ -123,4 +126,104 @@ export async function startMisspeltRangePeer(loseAckOf: number): Promise<FakeSer
     return error(400);
   });
   return Object.assign(server, { state });
+}
+
+/** A running {@link startSlowLink}. */
+export interface SlowLink {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A slow uplink in front of `port`: what the client sends is taken off its socket at about
+ * `bytesPerSecond` (in 20 ms slices, the rest left unread so the client's writes back up as over a
+ * slow line), answers come back at full speed. The kernel's socket buffers still take a few MiB at
+ * once on loopback, which the client cannot tell from bytes delivered.
+ */
+export async function startSlowLink(port: number, bytesPerSecond: number): Promise<SlowLink> {
+  const sockets = new Set<net.Socket>();
+  const track = (s: net.Socket): net.Socket => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => s.destroy());
+    return s;
+  };
+  const server = net.createServer((client) => {
+    track(client);
+    const upstream = track(net.connect(port, '127.0.0.1'));
+    let budget = 0;
+    client.pause();
+    const slice = setInterval(() => {
+      budget = bytesPerSecond / 50;
+      client.resume();
+    }, 20);
+    client.on('data', (chunk: Buffer) => {
+      const take = Math.min(budget, chunk.length);
+      budget -= take;
+      if (take > 0) upstream.write(chunk.subarray(0, take));
+      if (take < chunk.length) {
+        client.pause();
+        client.unshift(chunk.subarray(take));
+      }
+    });
+    upstream.on('data', (chunk: Buffer) => client.write(chunk));
+    client.on('end', () => upstream.end());
+    upstream.on('end', () => client.end());
+    client.on('close', () => {
+      clearInterval(slice);
+      upstream.destroy();
+    });
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * A download server that ignores `Range` (every GET is a 200 with the whole body, as some CDNs and
+ * simple file servers answer) and sends bodies slowly, `piece` bytes every `everyMs`; the first GET
+ * is cut after `cutFirstGetAfter` body bytes. HEAD and GET carry `Content-Length`, `ETag` and
+ * `Last-Modified`.
+ */
+export async function startRangeIgnoringServer(
+  body: Buffer,
+  o: { cutFirstGetAfter: number; piece: number; everyMs: number },
+): Promise<{ readonly port: number; readonly gets: number; close(): Promise<void> }> {
+  const validators = { 'Content-Length': body.length, ETag: '"v1"', 'Last-Modified': new Date(Date.now() - 60_000).toUTCString() };
+  const state = { gets: 0 };
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, validators);
+    if (req.method !== 'GET') return res.end();
+    const cut = state.gets++ === 0 ? o.cutFirstGetAfter : body.length;
+    let at = 0;
+    const timer = setInterval(() => {
+      const end = Math.min(at + o.piece, cut);
+      res.write(body.subarray(at, end));
+      at = end;
+      if (at >= body.length) {
+        clearInterval(timer);
+        res.end();
+      } else if (at >= cut) {
+        clearInterval(timer);
+        setTimeout(() => res.destroy(), 20);
+      }
+    }, o.everyMs);
+    res.on('close', () => clearInterval(timer));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return Object.assign(state, {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
 }
