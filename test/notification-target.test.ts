@@ -105,7 +105,8 @@ describe('notificationUrl and publicUrl are checked at config load', () => {
     parseConfig({ ...top, vdirs: [{ path: '/up', directory: './up', notificationType: 'by-value', ...vdir }] }, '/tmp');
 
   it('5/51: paths relative to the upload directory and http(s) URLs are accepted', () => {
-    for (const url of ['n.asp', 'sub/n.asp', './v1.2/n', '../n', '/app/n', 'n.asp?x=1', 'http://app/n', 'https://app.example.com:8443/n?x=1']) {
+    const relative = ['n.asp', 'sub/n.asp', './v1.2/n', 'v1.2/n', '../n', '/app/n', 'n.asp?x=1', 'n', 'notify.aspx', 'hook.php', 'upload.do', 'submit.action', 'index.html', 'n.asp#top', './app.example.com'];
+    for (const url of [...relative, 'http://app/n', 'https://app.example.com:8443/n?x=1']) {
       assert.equal(load({ notificationUrl: url }).vdirs[0]!.notificationUrl, url);
     }
   });
@@ -115,6 +116,16 @@ describe('notificationUrl and publicUrl are checked at config load', () => {
       assert.throws(() => load({ notificationUrl: url }), /vdirs\[0\]\.notificationUrl: /, url);
     }
     assert.throws(() => load({ notificationUrl: 'app.example.com/n' }), /write http:\/\/app\.example\.com\/n/);
+  });
+
+  it('5: a bare host without a path (or with only a query) is an error too, not a path to the server itself', () => {
+    const hosts = [
+      'localhost', 'LOCALHOST', 'app.localhost', '10.0.0.5', '127.1', '10.0.0.5?x=1', '[::1]', '::1', '[::1]:8080/n', 'user@app', 'user@app/n',
+      'app.example.com', 'app.example.com?x=1', 'app.example.com#f', 'app.example.com.', 'example.io', 'intake.local', 'svc.internal',
+      'bits.lan', 'bits.corp', 'acme.online', 'bits.acme.xyz',
+    ];
+    for (const url of hosts) assert.throws(() => load({ notificationUrl: url }), /vdirs\[0\]\.notificationUrl: .*looks like a host/, url);
+    assert.throws(() => load({ notificationUrl: 'app.example.com?x=1' }), /write http:\/\/app\.example\.com\?x=1, or \.\/app\.example\.com\?x=1/);
   });
 
   it('5: publicUrl must be an http(s) origin; the server one is inherited, normalised', () => {

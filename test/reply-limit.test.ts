@@ -1,5 +1,6 @@
 // Replies of server applications are bounded by maxReplySize, by value, by reference and from hooks;
-// a reply over it, or one that fails part way, leaves nothing in the state directory.
+// a reply over it, or one that fails part way, leaves nothing in the state directory. A hook's
+// streamed reply is bounded in time too: by the notification deadline and by a superseding retry.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdir, writeFile } from 'node:fs/promises';
@@ -9,6 +10,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { parseConfig } from '../src/server/config.js';
 import { assertAck, assertErr } from './helpers/assert-ack.js';
 import { fragmentRequest, startServer } from './helpers/bits-server.js';
+import { bitsRequestBytes } from './helpers/raw-http.js';
 import type { TestServer } from './helpers/bits-server.js';
 import { get, resolveReply, startApp } from './helpers/notify-app.js';
 import type { TestApp } from './helpers/notify-app.js';
@@ -144,5 +146,66 @@ describe('reply size limit (maxReplySize)', () => {
 
   it('6: maxReplySize defaults to 64 MiB', () => {
     assert.equal(parseConfig({ vdirs: [{ path: '/', directory: './u' }] }, '/tmp').vdirs[0]!.maxReplySize, 64 * 1024 * 1024);
+  });
+});
+
+describe("a hook's streamed reply is bounded by the deadline and by supersede", () => {
+  let t: TestServer;
+  /** Calls of the hook by upload path, and the stalled reply streams it handed out. */
+  const calls = new Map<string, number>();
+  const stalled: Readable[] = [];
+  before(async () => {
+    // First call of each upload: a reply that sends 100 bytes and then nothing, never ending.
+    // Later calls: a plain reply.
+    const onUploadComplete = (upload: { urlPath: string }) => {
+      const n = (calls.get(upload.urlPath) ?? 0) + 1;
+      calls.set(upload.urlPath, n);
+      if (n > 1) return { reply: 'ok' };
+      const reply = new Readable({ read() {} });
+      reply.push(Buffer.alloc(100, 1));
+      stalled.push(reply);
+      return { reply };
+    };
+    t = await startServer({
+      vdirs: [
+        { path: '/stall', directory: './stall', notificationTimeout: 1 },
+        { path: '/super', directory: './super' },
+      ],
+      hooks: { '/stall': { onUploadComplete }, '/super': { onUploadComplete } },
+    });
+  });
+  after(() => t?.stop());
+
+  const sessionFiles = async (id: string) => (await readdir(join(t.stateDir, 'sessions', id.slice(1, -1)))).sort();
+
+  it('55: a reply that stops sending → 408 0x80070112 context 0x7, the stream destroyed, no temp file; the resend is answered', { timeout: 20_000 }, async () => {
+    const data = Buffer.from('upload');
+    const id = await t.createSession('/stall/a.bin');
+    const ack = await t.request(fragmentRequest('/stall/a.bin', id, 0, data, data.length));
+    assertErr(ack, 408, '0x80070112', '0x7');
+    assert.equal(stalled[0]!.destroyed, true, "the hook's stream was destroyed");
+    assert.deepEqual(await sessionFiles(id), NO_REPLY);
+    // The session lock was given back: the resend runs the hook again.
+    const again = await t.request(fragmentRequest('/stall/a.bin', id, 0, data, data.length));
+    assertAck(again);
+    assert.equal((await get(t.port, resolveReply(again.headers['bits-reply-url']!, '/stall/a.bin'))).body.toString(), 'ok');
+  });
+
+  it('D10: a retry supersedes a request whose hook reply stalled (long deadline), and is answered', { timeout: 20_000 }, async () => {
+    const data = Buffer.from('upload');
+    const id = await t.createSession('/super/b.bin');
+    const first = await t.connect();
+    try {
+      await first.write(bitsRequestBytes(fragmentRequest('/super/b.bin', id, 0, data, data.length)));
+      for (let i = 0; i < 200 && !calls.get('/super/b.bin'); i++) await new Promise((r) => setTimeout(r, 25));
+      assert.equal(calls.get('/super/b.bin'), 1, 'the hook was called');
+      const retry = await t.request(fragmentRequest('/super/b.bin', id, 0, data, data.length));
+      assertAck(retry);
+      assert.equal((await get(t.port, resolveReply(retry.headers['bits-reply-url']!, '/super/b.bin'))).body.toString(), 'ok');
+      assert.equal(stalled.at(-1)!.destroyed, true, "the superseded request's reply stream was destroyed");
+      assert.deepEqual(await sessionFiles(id), ['data.bin', 'record.json', 'reply.bin'], 'no temp file of the abandoned reply');
+    } finally {
+      first.close();
+    }
   });
 });

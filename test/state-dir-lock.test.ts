@@ -1,15 +1,18 @@
 // The state directory's pid file: a zombie, or an unrelated process that reused the PID, does not hold
-// it; a second live `bits serve` is refused with a message that says what to do.
+// it; a second live `bits serve` (or a second server in the same process) is refused with a message
+// that says what to do; servers starting at the same moment over a stale pid file never both win.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { BITS_PROTOCOL_GUID } from '../src/protocol/constants.js';
+import { StateDirInUseError, acquireStateDir } from '../src/store/fs/state-dir-lock.js';
 import { CLI, startCli } from './helpers/cli.js';
 import { RawConnection, bitsRequestBytes } from './helpers/raw-http.js';
 import { exchange } from './helpers/upload.js';
@@ -129,5 +132,122 @@ describe('state directory lock', { skip: !hasProc && 'needs /proc' }, () => {
     assert.match(r.stderr, /Stop that server first, or give this one another state directory \(--state-dir/);
     assert.equal((await readFile(join(stateDir, 'server.pid'), 'utf8')).split('\n')[0], String(first.child.pid), 'the holder keeps its pid file');
     assert.ok(await serving(first.port), 'and keeps serving');
+  });
+});
+
+describe('state directory lock within one process', { skip: !hasProc && 'needs /proc' }, () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bits-lock-self-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('8: a second acquire in the same process is refused, and a stale release never removes a later holder’s file', async () => {
+    const stateDir = join(dir, 'same');
+    const file = join(stateDir, 'server.pid');
+    const release = await acquireStateDir(stateDir);
+    await assert.rejects(acquireStateDir(stateDir), (err: unknown) => err instanceof StateDirInUseError && err.pid === process.pid);
+    assert.equal((await readFile(file, 'utf8')).split('\n')[0], String(process.pid), 'the first holder keeps its pid file');
+    await release();
+    assert.equal(existsSync(file), false, 'released');
+    const again = await acquireStateDir(stateDir);
+    // The first holder's release, called once more (a double close), must leave the new holder's file.
+    await release();
+    assert.equal(existsSync(file), true, 'a release of an earlier holding leaves the current one');
+    await again();
+    assert.equal(existsSync(file), false);
+  });
+
+  it('8: a pid file with this PID but another start time (a container restarted as PID 1) is taken over', async () => {
+    const stateDir = join(dir, 'restarted');
+    await mkdir(stateDir, { recursive: true });
+    const file = join(stateDir, 'server.pid');
+    const boot = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+    await writeFile(file, `${process.pid}\n${Number((await procStat(process.pid)).startTime) - 1}\n${boot}\n`);
+    const release = await acquireStateDir(stateDir);
+    assert.equal((await procStat(process.pid)).startTime, (await readFile(file, 'utf8')).split('\n')[1]);
+    await release();
+    assert.equal(existsSync(file), false);
+  });
+});
+
+describe('state directory lock: servers starting at the same moment', { skip: !hasProc && 'needs /proc' }, () => {
+  const LOCK_MODULE = pathToFileURL(join(import.meta.dirname, '..', 'src', 'store', 'fs', 'state-dir-lock.js')).href;
+  // Each child loads the lock, says "ready", claims the state dir on "go" and reports; a winner holds
+  // the directory (alive) until its stdin closes, so the others must see a live holder.
+  const CHILD = `
+    const { acquireStateDir } = await import(${JSON.stringify(LOCK_MODULE)});
+    const { createInterface } = await import('node:readline');
+    const lines = createInterface({ input: process.stdin });
+    console.log('ready');
+    await new Promise((r) => lines.once('line', r));
+    try {
+      const release = await acquireStateDir(process.argv[1]);
+      console.log('won');
+      lines.once('close', () => release().then(() => process.exit(0)));
+    } catch (err) {
+      console.log(err.name === 'StateDirInUseError' ? 'refused ' + err.pid : 'error ' + err.message);
+      process.exit(0);
+    }
+  `;
+  const CHILDREN = 5;
+  const ROUNDS = 12;
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bits-lock-race-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  interface Racer {
+    child: ChildProcess;
+    next(): Promise<string>;
+  }
+  function racer(stateDir: string): Racer {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, stateDir], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const queue: string[] = [];
+    const waiting: ((l: string) => void)[] = [];
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (l) => (waiting.length ? waiting.shift()!(l) : queue.push(l)));
+    rl.on('close', () => waiting.splice(0).forEach((w) => w('exited')));
+    const next = () =>
+      new Promise<string>((resolve, reject) => {
+        if (queue.length) return resolve(queue.shift()!);
+        const timer = setTimeout(() => reject(new Error('child said nothing')), 20_000);
+        waiting.push((l) => {
+          clearTimeout(timer);
+          resolve(l);
+        });
+      });
+    return { child, next };
+  }
+
+  it('8: with a stale pid file (and a stale takeover guard) present, exactly one of several servers started at once wins, every time', async () => {
+    // A PID that no longer exists: a child that has been reaped.
+    const gone = spawnSync('sh', ['-c', 'echo $$'], { encoding: 'utf8' }).stdout.trim();
+    for (let round = 0; round < ROUNDS; round++) {
+      const stateDir = join(dir, `round-${round}`);
+      await mkdir(stateDir, { recursive: true });
+      await writeFile(join(stateDir, 'server.pid'), `${gone}\n`);
+      // Every other round, a takeover guard left by a server that died while claiming, too.
+      if (round % 2) await writeFile(join(stateDir, 'server.pid.takeover'), `${gone}\n\n\nleft-behind\n`);
+      const racers = Array.from({ length: CHILDREN }, () => racer(stateDir));
+      try {
+        for (const r of racers) assert.equal(await r.next(), 'ready');
+        for (const r of racers) r.child.stdin!.write('go\n');
+        const outcomes = await Promise.all(racers.map((r) => r.next()));
+        const winners = racers.filter((_, i) => outcomes[i] === 'won');
+        assert.equal(winners.length, 1, `round ${round}: ${outcomes.join(', ')}`);
+        const winner = winners[0]!.child.pid;
+        for (const o of outcomes) if (o !== 'won') assert.equal(o, `refused ${winner}`, `round ${round}`);
+        assert.equal((await readFile(join(stateDir, 'server.pid'), 'utf8')).split('\n')[0], String(winner), `round ${round}: the winner's pid file`);
+      } finally {
+        for (const r of racers) {
+          const exited = r.child.exitCode !== null ? Promise.resolve() : new Promise((res) => r.child.once('exit', res));
+          r.child.stdin!.end();
+          await exited;
+        }
+      }
+      assert.deepEqual(await readdir(stateDir), [], `round ${round}: the winner removed its pid file on release, and no guard is left`);
+    }
   });
 });

@@ -10,6 +10,7 @@ import { postNotification } from './http-notifier.js';
 import type { NotificationAnswer } from './http-notifier.js';
 import { notificationTarget, uploadUrl } from './public-url.js';
 import { knownSize, limitReply, replyTooLarge } from './reply-limit.js';
+import type { ReplyBounds } from './reply-limit.js';
 import { newReplyToken, replyUrl } from './reply-url.js';
 
 /** Everything one notification needs. */
@@ -26,12 +27,12 @@ export interface NotifyInput {
 const MAX_REPLY_URL = 2200;
 
 /**
- * Stores a reply within the vdir's `maxReplySize`. The store removes its partial file on any
- * failure; a full disk is reported as such (D9), not as an application error.
+ * Stores a reply within the vdir's `maxReplySize` (and `bounds`). The store removes its partial
+ * file on any failure; a full disk is reported as such (D9), not as an application error.
  */
-async function storeReply(bytes: ByteStore, id: string, source: Readable, limit: number): Promise<void> {
+async function storeReply(bytes: ByteStore, id: string, source: Readable, limit: number, bounds?: ReplyBounds): Promise<void> {
   try {
-    await bytes.writeReply(id, limitReply(source, limit));
+    await bytes.writeReply(id, limitReply(source, limit, bounds));
   } catch (err) {
     if (isBitsError(err)) throw err;
     const code = (err as NodeJS.ErrnoException).code;
@@ -50,10 +51,17 @@ function toStream(reply: Exclude<UploadReply, { url: string }>): Readable {
 async function runHook(input: NotifyInput, hook: UploadCompleteHook): Promise<ReplyRecord> {
   const { record, bytes, vdir } = input;
   const timeoutMs = vdir.notificationTimeout * 1000;
+  // One deadline for the call and for its streamed reply: an idle limit, restarted when the hook
+  // answers and by each chunk of its reply; a superseding request ends both at once.
   const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(new Error('notification timeout')), timeoutMs);
-  const onSupersede = (): void => deadline.abort(input.signal.reason);
+  const timer = setTimeout(
+    () => deadline.abort(new BitsError('BITS_APPLICATION_TIMEOUT', `hook fell silent for ${vdir.notificationTimeout} s`)),
+    timeoutMs,
+  );
+  const onSupersede = (): void =>
+    deadline.abort(new BitsError('BITS_APPLICATION_TIMEOUT', 'notification abandoned for a newer request', { cause: input.signal.reason }));
   input.signal.addEventListener('abort', onSupersede, { once: true });
+  if (input.signal.aborted) onSupersede();
   const upload: CompletedUpload = {
     sessionId: record.id,
     vdir: vdir.path,
@@ -66,11 +74,7 @@ async function runHook(input: NotifyInput, hook: UploadCompleteHook): Promise<Re
     stream: () => bytes.openRead(record.id),
   };
   try {
-    const timedOut = new Promise<never>((_, reject) =>
-      deadline.signal.addEventListener('abort', () =>
-        reject(new BitsError('BITS_APPLICATION_TIMEOUT', `hook did not answer within ${vdir.notificationTimeout} s`)),
-      ),
-    );
+    const timedOut = new Promise<never>((_, reject) => deadline.signal.addEventListener('abort', () => reject(deadline.signal.reason)));
     let result;
     try {
       result = await Promise.race([Promise.resolve().then(() => hook(upload, deadline.signal)), timedOut]);
@@ -86,7 +90,9 @@ async function runHook(input: NotifyInput, hook: UploadCompleteHook): Promise<Re
     }
     const size = knownSize(reply);
     if (size !== undefined && size > vdir.maxReplySize) throw replyTooLarge(vdir.maxReplySize, size);
-    await storeReply(bytes, record.id, reply === undefined ? Readable.from([]) : toStream(reply), vdir.maxReplySize);
+    timer.refresh();
+    const bounds: ReplyBounds = { signal: deadline.signal, onProgress: () => timer.refresh() };
+    await storeReply(bytes, record.id, reply === undefined ? Readable.from([]) : toStream(reply), vdir.maxReplySize, bounds);
     const token = newReplyToken();
     return { url: replyUrl(record.id, token), static: false, token, copyToDestination };
   } finally {

@@ -15,17 +15,48 @@ const SCHEME = /^[a-z][a-z0-9+.-]*:/i;
 const HOST_PORT = /^[^/?#:]+:\d+(?:[/?#]|$)/;
 const PROBE = new URL('http://base.invalid/dir/file');
 
-/** Whether the first segment of a relative URL reads as a host name rather than a folder. */
+/** Top-level domains (and private-network suffixes) that a relative file or folder name never ends in. */
+const HOST_SUFFIXES = new Set([
+  'com', 'net', 'org', 'edu', 'gov', 'mil', 'int', 'biz', 'info', 'io', 'co', 'me', 'app', 'dev', 'cloud',
+  'uk', 'us', 'de', 'fr', 'eu', 'nl', 'jp', 'cn', 'ru', 'au', 'ca', 'ch', 'se', 'br', 'es', 'pl',
+  'local', 'localdomain', 'internal', 'intranet', 'lan', 'home', 'corp', 'private', 'example', 'test', 'invalid', 'arpa',
+]);
+/** Extensions of server-application handlers: `notify.aspx` is a file, whatever its length. */
+const HANDLER_EXTENSIONS = new Set([
+  'asp', 'aspx', 'ashx', 'asmx', 'axd', 'svc', 'php', 'phtml', 'cgi', 'fcgi', 'pl', 'py', 'rb', 'lua', 'jsp', 'jspx', 'do',
+  'action', 'cfm', 'htm', 'html', 'shtml', 'xhtml', 'js', 'json', 'xml', 'txt',
+]);
+/** A label the WHATWG URL parser reads as part of an IPv4 address (decimal or hex). */
+const NUMERIC_LABEL = /^(?:\d+|0x[0-9a-f]*)$/i;
+
+/**
+ * Whether the first segment of a relative URL (up to the first `/`, `?` or `#`) reads as a host
+ * name rather than a file or folder: `localhost` (and `*.localhost`); an IPv4 literal (all labels
+ * numeric: `10.0.0.5`, `127.1`); anything with `[`, `]`, `:` or `@`; a dotted name whose last label
+ * is alphabetic, not a handler extension, and either a common top-level domain, longer than four
+ * characters, or the last of three labels or more (`app.example.com`, `acme.online`, `a.acme.xyz`);
+ * a dotted name ending in a dot. Not: `n.asp`, `notify.aspx`, `upload.do`, `v1.2`, `a.b`.
+ */
 function looksLikeHost(segment: string): boolean {
-  return /^localhost$/i.test(segment) || /[.:[\]@]/.test(segment.replace(/^\.+$/, ''));
+  const s = segment.toLowerCase();
+  if (s === '' || s === '.' || s === '..') return false;
+  if (s === 'localhost' || s.endsWith('.localhost') || /[[\]:@]/.test(s)) return true;
+  const labels = s.split('.');
+  if (labels.length < 2) return false;
+  if (labels.every((l) => NUMERIC_LABEL.test(l))) return true;
+  if (labels.at(-1) === '') return labels.slice(0, -1).every((l) => l !== ''); // (a fully qualified name: 'app.example.com.')
+  const last = labels.at(-1)!;
+  if (!/^[a-z]+$/.test(last) || HANDLER_EXTENSIONS.has(last)) return false;
+  return HOST_SUFFIXES.has(last) || last.length > 4 || labels.length >= 3;
 }
 
 /**
  * What is wrong with a configured `notificationUrl`, or `undefined` when it is fine. Accepted: an
  * absolute `http(s)://host/…` URL, or a path relative to the upload URL's directory (spec §15 case
- * 51): `n.asp`, `sub/n.asp`, `./n`, `/app/n`. Refused: other schemes, and anything host-looking
- * without a scheme (`app.example.com/n`, `localhost:9000/n`, `//host/n`), which would otherwise
- * silently notify the BITS server itself.
+ * 51): `n.asp`, `sub/n.asp`, `v1.2/n`, `./n`, `/app/n`. Refused: other schemes, and anything
+ * host-looking without a scheme, with a path or without (`app.example.com/n`, `app.example.com`,
+ * `localhost:9000/n`, `10.0.0.5`, `[::1]`, `user@app`, `//host/n`; see {@link looksLikeHost}),
+ * which would otherwise silently notify the BITS server itself.
  *
  * @example
  * ```ts
@@ -43,9 +74,11 @@ export function notificationUrlProblem(value: string): string | undefined {
     return undefined;
   }
   if (value.startsWith('//')) return `names a host but no scheme: write http:${value}`;
+  // Whatever follows it (a path, a query, or nothing): a bare "app.example.com" would otherwise be
+  // resolved as a file next to the upload, on this very server.
   const first = /^[^/?#]*/.exec(value)![0];
-  if (value.slice(first.length).startsWith('/') && looksLikeHost(first)) {
-    return `"${first}" looks like a host name without a scheme: write http://${value}, or ./${value} for a folder`;
+  if (looksLikeHost(first)) {
+    return `"${first}" looks like a host name without a scheme: write http://${value}, or ./${value} for a path on this server`;
   }
   if (!URL.canParse(value, PROBE.href) || new URL(value, PROBE).origin !== PROBE.origin) return 'must stay on the server it is relative to';
   return undefined;
