@@ -269,3 +269,23 @@ describe('D8 on a vdir that notifies: a session closed without any fragment', ()
     }
   });
 });
+
+describe('Transfer-Encoding is compared exactly (no request smuggling)', () => {
+  it('a coding padded with a no-break space (0xA0) is not chunked: 400, the body is not taken as a request', async () => {
+    const t = await startServer();
+    try {
+      const id = await t.createSession('/up/nbsp.bin');
+      const c = await RawConnection.connect(t.port);
+      const head =
+        `POST /up/nbsp.bin HTTP/1.1\r\nHost: x\r\nX-HTTP-Method-Override: BITS_POST\r\nBITS-Packet-Type: Fragment\r\n` +
+        `BITS-Session-Id: ${id}\r\nContent-Range: bytes 0-2/3\r\nTransfer-Encoding: \xa0chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`;
+      await c.write(Buffer.from(head, 'latin1'));
+      const res = await c.read();
+      assertErr(res, 400, '0x80070057');
+      c.close();
+      await assert.rejects(readFile(join(t.uploads, 'nbsp.bin')), { code: 'ENOENT' });
+    } finally {
+      await t.stop();
+    }
+  });
+});

@@ -37,7 +37,7 @@ export function bodyFraming(
     const refuse = (message: string) => ({ ok: false as const, error: { code: 'transfer-encoding' as const, message } });
     if (contentLength !== undefined) return refuse('Transfer-Encoding together with Content-Length');
     if (httpVersion === '1.0') return refuse('Transfer-Encoding on an HTTP/1.0 request');
-    if (transferEncoding.trim().toLowerCase() !== 'chunked') {
+    if (transferEncoding.toLowerCase() !== 'chunked') {
       return refuse(`Transfer-Encoding "${transferEncoding}" is not supported (only a single chunked)`);
     }
     return { ok: true, framing: { kind: 'chunked' } };

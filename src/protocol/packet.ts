@@ -109,7 +109,7 @@ function sessionIdOf(headers: HeaderMap, required: boolean): string | undefined 
 function isChunked(headers: HeaderMap, contentLength: number | undefined): boolean {
   const te = headers['transfer-encoding'];
   if (te === undefined) return false;
-  if (te.trim().toLowerCase() !== 'chunked') throw new BitsError('BITS_TRANSFER_ENCODING', `Transfer-Encoding "${te}" is not supported`);
+  if (te.toLowerCase() !== 'chunked') throw new BitsError('BITS_TRANSFER_ENCODING', `Transfer-Encoding "${te}" is not supported`);
   if (contentLength !== undefined) throw new BitsError('BITS_TRANSFER_ENCODING', 'Transfer-Encoding together with Content-Length');
   return true;
 }
