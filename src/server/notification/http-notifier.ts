@@ -40,9 +40,27 @@ export interface NotificationAnswer {
 
 const MAX_REPLY_URL = 2200;
 
+/** The most of an unneeded body (an error page, a by-reference or static answer's body) that is read. */
+const MAX_DRAIN = 64 * 1024;
+
+/**
+ * Reads a body the server has no use for, so the answer is complete; past {@link MAX_DRAIN} bytes
+ * the response is dropped instead (an endless body would otherwise hold the Fragment request).
+ */
 function drain(res: IncomingMessage): Promise<void> {
   return new Promise((resolve) => {
-    res.on('end', resolve).on('error', () => resolve()).on('close', resolve).resume();
+    let seen = 0;
+    res
+      .on('data', (chunk: Buffer) => {
+        seen += chunk.length;
+        if (seen > MAX_DRAIN) {
+          resolve();
+          res.destroy();
+        }
+      })
+      .on('end', resolve)
+      .on('error', () => resolve())
+      .on('close', resolve);
   });
 }
 
