@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { BitsError, isBitsError } from '../../protocol/errors.js';
 import { HResult } from '../../protocol/hresult.js';
 import { replyTooLarge } from './reply-limit.js';
+import { MAX_REPLY_URL } from './reply-url.js';
 
 /** One notification POST (spec §9.2). */
 export interface NotificationRequest {
@@ -37,8 +38,6 @@ export interface NotificationAnswer {
   staticUrl: string | undefined;
   copyToDestination: boolean;
 }
-
-const MAX_REPLY_URL = 2200;
 
 /** The most of an unneeded body (an error page, a by-reference or static answer's body) that is read. */
 const MAX_DRAIN = 64 * 1024;

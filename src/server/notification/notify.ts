@@ -11,7 +11,7 @@ import type { NotificationAnswer } from './http-notifier.js';
 import { notificationTarget, uploadUrl } from './public-url.js';
 import { knownSize, limitReply, replyTooLarge } from './reply-limit.js';
 import type { ReplyBounds } from './reply-limit.js';
-import { newReplyToken, replyUrl } from './reply-url.js';
+import { MAX_REPLY_URL, newReplyToken, replyUrl } from './reply-url.js';
 
 /** Everything one notification needs. */
 export interface NotifyInput {
@@ -23,8 +23,6 @@ export interface NotifyInput {
   /** Aborts when a newer request for the session supersedes this one. */
   signal: AbortSignal;
 }
-
-const MAX_REPLY_URL = 2200;
 
 /**
  * Stores a reply within the vdir's `maxReplySize` (and `bounds`). The store removes its partial
