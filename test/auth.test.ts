@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
@@ -309,5 +309,22 @@ describe('users file at start-up and while running', () => {
     assert.deepEqual(await logins(t, 4), Array(4).fill(200), 'file broken');
     assert.equal((await t.request(create(basic('alice', 'wrong')))).status, 401, 'wrong passwords still fail');
     await rename(`${users}.away`, users);
+  });
+
+  it('10: a user removed right after a load, within the same timestamp tick, is reloaded and refused', async () => {
+    assert.ok(t);
+    // The two versions of the file get the same modification time, as two writes within one tick
+    // of the filesystem clock do: only the replaced file itself (another inode, another size) differs.
+    const tick = 1_700_000_000;
+    addUser(users, 'erin', 'erin-password');
+    await utimes(users, tick, tick);
+    await new Promise((r) => setTimeout(r, 1100));
+    assertAck(await t.request(create(basic('erin', 'erin-password'))));
+    const r = spawnSync(process.execPath, [CLI, 'user', 'remove', 'erin', '--users', users], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    await utimes(users, tick, tick);
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal((await t.request(create(basic('erin', 'erin-password')))).status, 401, 'the removed user is refused');
+    assertAck(await t.request(create(basic('alice', 'alice-password'))));
   });
 });

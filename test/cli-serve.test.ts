@@ -71,6 +71,20 @@ describe('bits serve', () => {
     }
   });
 
+  it('10: a missing or broken TLS file given by flag stops start-up with exit 2 naming the flag', async () => {
+    await writeFile(join(dir, 'garbage.pem'), 'not a certificate');
+    const cases: [string[], RegExp][] = [
+      [['--tls-cert', './no-such-cert.pem', '--tls-key', './garbage.pem'], /--tls-cert: cannot read .*no-such-cert\.pem/],
+      [['--tls-cert', './garbage.pem', '--tls-key', './no-such-key.pem'], /--tls-key: cannot read .*no-such-key\.pem/],
+      [['--tls-cert', './garbage.pem', '--tls-key', './garbage.pem'], /--tls-cert, --tls-key: /],
+    ];
+    for (const [flags, pattern] of cases) {
+      const r = runCli(['serve', '--host', '127.0.0.1', '--port', '0', '--root', join(dir, 't'), '--state-dir', join(dir, 't-state'), ...flags], dir);
+      assert.equal(r.status, 2, `${flags.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, pattern);
+    }
+  });
+
   it('5: a host-looking --notify-url without a scheme is refused with exit 2', () => {
     const r = runCli(['serve', '--port', '0', '--root', join(dir, 'n'), '--state-dir', join(dir, 'n-state'), '--notify-url', 'app.example.com/n'], dir);
     assert.equal(r.status, 2, r.stderr);

@@ -1,15 +1,19 @@
 // Where notifications go and which URL they name come from configuration only (publicUrl, else the
 // listener), never from the client's Host header or request target; spec §15 case 51 kept.
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { BITS_PROTOCOL_GUID } from '../src/protocol/constants.js';
 import { parseConfig } from '../src/server/config.js';
+import { listenerOrigin } from '../src/server/notification/public-url.js';
 import type { ServerConfigInput } from '../src/server/config.js';
 import { assertAck, assertErr } from './helpers/assert-ack.js';
 import { fragmentRequest, startServer } from './helpers/bits-server.js';
 import type { TestServer } from './helpers/bits-server.js';
 import { startApp } from './helpers/notify-app.js';
 import type { TestApp } from './helpers/notify-app.js';
-import type { RawResponse } from './helpers/raw-http.js';
+import { RawConnection, bitsRequestBytes } from './helpers/raw-http.js';
+import type { BitsRequest, RawResponse } from './helpers/raw-http.js';
 
 describe('notification target and BITS-Original-Request-URL (no Host header)', () => {
   let app: TestApp;
@@ -138,4 +142,55 @@ describe('notificationUrl and publicUrl are checked at config load', () => {
       assert.throws(() => load({ publicUrl: bad }), /vdirs\[0\]\.publicUrl: /, bad);
     }
   });
+});
+
+/** Whether this machine can listen on the IPv6 loopback. */
+async function hasIpv6Loopback(): Promise<boolean> {
+  const probe = net.createServer();
+  return new Promise((resolve) => {
+    probe.once('error', () => resolve(false));
+    probe.listen(0, '::1', () => probe.close(() => resolve(true)));
+  });
+}
+
+describe('listener origins of IPv6 listeners', () => {
+  it('5: an address with a zone (fe80::1%lo) gives an origin without it: URLs cannot carry a zone', () => {
+    assert.equal(listenerOrigin('fe80::1%lo', 8080, false), 'http://[fe80::1]:8080');
+    assert.equal(listenerOrigin('[fe80::1%25eth0]', 8443, true), 'https://[fe80::1]:8443');
+    assert.equal(listenerOrigin('::1', 80, false), 'http://[::1]');
+    assert.equal(listenerOrigin('::', 8080, false), 'http://127.0.0.1:8080');
+  });
+
+  for (const host of ['::1', '::1%lo']) {
+    it(`5: a server listening on ${host} starts and names [::1] in a hook's upload.url`, async (ctx) => {
+      if (!(await hasIpv6Loopback())) {
+        console.warn(`SKIPPED: no IPv6 loopback on this machine, the ${host} listener is not tested`);
+        ctx.skip('no IPv6 loopback');
+        return;
+      }
+      const urls: string[] = [];
+      const t = await startServer({
+        config: { listen: { host, port: 0 } },
+        vdirs: [{ path: '/hook', directory: './hook' }],
+        hooks: { '/hook': { onUploadComplete: (upload) => void urls.push(upload.url) } },
+      });
+      try {
+        const send = async (r: BitsRequest): Promise<RawResponse> => {
+          const c = await RawConnection.connect(t.port, '::1');
+          try {
+            await c.write(bitsRequestBytes(r));
+            return await c.read();
+          } finally {
+            c.close();
+          }
+        };
+        const created = await send({ type: 'Create-Session', path: '/hook/v6.bin', headers: { 'BITS-Supported-Protocols': BITS_PROTOCOL_GUID } });
+        assertAck(created);
+        assertAck(await send(fragmentRequest('/hook/v6.bin', created.headers['bits-session-id']!, 0, Buffer.from('v6'), 2)));
+        assert.deepEqual(urls, [`http://[::1]:${t.port}/hook/v6.bin`]);
+      } finally {
+        await t.stop();
+      }
+    });
+  }
 });

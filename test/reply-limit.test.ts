@@ -3,7 +3,8 @@
 // streamed reply is bounded in time too: by the notification deadline and by a superseding retry.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdir, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, beforeEach, describe, it } from 'node:test';
@@ -131,6 +132,30 @@ describe('reply size limit (maxReplySize)', () => {
     const again = await resend();
     assertAck(again);
     assert.equal((await get(t.port, resolveReply(again.headers['bits-reply-url']!, '/ref/failed.bin'))).body.toString(), 'the reply');
+  });
+
+  it('6: a by-reference reply that cannot be opened or synced (a folder, a FIFO) is removed; the resend is answered', async () => {
+    const makers: [string, (path: string) => Promise<void>][] = [
+      ['folder', (path) => mkdir(path).then(() => undefined)],
+      ['fifo', async (path) => assert.equal(spawnSync('mkfifo', [path]).status, 0, 'mkfifo')],
+    ];
+    for (const [kind, make] of makers) {
+      app.set(async (s, res) => {
+        await make(s.headers['bits-response-datafile-name'] as string);
+        res.writeHead(200, { 'Content-Length': '0' }).end();
+      });
+      const { id, ack, resend } = await complete(`/ref/${kind}.bin`);
+      assertErr(ack, 500, '0x80004005', '0x5');
+      assert.equal(ack.headers['bits-reply-url'], undefined, kind);
+      assert.deepEqual(await sessionFiles(id), NO_REPLY, kind);
+      app.set(async (s, res) => {
+        await writeFile(s.headers['bits-response-datafile-name'] as string, 'the reply');
+        res.writeHead(200, { 'Content-Length': '0' }).end();
+      });
+      const again = await resend();
+      assertAck(again);
+      assert.equal((await get(t.port, resolveReply(again.headers['bits-reply-url']!, `/ref/${kind}.bin`))).body.toString(), 'the reply', kind);
+    }
   });
 
   it('6: hook replies over the limit (buffer, string, stream, file) fail the same way and store nothing', async () => {

@@ -187,6 +187,40 @@ describe('upload-reply (spec §15 47–59)', () => {
     assertErr(ack, 408, '0x80070112', '0x7');
   });
 
+  it('53: a body the server does not need (an error page, a by-reference body) is read at most 64 KiB, then dropped', async () => {
+    // The application sends up to 256 MiB; a server that drains it all reads every byte.
+    const BOUND = 256 * 1024 * 1024;
+    let sentBeforeClose: number | undefined;
+    const endless = (status: number) => (_s: unknown, res: http.ServerResponse) => {
+      sentBeforeClose = undefined;
+      res.writeHead(status);
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      let sent = 0;
+      res.once('close', () => (sentBeforeClose = sent));
+      const pump = (): void => {
+        while (sent < BOUND && !res.destroyed) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        if (!res.destroyed) res.end();
+      };
+      pump();
+    };
+    const closed = async (): Promise<number> => {
+      for (let i = 0; i < 400 && sentBeforeClose === undefined; i++) await new Promise((r) => setTimeout(r, 25));
+      assert.notEqual(sentBeforeClose, undefined, "the application's response was closed");
+      return sentBeforeClose!;
+    };
+    app.set(endless(503));
+    assertErr((await uploadAndComplete('/val/page.bin', Buffer.from('x'))).ack, 503, '0x801901F7', '0x7');
+    assert.ok((await closed()) < 32 * 1024 * 1024, `the error page was cut off (${sentBeforeClose} bytes sent)`);
+    app.set(endless(200));
+    const { ack } = await uploadAndComplete('/ref/body.bin', Buffer.from('x'));
+    assertAck(ack);
+    assert.ok(ack.headers['bits-reply-url']);
+    assert.ok((await closed()) < 32 * 1024 * 1024, `the by-reference body was cut off (${sentBeforeClose} bytes sent)`);
+  });
+
   it('D11: an unreachable app → 502 0x801901F6 context 0x7', async () => {
     const { ack } = await uploadAndComplete('/dead/x.bin', Buffer.from('x'));
     assertErr(ack, 502, '0x801901F6', '0x7');

@@ -2,7 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { BitsServer } from '../server/bits-server.js';
-import { ConfigError, loadConfigFile, parseConfig } from '../server/config.js';
+import { ConfigError, loadConfigFile, parseConfig, readTlsFiles } from '../server/config.js';
 import type { ServerConfig } from '../server/config.js';
 
 interface ServeFlags {
@@ -120,6 +120,9 @@ export function registerServe(program: Command): void {
       let config: ServerConfig;
       try {
         config = await resolveConfig(flags);
+        // TLS files given by flag are checked here, so that a missing one is named by its flag (the
+        // server checks them again at listen, by key).
+        if (flags.tlsCert !== undefined) await readTlsFiles(config.tls, { cert: '--tls-cert', key: '--tls-key', ca: 'tls.ca' });
       } catch (err) {
         if (err instanceof ConfigError) {
           process.stderr.write(`bits serve: ${err.message}\n`);

@@ -243,27 +243,37 @@ export interface TlsFiles {
   readonly ca: Buffer | undefined;
 }
 
+/** What the TLS files are called in messages: their keys, or the flags that gave them. */
+export interface TlsFileNames {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
+}
+
+const TLS_KEYS: TlsFileNames = { cert: 'tls.cert', key: 'tls.key', ca: 'tls.ca' };
+
 /**
  * Reads the files of the `tls` block and checks that they make a usable TLS context, so that a
  * missing or broken file stops the server at start-up with its key named, not at the first client.
+ * `names` is how the operator gave them (`--tls-cert`, …), for the message.
  *
- * @throws {ConfigError} naming `tls.cert`, `tls.key` or `tls.ca`.
+ * @throws {ConfigError} naming `tls.cert`, `tls.key` or `tls.ca` (or `names`).
  * @example
  * ```ts
  * const files = await readTlsFiles(config.tls); // undefined without TLS
  * ```
  */
-export async function readTlsFiles(tls: ServerConfig['tls']): Promise<TlsFiles | undefined> {
+export async function readTlsFiles(tls: ServerConfig['tls'], names: TlsFileNames = TLS_KEYS): Promise<TlsFiles | undefined> {
   if (!tls) return undefined;
   const files: TlsFiles = {
-    cert: await readConfiguredFile('tls.cert', tls.cert),
-    key: await readConfiguredFile('tls.key', tls.key),
-    ca: tls.ca === null ? undefined : await readConfiguredFile('tls.ca', tls.ca),
+    cert: await readConfiguredFile(names.cert, tls.cert),
+    key: await readConfiguredFile(names.key, tls.key),
+    ca: tls.ca === null ? undefined : await readConfiguredFile(names.ca, tls.ca),
   };
   try {
     createSecureContext({ cert: files.cert, key: files.key, ...(files.ca ? { ca: files.ca } : {}) });
   } catch (err) {
-    throw new ConfigError(`invalid configuration:\n  tls.cert, tls.key${files.ca ? ', tls.ca' : ''}: ${(err as Error).message}`);
+    throw new ConfigError(`invalid configuration:\n  ${names.cert}, ${names.key}${files.ca ? `, ${names.ca}` : ''}: ${(err as Error).message}`);
   }
   return files;
 }

@@ -65,6 +65,12 @@ export async function writeUsers(file: string, users: Users): Promise<void> {
   await writeFileAtomic(file, JSON.stringify({ users }, null, 2) + '\n');
 }
 
+/** What identifies one content of a file: inode, size and nanosecond modification time. */
+async function fileVersion(file: string): Promise<string> {
+  const s = await stat(file, { bigint: true });
+  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
+}
+
 /**
  * A users file that reloads itself when it changes on disk (checked at most once a second), so
  * `bits user add` takes effect on a running server. Callers never see a table that is not fully
@@ -73,7 +79,7 @@ export async function writeUsers(file: string, users: Users): Promise<void> {
  */
 export class UsersFileCache {
   private users: Users | undefined;
-  private mtimeMs = -1;
+  private fileVersion = '';
   private checkedAt = 0;
   private loading: Promise<void> | undefined;
   private lastError: string | undefined;
@@ -83,9 +89,13 @@ export class UsersFileCache {
     private readonly logger?: Logger,
   ) {}
 
-  /** Changes whenever the accounts did (the modification time of the file they came from). */
-  get version(): number {
-    return this.mtimeMs;
+  /**
+   * Changes whenever the accounts did: the inode, size and modification time (in nanoseconds) of
+   * the file they came from. The modification time alone misses a replace within one tick of the
+   * filesystem clock; `writeUsers` renames a new file into place, so its inode changes every time.
+   */
+  get version(): string {
+    return this.fileVersion;
   }
 
   /**
@@ -97,9 +107,9 @@ export class UsersFileCache {
    * ```
    */
   async load(): Promise<void> {
-    const mtime = (await stat(this.file)).mtimeMs;
+    const version = await fileVersion(this.file);
     this.users = await readUsers(this.file, { mustExist: true });
-    this.mtimeMs = mtime;
+    this.fileVersion = version;
     this.checkedAt = Date.now();
   }
 
@@ -117,11 +127,12 @@ export class UsersFileCache {
   private async refresh(): Promise<void> {
     this.checkedAt = Date.now();
     try {
-      const mtime = (await stat(this.file)).mtimeMs;
-      if (mtime === this.mtimeMs && this.users) return;
+      // (taken before the read: a change during the read is seen by the next check)
+      const version = await fileVersion(this.file);
+      if (version === this.fileVersion && this.users) return;
       const users = await readUsers(this.file, { mustExist: true });
       this.users = users;
-      this.mtimeMs = mtime;
+      this.fileVersion = version;
       this.lastError = undefined;
     } catch (err) {
       const message = (err as Error).message;

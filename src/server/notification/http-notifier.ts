@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { BitsError, isBitsError } from '../../protocol/errors.js';
 import { HResult } from '../../protocol/hresult.js';
 import { replyTooLarge } from './reply-limit.js';
+import { MAX_REPLY_URL } from './reply-url.js';
 
 /** One notification POST (spec §9.2). */
 export interface NotificationRequest {
@@ -38,11 +39,27 @@ export interface NotificationAnswer {
   copyToDestination: boolean;
 }
 
-const MAX_REPLY_URL = 2200;
+/** The most of an unneeded body (an error page, a by-reference or static answer's body) that is read. */
+const MAX_DRAIN = 64 * 1024;
 
+/**
+ * Reads a body the server has no use for, so the answer is complete; past {@link MAX_DRAIN} bytes
+ * the response is dropped instead (an endless body would otherwise hold the Fragment request).
+ */
 function drain(res: IncomingMessage): Promise<void> {
   return new Promise((resolve) => {
-    res.on('end', resolve).on('error', () => resolve()).on('close', resolve).resume();
+    let seen = 0;
+    res
+      .on('data', (chunk: Buffer) => {
+        seen += chunk.length;
+        if (seen > MAX_DRAIN) {
+          resolve();
+          res.destroy();
+        }
+      })
+      .on('end', resolve)
+      .on('error', () => resolve())
+      .on('close', resolve);
   });
 }
 

@@ -11,7 +11,7 @@ import type { NotificationAnswer } from './http-notifier.js';
 import { notificationTarget, uploadUrl } from './public-url.js';
 import { knownSize, limitReply, replyTooLarge } from './reply-limit.js';
 import type { ReplyBounds } from './reply-limit.js';
-import { newReplyToken, replyUrl } from './reply-url.js';
+import { MAX_REPLY_URL, newReplyToken, replyUrl } from './reply-url.js';
 
 /** Everything one notification needs. */
 export interface NotifyInput {
@@ -23,8 +23,6 @@ export interface NotifyInput {
   /** Aborts when a newer request for the session supersedes this one. */
   signal: AbortSignal;
 }
-
-const MAX_REPLY_URL = 2200;
 
 /**
  * Stores a reply within the vdir's `maxReplySize` (and `bounds`). The store removes its partial
@@ -103,7 +101,8 @@ async function runHook(input: NotifyInput, hook: UploadCompleteHook): Promise<Re
 
 /**
  * Makes the reply file a by-reference application wrote durable, or creates an empty one if it wrote
- * none. A file over `limit` is removed: the application's fault, and nothing is left behind.
+ * none. A file over `limit` is refused: the application's fault. The caller removes what is at the
+ * path on any failure (over the limit, not a file that opens, a failed sync).
  */
 async function adoptReplyFile(bytes: ByteStore, id: string, path: string, limit: number): Promise<void> {
   let fh;
@@ -121,10 +120,7 @@ async function adoptReplyFile(bytes: ByteStore, id: string, path: string, limit:
   } finally {
     await fh.close();
   }
-  if (size > limit) {
-    await rm(path, { force: true });
-    throw replyTooLarge(limit, size);
-  }
+  if (size > limit) throw replyTooLarge(limit, size);
 }
 
 async function runHttp(input: NotifyInput): Promise<ReplyRecord> {
@@ -152,14 +148,22 @@ async function runHttp(input: NotifyInput): Promise<ReplyRecord> {
     });
   } catch (err) {
     // A failed notification leaves no reply behind, whatever the application wrote before failing.
-    if (type === 'by-reference') await rm(responseFile!, { force: true });
+    if (type === 'by-reference') await rm(responseFile!, { recursive: true, force: true });
     throw err;
   }
   if (answer.staticUrl !== undefined) {
-    if (type === 'by-reference') await rm(responseFile!, { force: true });
+    if (type === 'by-reference') await rm(responseFile!, { recursive: true, force: true });
     return { url: answer.staticUrl, static: true, token: '', copyToDestination: answer.copyToDestination };
   }
-  if (type === 'by-reference') await adoptReplyFile(bytes, record.id, responseFile!, vdir.maxReplySize);
+  if (type === 'by-reference') {
+    try {
+      await adoptReplyFile(bytes, record.id, responseFile!, vdir.maxReplySize);
+    } catch (err) {
+      // Whatever the application left there (a file, a folder, a FIFO) is no reply.
+      await rm(responseFile!, { recursive: true, force: true });
+      throw err;
+    }
+  }
   const token = newReplyToken();
   return { url: replyUrl(record.id, token), static: false, token, copyToDestination: answer.copyToDestination };
 }

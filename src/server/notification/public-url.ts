@@ -109,16 +109,19 @@ export function publicUrlProblem(value: string): string | undefined {
 /**
  * The origin of the listener itself: the configured host (`127.0.0.1` for the wildcard addresses
  * `0.0.0.0` and `::`, which are not addresses one can connect to), the bound port, https with TLS.
+ * An IPv6 zone (`fe80::1%eth0`) is left out: the URL parser refuses every zone, even encoded as
+ * RFC 6874's `%25eth0`, and this is called once the port is already bound.
  *
  * @example
  * ```ts
- * listenerOrigin('0.0.0.0', 8080, false); // 'http://127.0.0.1:8080'
- * listenerOrigin('::1', 8443, true);      // 'https://[::1]:8443'
+ * listenerOrigin('0.0.0.0', 8080, false);    // 'http://127.0.0.1:8080'
+ * listenerOrigin('::1', 8443, true);         // 'https://[::1]:8443'
+ * listenerOrigin('fe80::1%eth0', 80, false); // 'http://[fe80::1]'
  * ```
  */
 export function listenerOrigin(host: string, port: number, tls: boolean): string {
   let h = host === '' || host === '0.0.0.0' || host === '::' || host === '[::]' ? '127.0.0.1' : host;
-  if (h.includes(':') && !h.startsWith('[')) h = `[${h}]`;
+  if (h.includes(':')) h = `[${h.replace(/^\[|\]$/g, '').replace(/%.*$/, '')}]`;
   return new URL(`${tls ? 'https' : 'http'}://${h}:${port}`).origin;
 }
 

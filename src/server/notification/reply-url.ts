@@ -4,6 +4,9 @@ import { sessionKey } from '../../protocol/session-id.js';
 const REPLY_DIR = ['BITS-Sessions', 'Replies'] as const;
 const REPLY_FILE = 'responsefile.bin';
 
+/** The longest static reply URL (`BITS-Static-Response-URL`) passed on to the client (§15 case 57). */
+export const MAX_REPLY_URL = 2200;
+
 /**
  * A fresh secret for a reply URL: 128 random bits, URL-safe.
  *
