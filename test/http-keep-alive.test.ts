@@ -290,6 +290,27 @@ describe('HTTP/1.0 and Connection: close (HttpServer)', () => {
     c.close();
   });
 
+  it('Connection options are tokens compared exactly: NBSP (obs-text) around close or keep-alive is part of the value', async () => {
+    // `\xa0close` is an unknown option: HTTP/1.1 stays persistent
+    const a = await RawConnection.connect(e.port);
+    await a.write(Buffer.from('GET / HTTP/1.1\r\nConnection: \xa0close\r\n\r\n', 'latin1'));
+    assert.equal((await a.read()).headers['connection'], undefined);
+    assert.equal(await a.closed(200), false);
+    a.close();
+    // `keep-alive\xa0` is an unknown option: HTTP/1.0 closes
+    const b = await RawConnection.connect(e.port);
+    await b.write(Buffer.from('GET / HTTP/1.0\r\nConnection: keep-alive\xa0\r\n\r\n', 'latin1'));
+    assert.equal((await b.read()).headers['connection'], 'close');
+    assert.ok(await b.closed(3000));
+    b.close();
+    // SP and HTAB inside the list are optional whitespace
+    const c = await RawConnection.connect(e.port);
+    await c.write('GET / HTTP/1.1\r\nConnection: te ,\t close \r\n\r\n');
+    assert.equal((await c.read()).headers['connection'], 'close');
+    assert.ok(await c.closed(3000));
+    c.close();
+  });
+
   it('a request followed by a half-close is answered, then the server closes', async () => {
     const c = await RawConnection.connect(e.port);
     await c.write('GET /1 HTTP/1.1\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi');

@@ -109,9 +109,11 @@ export function parseRequestHead(text: string, limits: HttpLimits): HeadResult {
       else return fail(400, 'bad-target', 'malformed request target', method, headers);
     } else path = m[1] ?? '/';
   }
+  // Connection options are tokens in a list: only SP and HTAB around them are whitespace (`\s` would
+  // also take U+00A0, byte 0xA0 of obs-text, and read `\xa0close` as close).
   const connection = (headers['connection'] ?? '').toLowerCase();
   const keepAlive =
-    httpVersion === '1.1' ? !/(^|,)\s*close\s*(,|$)/.test(connection) : /(^|,)\s*keep-alive\s*(,|$)/.test(connection);
+    httpVersion === '1.1' ? !/(^|,)[ \t]*close[ \t]*(,|$)/.test(connection) : /(^|,)[ \t]*keep-alive[ \t]*(,|$)/.test(connection);
   return {
     ok: true,
     head: {
