@@ -676,8 +676,11 @@ export class Connection {
       return;
     }
     this.resume();
-    if (this.bufferedBytes > 0) setImmediate(() => this.parseNext());
-    else if (this.peerEnded) this.socket.end();
+    // parseNext() alone decides whether to end after a FIN, with every byte of the stream in view:
+    // this may run inside onData() (a body completed by the read that also carries the next request),
+    // before the bytes after the body are buffered. Ending here on "nothing buffered" would drop those
+    // requests' answers (a write after end).
+    setImmediate(() => this.parseNext());
   }
 
   /** The client half-closed: finish the request in progress (if its body is complete), then close. */
