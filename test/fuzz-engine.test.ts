@@ -460,6 +460,38 @@ describe('fuzz: HTTP engine (HttpServer with echo, early, failing and slow handl
     );
   });
 
+  it('Transfer-Encoding values of codings, commas, SP, HTAB and NBSP: chunked exactly when only SP/HTAB surround a single chunked', async () => {
+    // (NBSP is byte 0xA0, obs-text: part of the value, no whitespace, whatever String.prototype.trim() thinks)
+    const piece = fc.constantFrom('chunked', 'Chunked', 'CHUNKED', 'gzip', 'identity', ' ', '\t', '\xa0', ',', ', ', '\xff', 'k');
+    const value = fc.oneof(
+      fc.constantFrom('\xa0chunked', 'chunked\xa0', '\xa0\xa0chunked', ' \xa0chunked', 'chunked \xa0', ' chunked', '\tchunked\t', 'chunked'),
+      fc.array(piece, { minLength: 1, maxLength: 5 }).map((p) => p.join('')),
+    );
+    await fc.assert(
+      fc.asyncProperty(value, async (te) => {
+        const chunked = te.replace(/^[ \t]+|[ \t]+$/g, '').toLowerCase() === 'chunked';
+        const socket = net.connect(port, '127.0.0.1');
+        let received = Buffer.alloc(0);
+        let ended = false;
+        socket.on('data', (d: Buffer) => (received = Buffer.concat([received, d])));
+        socket.on('error', () => undefined);
+        socket.on('close', () => (ended = true));
+        socket.write(Buffer.from(`POST /echo-te HTTP/1.1\r\nTransfer-Encoding: ${te}\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /echo-next HTTP/1.1\r\n\r\n`, 'latin1'));
+        const deadline = Date.now() + HANG_MS;
+        const wanted = chunked ? 2 : 1;
+        while (parseResponses(received).responses.length < wanted && !ended) {
+          assert.ok(Date.now() < deadline, 'hang');
+          await sleep(5);
+        }
+        socket.destroy();
+        const got = parseResponses(received).responses.map((r) => [r.status, r.body.toString('latin1')]);
+        if (chunked) assert.deepEqual(got, [[200, 'POST /echo-te 3'], [200, 'GET /echo-next 0']], JSON.stringify(te));
+        else assert.deepEqual(got.map(([status]) => status), [400], JSON.stringify(te));
+      }),
+      { numRuns: 4 * RUNS, seed: SEED, endOnFailure: true },
+    );
+  });
+
   it('still answers a normal request afterwards', async () => {
     const socket = net.connect(port, '127.0.0.1');
     let received = Buffer.alloc(0);

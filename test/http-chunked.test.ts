@@ -153,6 +153,103 @@ describe('chunked bodies: backpressure, timeouts, early answers (HttpServer)', (
     }
   });
 
+  /**
+   * A handler that does not read until `bytes` have come off the socket (as one waiting for a session
+   * lock), then reads in flowing mode, where each 'data' event is one Buffer the body stream held.
+   */
+  const countingHandler = (bytes: () => number): HttpHandler => async (req, res) => {
+    for (let i = 0; i < 1000 && (req.socket?.bytesRead ?? 0) < bytes(); i++) await sleep(10);
+    const hash = createHash('sha256');
+    let pieces = 0;
+    let length = 0;
+    await new Promise<void>((resolve, reject) => {
+      req.body.on('data', (chunk: Buffer) => {
+        pieces++;
+        length += chunk.length;
+        hash.update(chunk);
+      });
+      req.body.on('end', resolve);
+      req.body.on('error', reject);
+    });
+    const body = JSON.stringify({ pieces, length, sha: hash.digest('hex') });
+    res.send(200, { 'Content-Length': String(Buffer.byteLength(body)) }, body);
+  };
+
+  it('13: many 1-byte chunks while the handler does not read are held as a few Buffers, not one per chunk', { timeout: 30_000 }, async () => {
+    const data = randomBytes(20_000);
+    const bytes = Buffer.concat([Buffer.from(post('/tiny')), chunkedBody(data, 1)]);
+    const e = await startEngine(countingHandler(() => bytes.length));
+    try {
+      const c = await RawConnection.connect(e.port);
+      await c.write(bytes);
+      const res = JSON.parse((await c.read({ timeoutMs: 20_000 })).body.toString());
+      assert.equal(res.length, data.length);
+      assert.equal(res.sha, sha(data));
+      // (one per socket read at most: 120 KB arrive in a few reads)
+      assert.ok(res.pieces <= 64, `${res.pieces} Buffers held for ${data.length} bytes in 1-byte chunks`);
+      c.close();
+    } finally {
+      await e.http.close(100);
+    }
+  });
+
+  it('13: a body trickled in tiny reads while the handler does not read is held in a few Buffers (chunked and Content-Length)', { timeout: 30_000 }, async () => {
+    const data = randomBytes(300);
+    for (const framing of ['chunked', 'length'] as const) {
+      const head = framing === 'chunked' ? post('/trickle') : `POST /trickle HTTP/1.1\r\nHost: x\r\nContent-Length: ${data.length}\r\n\r\n`;
+      const pieces = framing === 'chunked'
+        ? [...Array.from({ length: data.length }, (_, i) => chunkedBody(data.subarray(i, i + 1), 1, '', false)), Buffer.from('0\r\n\r\n')]
+        : Array.from({ length: data.length }, (_, i) => data.subarray(i, i + 1));
+      const total = head.length + pieces.reduce((n, p) => n + p.length, 0);
+      const e = await startEngine(countingHandler(() => total));
+      try {
+        const c = await RawConnection.connect(e.port);
+        c.socket.setNoDelay(true);
+        await c.write(head);
+        // one piece per socket read on the server (as a client sending a byte at a time would)
+        for (const piece of pieces) {
+          await c.write(piece);
+          await sleep(1);
+        }
+        const res = JSON.parse((await c.read({ timeoutMs: 20_000 })).body.toString());
+        assert.equal(res.length, data.length, framing);
+        assert.equal(res.sha, sha(data), framing);
+        assert.ok(res.pieces <= 16, `${framing}: ${res.pieces} Buffers held for ${data.length} bytes trickled`);
+        c.close();
+      } finally {
+        await e.http.close(100);
+      }
+    }
+  });
+
+  it('13: backpressure counts decoded bytes with tiny chunks too: the socket is paused, then the whole body arrives', { timeout: 30_000 }, async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let readBeforeRelease = 0;
+    const e = await startEngine(async (req, res) => {
+      await released;
+      readBeforeRelease = req.socket?.bytesRead ?? 0;
+      let length = 0;
+      for await (const chunk of req.body as AsyncIterable<Buffer>) length += chunk.length;
+      res.send(200, { 'Content-Length': String(String(length).length) }, String(length));
+    });
+    try {
+      const c = await RawConnection.connect(e.port);
+      const body = chunkedBody(Buffer.alloc(500_000, 'k'), 1); // 3 MB on the wire
+      c.socket.write(post('/tiny-big'));
+      c.socket.write(body);
+      await sleep(1000);
+      release();
+      const res = await c.read({ timeoutMs: 20_000 });
+      assert.equal(res.body.toString(), '500000');
+      // 64 KiB of decoded bytes held are about 400 KB of 1-byte chunks on the wire
+      assert.ok(readBeforeRelease < 1_500_000, `${readBeforeRelease} bytes read from the socket while the handler was not reading`);
+      c.close();
+    } finally {
+      await e.http.close(100);
+    }
+  });
+
   it('13: the body idle timeout cuts a chunked body that stalls inside a chunk; the handler sees an error', async () => {
     let seen: unknown;
     const e = await startEngine(

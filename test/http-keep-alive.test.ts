@@ -290,6 +290,27 @@ describe('HTTP/1.0 and Connection: close (HttpServer)', () => {
     c.close();
   });
 
+  it('Connection options are tokens compared exactly: NBSP (obs-text) around close or keep-alive is part of the value', async () => {
+    // `\xa0close` is an unknown option: HTTP/1.1 stays persistent
+    const a = await RawConnection.connect(e.port);
+    await a.write(Buffer.from('GET / HTTP/1.1\r\nConnection: \xa0close\r\n\r\n', 'latin1'));
+    assert.equal((await a.read()).headers['connection'], undefined);
+    assert.equal(await a.closed(200), false);
+    a.close();
+    // `keep-alive\xa0` is an unknown option: HTTP/1.0 closes
+    const b = await RawConnection.connect(e.port);
+    await b.write(Buffer.from('GET / HTTP/1.0\r\nConnection: keep-alive\xa0\r\n\r\n', 'latin1'));
+    assert.equal((await b.read()).headers['connection'], 'close');
+    assert.ok(await b.closed(3000));
+    b.close();
+    // SP and HTAB inside the list are optional whitespace
+    const c = await RawConnection.connect(e.port);
+    await c.write('GET / HTTP/1.1\r\nConnection: te ,\t close \r\n\r\n');
+    assert.equal((await c.read()).headers['connection'], 'close');
+    assert.ok(await c.closed(3000));
+    c.close();
+  });
+
   it('a request followed by a half-close is answered, then the server closes', async () => {
     const c = await RawConnection.connect(e.port);
     await c.write('GET /1 HTTP/1.1\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi');
@@ -328,6 +349,8 @@ describe('a client that has sent FIN (HttpServer, default 60 s keep-alive and 12
   let e: { http: HttpServer; port: number };
   before(async () => {
     e = await startEngine(async (req, res) => {
+      // (synchronous, before any await: answered from inside the dispatch, its body unread)
+      if (req.path === '/refuse') return res.send(405, { 'Content-Length': '0' });
       if (req.path === '/slow') await sleep(300);
       for await (const _ of req.body) void _;
       res.send(200, { 'Content-Length': String(req.path.length) }, req.path);
@@ -352,6 +375,33 @@ describe('a client that has sent FIN (HttpServer, default 60 s keep-alive and 12
     assert.equal((await c.read()).body.toString(), '/slow');
     assert.ok(await c.closed(3000), 'still open after the answer (waiting for the body idle timeout)');
     assert.equal(c.pending.length, 0, 'no answer to the incomplete request');
+    c.close();
+  });
+
+  it('11: FIN after three pipelined requests, the second answered at once without reading its body: all three answers, in order, then a close', async () => {
+    const c = await RawConnection.connect(e.port);
+    // The second answer is made while its body is still in the engine's hands; the body's end then
+    // finishes that exchange before the third request has been buffered.
+    await c.write('GET /slow HTTP/1.1\r\n\r\nPOST /refuse HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /third HTTP/1.1\r\n\r\n');
+    c.socket.end();
+    assert.equal((await c.read()).body.toString(), '/slow');
+    assert.equal((await c.read()).status, 405);
+    assert.equal((await c.read()).body.toString(), '/third');
+    assert.ok(await c.closed(3000));
+    assert.equal(c.pending.length, 0);
+    c.close();
+  });
+
+  it('11: FIN after pipelined requests all answered at once without reading their bodies: every answer, in order, then a close', async () => {
+    const c = await RawConnection.connect(e.port);
+    const refuse = (i: number): string => `POST /refuse HTTP/1.1\r\nX-N: ${i}\r\nContent-Length: 5\r\n\r\nbody${i}`;
+    await c.write(`GET /slow HTTP/1.1\r\n\r\n${[1, 2, 3, 4].map(refuse).join('')}GET /last HTTP/1.1\r\n\r\n`);
+    c.socket.end();
+    assert.equal((await c.read()).body.toString(), '/slow');
+    for (let i = 1; i <= 4; i++) assert.equal((await c.read()).status, 405, `answer ${i + 1}`);
+    assert.equal((await c.read()).body.toString(), '/last');
+    assert.ok(await c.closed(3000));
+    assert.equal(c.pending.length, 0);
     c.close();
   });
 

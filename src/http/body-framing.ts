@@ -1,5 +1,7 @@
 import { parseContentLength } from './content-length.js';
 
+const CHUNKED = /^chunked$/i;
+
 /** How a request body is delimited. */
 export type BodyFraming =
   /** `Content-Length` bytes (0 when the request has neither header). */
@@ -21,7 +23,8 @@ export interface FramingError {
  * which is how requests are smuggled.
  *
  * @param contentLength the Content-Length header value, if any
- * @param transferEncoding the Transfer-Encoding header value (repeated fields joined with `, `), if any
+ * @param transferEncoding the Transfer-Encoding header value (repeated fields joined with `, `), if any,
+ *   without the SP/HTAB around it (the engine's head parser and `node:http` both take those off)
  * @example
  * ```ts
  * bodyFraming(undefined, 'chunked', '1.1'); // { ok: true, framing: { kind: 'chunked' } }
@@ -37,7 +40,12 @@ export function bodyFraming(
     const refuse = (message: string) => ({ ok: false as const, error: { code: 'transfer-encoding' as const, message } });
     if (contentLength !== undefined) return refuse('Transfer-Encoding together with Content-Length');
     if (httpVersion === '1.0') return refuse('Transfer-Encoding on an HTTP/1.0 request');
-    if (transferEncoding.toLowerCase() !== 'chunked') {
+    // Exactly `chunked`, any case: the head parser has already taken off SP and HTAB, the only
+    // whitespace around a field value. No trim(): it also strips U+00A0, which is byte 0xA0 (obs-text,
+    // a legal part of the value) decoded as latin1, so `\xa0chunked` would pass as chunked while a
+    // proxy in front sees an unknown coding and frames the body otherwise. (The `i` flag folds ASCII
+    // only, unlike toLowerCase() on a wider string.)
+    if (!CHUNKED.test(transferEncoding)) {
       return refuse(`Transfer-Encoding "${transferEncoding}" is not supported (only a single chunked)`);
     }
     return { ok: true, framing: { kind: 'chunked' } };

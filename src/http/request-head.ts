@@ -101,17 +101,17 @@ export function parseRequestHead(text: string, limits: HttpLimits): HeadResult {
   const q = target.indexOf('?');
   let path = q === -1 ? target : target.slice(0, q);
   const query = q === -1 ? '' : target.slice(q);
-  if (!path.startsWith('/')) {
-    // absolute-form (a proxy's request line): keep only the path
+  // absolute-form (a proxy's request line): keep only the path; asterisk-form (`OPTIONS *`) stays as it is
+  if (!path.startsWith('/') && path !== '*') {
     const m = /^[a-z][a-z0-9+.-]*:\/\/[^/]*(\/.*)?$/i.exec(path);
-    if (!m) {
-      if (path === '*') path = '*';
-      else return fail(400, 'bad-target', 'malformed request target', method, headers);
-    } else path = m[1] ?? '/';
+    if (!m) return fail(400, 'bad-target', 'malformed request target', method, headers);
+    path = m[1] ?? '/';
   }
+  // Connection options are tokens in a list: only SP and HTAB around them are whitespace (`\s` would
+  // also take U+00A0, byte 0xA0 of obs-text, and read `\xa0close` as close).
   const connection = (headers['connection'] ?? '').toLowerCase();
   const keepAlive =
-    httpVersion === '1.1' ? !/(^|,)\s*close\s*(,|$)/.test(connection) : /(^|,)\s*keep-alive\s*(,|$)/.test(connection);
+    httpVersion === '1.1' ? !/(^|,)[ \t]*close[ \t]*(,|$)/.test(connection) : /(^|,)[ \t]*keep-alive[ \t]*(,|$)/.test(connection);
   return {
     ok: true,
     head: {

@@ -48,6 +48,15 @@ const TYPES: ReadonlyMap<string, RequestPacketType> = new Map(
 const SESSION_ID = /^[\x21-\x7e]+$/;
 
 /**
+ * Takes SP and HTAB, the only optional whitespace of HTTP, off both ends of a field value. Not
+ * `trim()`: that also strips U+00A0 (byte 0xA0, obs-text, decoded as latin1) and other Unicode
+ * spaces, which are part of the value, so ` \xa0{id}` would name the session `{id}`.
+ */
+function trimOws(value: string): string {
+  return value.replace(/^[ \t]+|[ \t]+$/g, '');
+}
+
+/**
  * Reads the packet type of a request, case-insensitively (D2).
  *
  * @throws {BitsError} `BITS_MISSING_PACKET_TYPE` or `BITS_UNKNOWN_PACKET_TYPE`.
@@ -58,10 +67,9 @@ const SESSION_ID = /^[\x21-\x7e]+$/;
  */
 export function packetTypeOf(headers: HeaderMap): RequestPacketType {
   const raw = headers[Header.PacketType];
-  if (raw === undefined || raw.trim() === '') {
-    throw new BitsError('BITS_MISSING_PACKET_TYPE', 'BITS-Packet-Type is missing');
-  }
-  const type = TYPES.get(raw.trim().toLowerCase());
+  const value = raw === undefined ? '' : trimOws(raw);
+  if (value === '') throw new BitsError('BITS_MISSING_PACKET_TYPE', 'BITS-Packet-Type is missing');
+  const type = TYPES.get(value.toLowerCase());
   if (!type) throw new BitsError('BITS_UNKNOWN_PACKET_TYPE', `unknown BITS-Packet-Type "${raw}"`);
   return type;
 }
@@ -78,10 +86,11 @@ export function packetTypeOf(headers: HeaderMap): RequestPacketType {
  * ```
  */
 export function chooseProtocol(value: string | undefined): string {
-  if (value === undefined || value.trim() === '') {
+  if (value === undefined || trimOws(value) === '') {
     throw new BitsError('BITS_NO_PROTOCOL', 'BITS-Supported-Protocols is missing');
   }
-  const offered = value.split(/[\s,]+/).filter(Boolean);
+  // (separators are SP, HTAB and commas: a GUID with U+00A0 beside it is not a GUID we speak)
+  const offered = value.split(/[ \t,]+/).filter(Boolean);
   if (offered.length > 100) throw new BitsError('BITS_NO_PROTOCOL', 'more than 100 protocols offered');
   for (const guid of offered) {
     if (guid.toLowerCase() === BITS_PROTOCOL_GUID) return BITS_PROTOCOL_GUID;
@@ -90,7 +99,8 @@ export function chooseProtocol(value: string | undefined): string {
 }
 
 function sessionIdOf(headers: HeaderMap, required: boolean): string | undefined {
-  const raw = headers[Header.SessionId]?.trim();
+  const field = headers[Header.SessionId];
+  const raw = field === undefined ? undefined : trimOws(field);
   if (raw === undefined || raw === '') {
     if (required) throw new BitsError('BITS_MISSING_SESSION_ID', 'BITS-Session-Id is missing');
     return undefined;
@@ -103,15 +113,17 @@ function sessionIdOf(headers: HeaderMap, required: boolean): string | undefined 
 }
 
 /**
- * Whether the body is chunked, by D13's rules: `Transfer-Encoding` may only be a single `chunked`,
- * never next to a Content-Length (either would let a proxy in front frame the request otherwise).
+ * Checks the transport's framing against the packet rules of D13. Which Transfer-Encoding is a chunked
+ * body is the transport's decision alone (`bodyFraming` in `http/`, which has already refused every
+ * other coding and chunked next to a Content-Length): a second reading of the header here could
+ * disagree with it, and a request framed one way but judged the other is how requests are smuggled.
+ * So a Transfer-Encoding the transport did not decode as chunked is refused whatever it says.
  */
-function isChunked(headers: HeaderMap, contentLength: number | undefined): boolean {
-  const te = headers['transfer-encoding'];
-  if (te === undefined) return false;
-  if (te.toLowerCase() !== 'chunked') throw new BitsError('BITS_TRANSFER_ENCODING', `Transfer-Encoding "${te}" is not supported`);
-  if (contentLength !== undefined) throw new BitsError('BITS_TRANSFER_ENCODING', 'Transfer-Encoding together with Content-Length');
-  return true;
+function checkFraming(headers: HeaderMap, contentLength: number | undefined, chunked: boolean): void {
+  if (!chunked && headers['transfer-encoding'] !== undefined) {
+    throw new BitsError('BITS_TRANSFER_ENCODING', `Transfer-Encoding "${headers['transfer-encoding']}" was not decoded as chunked`);
+  }
+  if (chunked && contentLength !== undefined) throw new BitsError('BITS_TRANSFER_ENCODING', 'Transfer-Encoding together with Content-Length');
 }
 
 /**
@@ -122,6 +134,8 @@ function isChunked(headers: HeaderMap, contentLength: number | undefined): boole
  *
  * @param headers request headers, lowercase names
  * @param contentLength the request's Content-Length, or `undefined` when absent (or chunked)
+ * @param chunked whether the transport decoded the body as chunked (`HttpRequest.chunked`); a
+ *   Transfer-Encoding header without it is refused
  * @throws {BitsError} with the code of the first rule broken.
  * @example
  * ```ts
@@ -129,16 +143,16 @@ function isChunked(headers: HeaderMap, contentLength: number | undefined): boole
  *   'content-range': 'bytes 0-99/300' }, 100);
  * if (p.type === 'Fragment') p.range.total; // 300
  * parsePacket({ 'bits-packet-type': 'Fragment', 'bits-session-id': '{…}',
- *   'content-range': 'bytes 0-99/300', 'transfer-encoding': 'chunked' }, undefined); // a Fragment too
+ *   'content-range': 'bytes 0-99/300', 'transfer-encoding': 'chunked' }, undefined, true); // a Fragment too
  * ```
  */
-export function parsePacket(headers: HeaderMap, contentLength: number | undefined): Packet {
+export function parsePacket(headers: HeaderMap, contentLength: number | undefined, chunked = false): Packet {
   for (const [name, value] of Object.entries(headers)) {
     if (value !== undefined && value.length > MAX_BITS_HEADER_VALUE) {
       throw new BitsError('BITS_HEADER_TOO_LARGE', `header ${name} is longer than ${MAX_BITS_HEADER_VALUE} bytes`);
     }
   }
-  const chunked = isChunked(headers, contentLength);
+  checkFraming(headers, contentLength, chunked);
   const type = packetTypeOf(headers);
   // D13: only a Fragment has a body, so only a Fragment may have a chunked one
   if (chunked && type !== PacketType.Fragment) throw new BitsError('BITS_TRANSFER_ENCODING', `${type} must not carry a chunked body`);
@@ -162,7 +176,7 @@ export function parsePacket(headers: HeaderMap, contentLength: number | undefine
       if (contentLength === undefined && !chunked) {
         throw new BitsError('BITS_MISSING_CONTENT_LENGTH', 'Fragment without Content-Length or Transfer-Encoding: chunked');
       }
-      const encoding = headers['content-encoding']?.trim().toLowerCase();
+      const encoding = headers['content-encoding'] === undefined ? undefined : trimOws(headers['content-encoding']).toLowerCase();
       if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
         throw new BitsError('BITS_BAD_ENCODING', `Content-Encoding "${encoding}" is not supported`);
       }

@@ -197,7 +197,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
       if (!loc || !loc.vdir.uploadEnabled) throw new BitsError('BITS_UPLOADS_DISABLED', `uploads are not enabled for ${req.path}`);
       const who = await this.identify(req, loc.vdir, log);
       if ('status' in who) return who;
-      packet = parsePacket(req.headers, req.contentLength);
+      packet = parsePacket(req.headers, req.contentLength, req.chunked);
       log['packet'] = packet.type;
       const ctx: PacketContext = {
         req,
