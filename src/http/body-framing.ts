@@ -11,7 +11,7 @@ export type BodyFraming =
 
 /** Why a request's framing was refused; `code` is the engine's head error code. */
 export interface FramingError {
-  readonly code: 'bad-content-length' | 'transfer-encoding';
+  readonly code: 'HTTP_BAD_CONTENT_LENGTH' | 'HTTP_TRANSFER_ENCODING';
   readonly message: string;
 }
 
@@ -28,7 +28,7 @@ export interface FramingError {
  * @example
  * ```ts
  * bodyFraming(undefined, 'chunked', '1.1'); // { ok: true, framing: { kind: 'chunked' } }
- * bodyFraming('3', 'chunked', '1.1');       // { ok: false, error: { code: 'transfer-encoding', … } }
+ * bodyFraming('3', 'chunked', '1.1');       // { ok: false, error: { code: 'HTTP_TRANSFER_ENCODING', … } }
  * ```
  */
 export function bodyFraming(
@@ -37,7 +37,7 @@ export function bodyFraming(
   httpVersion: '1.0' | '1.1',
 ): { ok: true; framing: BodyFraming } | { ok: false; error: FramingError } {
   if (transferEncoding !== undefined) {
-    const refuse = (message: string) => ({ ok: false as const, error: { code: 'transfer-encoding' as const, message } });
+    const refuse = (message: string) => ({ ok: false as const, error: { code: 'HTTP_TRANSFER_ENCODING' as const, message } });
     if (contentLength !== undefined) return refuse('Transfer-Encoding together with Content-Length');
     if (httpVersion === '1.0') return refuse('Transfer-Encoding on an HTTP/1.0 request');
     // Exactly `chunked`, any case: the head parser has already taken off SP and HTAB, the only
@@ -52,6 +52,6 @@ export function bodyFraming(
   }
   if (contentLength === undefined) return { ok: true, framing: { kind: 'length', length: 0, declared: false } };
   const length = parseContentLength(contentLength);
-  if (length === undefined) return { ok: false, error: { code: 'bad-content-length', message: 'malformed Content-Length' } };
+  if (length === undefined) return { ok: false, error: { code: 'HTTP_BAD_CONTENT_LENGTH', message: 'malformed Content-Length' } };
   return { ok: true, framing: { kind: 'length', length, declared: true } };
 }

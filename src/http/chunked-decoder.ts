@@ -1,3 +1,5 @@
+import { HttpError } from './errors.js';
+
 /** Longest chunk-size line, extensions included, CRLF excluded. Real clients send a few hex digits. */
 export const MAX_CHUNK_LINE = 4096;
 
@@ -11,10 +13,10 @@ const TRAILER_LINE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*$/;
  * A request body whose chunked framing is malformed. The engine fails the body stream with it; the
  * connection cannot be framed any further and closes after the answer.
  */
-export class ChunkedBodyError extends Error {
-  readonly code = 'HTTP_BAD_CHUNKED_BODY';
+export class ChunkedBodyError extends HttpError {
+  declare readonly code: 'HTTP_BAD_CHUNKED_BODY';
   constructor(message: string) {
-    super(message);
+    super('HTTP_BAD_CHUNKED_BODY', message);
     this.name = 'ChunkedBodyError';
   }
 }

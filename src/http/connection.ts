@@ -364,7 +364,7 @@ export class Connection {
     let lineLength = lf === -1 ? data.length : lf;
     if (lineLength > 0 && data[lineLength - 1] === 0x0d) lineLength--;
     if (lineLength > this.limits.maxRequestLine) {
-      this.reject({ status: 414, code: 'request-line-too-long', message: 'request line too long' });
+      this.reject({ status: 414, code: 'HTTP_REQUEST_LINE_TOO_LONG', message: 'request line too long' });
       return;
     }
     if (end === -1 && this.peerEnded) {
@@ -374,12 +374,12 @@ export class Connection {
     }
     if (end === -1) {
       if (data.length > this.limits.maxHead) {
-        this.reject({ status: 431, code: 'head-too-large', message: 'request head too large' });
+        this.reject({ status: 431, code: 'HTTP_HEAD_TOO_LARGE', message: 'request head too large' });
       }
       return;
     }
     if (end > this.limits.maxHead) {
-      this.reject({ status: 431, code: 'head-too-large', message: 'request head too large' });
+      this.reject({ status: 431, code: 'HTTP_HEAD_TOO_LARGE', message: 'request head too large' });
       return;
     }
     const rest = data.subarray(end + 4);

@@ -1,5 +1,10 @@
 import { bodyFraming } from './body-framing.js';
+import { HTTP_ERRORS } from './errors.js';
+import type { HeadError, HeadErrorCode } from './errors.js';
 import type { HttpLimits } from './limits.js';
+import { isFieldValue, isToken } from './token.js';
+
+export type { HeadError } from './errors.js';
 
 /** A request head that parsed cleanly. */
 export interface RequestHead {
@@ -18,33 +23,19 @@ export interface RequestHead {
   expectContinue: boolean;
 }
 
-/** Why a head was refused; the engine answers with `status` and closes the connection. */
-export interface HeadError {
-  status: number;
-  /** Stable reason code, e.g. `header-value-too-large`. */
-  code: string;
-  message: string;
-  /** The method, when the request line could be read (lets a handler format its error). */
-  method?: string | undefined;
-  /** The headers read so far. */
-  headers?: Record<string, string> | undefined;
-}
-
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// Field values: visible ASCII, space, tab and obs-text; never CR, LF or NUL.
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const TARGET = /^[\x21-\x7e]+$/;
 
 /** Result of {@link parseRequestHead}. */
-export type HeadResult = { ok: true; head: RequestHead } | { ok: false; error: HeadError };
+type HeadResult = { ok: true; head: RequestHead } | { ok: false; error: HeadError };
 
-function fail(status: number, code: string, message: string, method?: string, headers?: Record<string, string>): HeadResult {
-  return { ok: false, error: { status, code, message, method, headers } };
+function fail(code: HeadErrorCode, message: string, method?: string, headers?: Record<string, string>): HeadResult {
+  return { ok: false, error: { status: HTTP_ERRORS[code].status, code, message, method, headers } };
 }
 
 /**
  * Parses a complete request head (request line and header lines, without the final empty line),
- * applying the engine's limits and the framing rules: one bounded Content-Length or
+ * applying the engine's header limits and the framing rules (the request line's length is judged
+ * earlier, as the head arrives, by `scanHead`): one bounded Content-Length or
  * `Transfer-Encoding: chunked` alone ({@link bodyFraming}), no obs-fold, no CR/LF/NUL in values.
  *
  * @example
@@ -56,39 +47,38 @@ function fail(status: number, code: string, message: string, method?: string, he
 export function parseRequestHead(text: string, limits: HttpLimits): HeadResult {
   const lines = text.split('\r\n');
   const requestLine = lines[0] ?? '';
-  if (requestLine.length > limits.maxRequestLine) return fail(414, 'request-line-too-long', 'request line too long');
   const parts = requestLine.split(' ');
-  if (parts.length !== 3) return fail(400, 'bad-request-line', 'malformed request line');
+  if (parts.length !== 3) return fail('HTTP_BAD_REQUEST_LINE', 'malformed request line');
   const [method, target, version] = parts as [string, string, string];
-  if (!TOKEN.test(method)) return fail(400, 'bad-method', 'malformed method');
-  if (!TARGET.test(target)) return fail(400, 'bad-target', 'malformed request target', method);
+  if (!isToken(method)) return fail('HTTP_BAD_METHOD', 'malformed method');
+  if (!TARGET.test(target)) return fail('HTTP_BAD_TARGET', 'malformed request target', method);
   let httpVersion: '1.0' | '1.1';
   if (version === 'HTTP/1.1') httpVersion = '1.1';
   else if (version === 'HTTP/1.0') httpVersion = '1.0';
-  else if (/^HTTP\/\d\.\d$/.test(version)) return fail(505, 'bad-version', `unsupported ${version}`, method);
-  else return fail(400, 'bad-version', 'malformed HTTP version', method);
+  else if (/^HTTP\/\d\.\d$/.test(version)) return fail('HTTP_UNSUPPORTED_VERSION', `unsupported ${version}`, method);
+  else return fail('HTTP_BAD_VERSION', 'malformed HTTP version', method);
 
   const headers: Record<string, string> = {};
   let contentLengthSeen = false;
   if (lines.length - 1 > limits.maxHeaders) {
-    return fail(431, 'too-many-headers', `more than ${limits.maxHeaders} header fields`, method);
+    return fail('HTTP_TOO_MANY_HEADERS', `more than ${limits.maxHeaders} header fields`, method);
   }
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
-    if (line.includes('\n') || line.includes('\r')) return fail(400, 'bad-line-ending', 'bare CR or LF in head', method, headers);
-    if (line.startsWith(' ') || line.startsWith('\t')) return fail(400, 'obs-fold', 'obsolete line folding', method, headers);
+    if (line.includes('\n') || line.includes('\r')) return fail('HTTP_BAD_LINE_ENDING', 'bare CR or LF in head', method, headers);
+    if (line.startsWith(' ') || line.startsWith('\t')) return fail('HTTP_OBS_FOLD', 'obsolete line folding', method, headers);
     const colon = line.indexOf(':');
-    if (colon <= 0) return fail(400, 'bad-header', 'malformed header line', method, headers);
+    if (colon <= 0) return fail('HTTP_BAD_HEADER', 'malformed header line', method, headers);
     const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) return fail(400, 'bad-header-name', `malformed header name`, method, headers);
+    if (!isToken(name)) return fail('HTTP_BAD_HEADER_NAME', 'malformed header name', method, headers);
     const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
-    if (!FIELD_VALUE.test(value)) return fail(400, 'bad-header-value', `invalid character in ${name}`, method, headers);
+    if (!isFieldValue(value)) return fail('HTTP_BAD_HEADER_VALUE', `invalid character in ${name}`, method, headers);
     if (value.length > limits.maxHeaderValue) {
-      return fail(400, 'header-value-too-large', `header ${name} longer than ${limits.maxHeaderValue} bytes`, method, headers);
+      return fail('HTTP_HEADER_VALUE_TOO_LARGE', `header ${name} longer than ${limits.maxHeaderValue} bytes`, method, headers);
     }
     const key = name.toLowerCase();
     if (key === 'content-length') {
-      if (contentLengthSeen) return fail(400, 'repeated-content-length', 'repeated Content-Length', method, headers);
+      if (contentLengthSeen) return fail('HTTP_REPEATED_CONTENT_LENGTH', 'repeated Content-Length', method, headers);
       contentLengthSeen = true;
     }
     const prev = headers[key];
@@ -96,7 +86,7 @@ export function parseRequestHead(text: string, limits: HttpLimits): HeadResult {
   }
   // (after all fields: Transfer-Encoding and Content-Length are judged together, in any order)
   const framing = bodyFraming(headers['content-length'], headers['transfer-encoding'], httpVersion);
-  if (!framing.ok) return fail(400, framing.error.code, framing.error.message, method, headers);
+  if (!framing.ok) return fail(framing.error.code, framing.error.message, method, headers);
 
   const q = target.indexOf('?');
   let path = q === -1 ? target : target.slice(0, q);
@@ -104,7 +94,7 @@ export function parseRequestHead(text: string, limits: HttpLimits): HeadResult {
   // absolute-form (a proxy's request line): keep only the path; asterisk-form (`OPTIONS *`) stays as it is
   if (!path.startsWith('/') && path !== '*') {
     const m = /^[a-z][a-z0-9+.-]*:\/\/[^/]*(\/.*)?$/i.exec(path);
-    if (!m) return fail(400, 'bad-target', 'malformed request target', method, headers);
+    if (!m) return fail('HTTP_BAD_TARGET', 'malformed request target', method, headers);
     path = m[1] ?? '/';
   }
   // Connection options are tokens in a list: only SP and HTAB around them are whitespace (`\s` would

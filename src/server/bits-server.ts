@@ -179,7 +179,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     const isBits =
       error.method !== undefined && effectiveMethod({ method: error.method, headers: error.headers ?? {} }) === BITS_METHOD;
     if (!isBits || error.status >= 500) return { status: error.status, headers: { 'Content-Length': '0' } };
-    const code = error.code === 'transfer-encoding' ? 'BITS_TRANSFER_ENCODING' : error.code === 'header-value-too-large' ? 'BITS_HEADER_TOO_LARGE' : 'BITS_BAD_REQUEST';
+    const code = error.code === 'HTTP_TRANSFER_ENCODING' ? 'BITS_TRANSFER_ENCODING' : error.code === 'HTTP_HEADER_VALUE_TOO_LARGE' ? 'BITS_HEADER_TOO_LARGE' : 'BITS_BAD_REQUEST';
     const sessionId = error.headers?.[Header.SessionId];
     // 414 and 431 keep their status (the engine's limits); every other malformed head is 400.
     return errorAck(new BitsError(code, error.message, { status: error.status }), { sessionId });
