@@ -352,10 +352,10 @@ describe('fuzz: HTTP engine (HttpServer with echo, early, failing and slow handl
         maxHeaders: 12,
         maxHead: 2048,
         maxDrain: 2048,
-        headerTimeout: IDLE_MS,
-        bodyIdleTimeout: IDLE_MS,
-        keepAliveTimeout: 30_000,
-        writeIdleTimeout: 2000,
+        headerTimeoutMs: IDLE_MS,
+        bodyIdleTimeoutMs: IDLE_MS,
+        keepAliveTimeoutMs: 30_000,
+        writeIdleTimeoutMs: 2000,
       },
     });
     ({ port } = await http.listen(0, '127.0.0.1'));

@@ -262,7 +262,7 @@ describe('chunked bodies: backpressure, timeouts, early answers (HttpServer)', (
         }
         res.send(200, { 'Content-Length': '0' });
       },
-      { bodyIdleTimeout: 500 },
+      { bodyIdleTimeoutMs: 500 },
     );
     try {
       const c = await RawConnection.connect(e.port);

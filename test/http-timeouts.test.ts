@@ -139,7 +139,7 @@ describe('idle timeouts (BitsServer, 1 s limits)', () => {
 });
 
 describe('idle timeouts count only while the engine waits for the client (HttpServer)', () => {
-  const limits: Partial<HttpLimits> = { headerTimeout: 300, bodyIdleTimeout: 300, keepAliveTimeout: 5000 };
+  const limits: Partial<HttpLimits> = { headerTimeoutMs: 300, bodyIdleTimeoutMs: 300, keepAliveTimeoutMs: 5000 };
 
   it('a handler busy for longer than the body idle timeout before it reads (backpressure) still gets the body', async () => {
     const e = await startEngine(async (req, res) => {
@@ -234,7 +234,7 @@ describe('body idle timeout before the handler reads (HttpServer)', () => {
       } catch (err) {
         seen = err;
       }
-    }, { bodyIdleTimeout: 300 });
+    }, { bodyIdleTimeoutMs: 300 });
     try {
       const c = await RawConnection.connect(e.port);
       await c.write('PUT /x HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc');

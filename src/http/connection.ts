@@ -182,7 +182,7 @@ export class Connection {
       this.logger.debug({ err, remote: socket.remoteAddress }, 'socket error');
     });
     socket.on('close', () => this.onSocketClose());
-    this.setTimer(this.limits.headerTimeout, 'header timeout');
+    this.setTimer(this.limits.headerTimeoutMs, 'header timeout');
   }
 
   /** Whether no request is in progress and no bytes of the next one have arrived. */
@@ -316,7 +316,7 @@ export class Connection {
     }
     if (wasStreaming) ex.body?.destroy(error);
     // bound the wait for the handler's answer (it has been told through its body)
-    if (!ex.responseStarted) this.setTimer(this.limits.bodyIdleTimeout, 'answer to a malformed body');
+    if (!ex.responseStarted) this.setTimer(this.limits.bodyIdleTimeoutMs, 'answer to a malformed body');
   }
 
   private pause(): void {
@@ -355,7 +355,7 @@ export class Connection {
     if (!this.headStarted) {
       // the header deadline runs from the first byte of a head and is not refreshed by more bytes
       this.headStarted = true;
-      this.setTimer(this.limits.headerTimeout, 'header timeout');
+      this.setTimer(this.limits.headerTimeoutMs, 'header timeout');
     }
     const end = data.indexOf(CRLF2);
     // The request line is judged as soon as it is longer than allowed, complete or not; its CR
@@ -453,7 +453,7 @@ export class Connection {
       // With Expect: 100-continue the client waits for us: the body idle clock starts when the
       // handler asks for the body (onBodyDemand).
       if (head.expectContinue) this.clearTimer();
-      else this.setTimer(this.limits.bodyIdleTimeout, 'body idle timeout');
+      else this.setTimer(this.limits.bodyIdleTimeoutMs, 'body idle timeout');
       const first = this.buffered.length ? this.buffered[0]! : EMPTY;
       this.buffered = [];
       this.bufferedBytes = 0;
@@ -518,7 +518,7 @@ export class Connection {
     }
     // (re)start the body idle clock: from now on we wait for the client
     if (this.timer) this.timer.refresh();
-    else this.setTimer(this.limits.bodyIdleTimeout, 'body idle timeout');
+    else this.setTimer(this.limits.bodyIdleTimeoutMs, 'body idle timeout');
     this.resume();
   }
 
@@ -596,7 +596,7 @@ export class Connection {
   private async writeBody(body: Readable, expected: number): Promise<void> {
     const socket = this.socket;
     let sent = 0;
-    this.setTimer(this.limits.writeIdleTimeout, 'write idle timeout');
+    this.setTimer(this.limits.writeIdleTimeoutMs, 'write idle timeout');
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         if (socket.destroyed) throw new Error('connection closed during the response');
@@ -649,7 +649,7 @@ export class Connection {
       return;
     }
     ex.phase = 'draining';
-    this.setTimer(this.limits.bodyIdleTimeout, 'drain idle timeout');
+    this.setTimer(this.limits.bodyIdleTimeoutMs, 'drain idle timeout');
     this.resume();
   }
 
@@ -661,7 +661,7 @@ export class Connection {
       this.linger();
       return;
     }
-    this.setTimer(this.limits.keepAliveTimeout, 'keep-alive timeout');
+    this.setTimer(this.limits.keepAliveTimeoutMs, 'keep-alive timeout');
     if (this.socket.writableNeedDrain) {
       // The client does not read its answers: read (and answer) no more requests until it does,
       // so that pipelined requests cannot pile up answers in memory.

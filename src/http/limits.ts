@@ -11,24 +11,27 @@ export interface HttpLimits {
   /** Most unread body bytes drained to keep a connection alive after an early response. */
   maxDrain: number;
   /** Time allowed for a request head, from its first byte (and for the first request of a connection). */
-  headerTimeout: number;
-  /** Longest wait for the next body byte while the handler is reading. */
-  bodyIdleTimeout: number;
+  headerTimeoutMs: number;
+  /**
+   * Longest wait for the next body byte while the handler is reading; also bounds the drain of an
+   * unread body and the wait for the answer to a malformed one.
+   */
+  bodyIdleTimeoutMs: number;
   /** Longest idle time between requests on a keep-alive connection. */
-  keepAliveTimeout: number;
+  keepAliveTimeoutMs: number;
   /** Longest time a response write may make no progress. */
-  writeIdleTimeout: number;
+  writeIdleTimeoutMs: number;
 }
 
-/** The defaults of the issue and spec: 8 KiB line, 4 KiB value, 100 headers, 64 KiB head. */
+/** The engine's defaults: 8 KiB request line, 4 KiB header value (spec §2), 100 headers, 64 KiB head. */
 export const DEFAULT_LIMITS: Readonly<HttpLimits> = {
   maxRequestLine: 8 * 1024,
   maxHeaderValue: 4 * 1024,
   maxHeaders: 100,
   maxHead: 64 * 1024,
   maxDrain: 64 * 1024 * 1024,
-  headerTimeout: 30_000,
-  bodyIdleTimeout: 120_000,
-  keepAliveTimeout: 60_000,
-  writeIdleTimeout: 120_000,
+  headerTimeoutMs: 30_000,
+  bodyIdleTimeoutMs: 120_000,
+  keepAliveTimeoutMs: 60_000,
+  writeIdleTimeoutMs: 120_000,
 };

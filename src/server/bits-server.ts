@@ -384,10 +384,10 @@ export class BitsServer extends EventEmitter<SessionEvents> {
         maxHeaders: l.maxHeaders,
         maxHead: l.maxHead,
         maxDrain: l.maxDrain,
-        headerTimeout: ms(l.headerTimeout),
-        bodyIdleTimeout: ms(l.bodyIdleTimeout),
-        keepAliveTimeout: ms(l.keepAliveTimeout),
-        writeIdleTimeout: ms(l.writeIdleTimeout),
+        headerTimeoutMs: ms(l.headerTimeout),
+        bodyIdleTimeoutMs: ms(l.bodyIdleTimeout),
+        keepAliveTimeoutMs: ms(l.keepAliveTimeout),
+        writeIdleTimeoutMs: ms(l.writeIdleTimeout),
       }).filter(([, v]) => v !== undefined),
     );
     this.http = new HttpServer({ handler: this.handle, logger: this.logger, limits, badRequest: this.badRequest, tls });
