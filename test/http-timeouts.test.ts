@@ -4,10 +4,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { HttpServer } from '../src/http/server.js';
+import { HttpError } from '../src/http/errors.js';
 import type { HttpLimits } from '../src/http/limits.js';
 import type { HttpHandler } from '../src/http/types.js';
 import { assertAck } from './helpers/assert-ack.js';
@@ -17,10 +20,26 @@ import { RawConnection, bitsRequestBytes } from './helpers/raw-http.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function startEngine(handler: HttpHandler, limits: Partial<HttpLimits> = {}): Promise<{ http: HttpServer; port: number }> {
-  const http = new HttpServer({ handler, logger: pino({ level: 'silent' }), limits });
+interface Engine {
+  http: HttpServer;
+  port: number;
+  /** The codes of the timeouts the engine has logged so far, in order. */
+  timeouts(): string[];
+}
+
+async function startEngine(handler: HttpHandler, limits: Partial<HttpLimits> = {}): Promise<Engine> {
+  const lines: { msg?: string; code?: string }[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const http = new HttpServer({ handler, logger, limits });
   const { port } = await http.listen(0, '127.0.0.1');
-  return { http, port };
+  const timeouts = (): string[] => lines.filter((l) => l.msg === 'connection timed out').map((l) => l.code ?? '');
+  return { http, port, timeouts };
+}
+
+/** The code of `err`, which must be an HttpError. */
+function codeOf(err: unknown): string {
+  assert.ok(err instanceof HttpError, `not an HttpError: ${String(err)}`);
+  return err.code;
 }
 
 /** Milliseconds until the server closes `c` (rejects after `max`). */
@@ -155,6 +174,7 @@ describe('idle timeouts count only while the engine waits for the client (HttpSe
       const res = await c.read({ timeoutMs: 8000 });
       assert.equal(res.status, 200);
       assert.equal(res.body.toString(), String(size));
+      assert.deepEqual(e.timeouts(), [], 'no timeout fired');
       c.close();
     } finally {
       await e.http.close(100);
@@ -177,6 +197,7 @@ describe('idle timeouts count only while the engine waits for the client (HttpSe
       const res = await c.read({ timeoutMs: 4000 });
       assert.equal(res.status, 200);
       assert.equal(res.body.toString(), '5');
+      assert.deepEqual(e.timeouts(), [], 'no timeout fired');
       c.close();
     } finally {
       await e.http.close(100);
@@ -202,6 +223,8 @@ describe('idle timeouts count only while the engine waits for the client (HttpSe
       assert.ok(ms >= 250 && ms < 2000, `${ms} ms`);
       await sleep(50);
       assert.ok(seen instanceof Error, 'the body stream failed');
+      assert.equal(codeOf(seen), 'HTTP_BODY_IDLE_TIMEOUT');
+      assert.deepEqual(e.timeouts(), ['HTTP_BODY_IDLE_TIMEOUT']);
       c.close();
     } finally {
       await e.http.close(100);
@@ -216,6 +239,7 @@ describe('idle timeouts count only while the engine waits for the client (HttpSe
       assert.equal((await c.read()).status, 403);
       const ms = await msUntilClosed(c, Date.now());
       assert.ok(ms >= 250 && ms < 2000, `${ms} ms`);
+      assert.deepEqual(e.timeouts(), ['HTTP_DRAIN_TIMEOUT']);
       c.close();
     } finally {
       await e.http.close(100);
@@ -242,6 +266,114 @@ describe('body idle timeout before the handler reads (HttpServer)', () => {
       assert.ok(ms >= 250 && ms < 2000, `${ms} ms`);
       await sleep(700);
       assert.ok(seen instanceof Error, 'reading the body failed');
+      assert.equal(codeOf(seen), 'HTTP_BODY_IDLE_TIMEOUT');
+      c.close();
+    } finally {
+      await e.http.close(100);
+    }
+  });
+});
+
+describe('each idle timeout fails the connection with its own code (HttpServer)', () => {
+  const limits: Partial<HttpLimits> = { headerTimeoutMs: 300, bodyIdleTimeoutMs: 300, keepAliveTimeoutMs: 300, writeIdleTimeoutMs: 300 };
+  const ok: HttpHandler = (_req, res) => res.send(200, { 'Content-Length': '0' });
+
+  it('a connection that sends nothing, and a slowloris head, are HTTP_HEADER_TIMEOUT', async () => {
+    const e = await startEngine(ok, limits);
+    try {
+      const silent = await RawConnection.connect(e.port);
+      const slow = await RawConnection.connect(e.port);
+      await slow.write('GET / HTTP/1.1\r\n');
+      const drip = setInterval(() => void slow.write('X').catch(() => undefined), 50);
+      assert.ok(await silent.closed(3000));
+      assert.ok(await slow.closed(3000));
+      clearInterval(drip);
+      assert.equal(slow.pending.length, 0, 'closed without an answer');
+      assert.deepEqual(e.timeouts(), ['HTTP_HEADER_TIMEOUT', 'HTTP_HEADER_TIMEOUT']);
+      silent.close();
+      slow.close();
+    } finally {
+      await e.http.close(100);
+    }
+  });
+
+  it('an idle connection after an answer is HTTP_KEEP_ALIVE_TIMEOUT', async () => {
+    const e = await startEngine(ok, limits);
+    try {
+      const c = await RawConnection.connect(e.port);
+      await c.write('GET / HTTP/1.1\r\n\r\n');
+      assert.equal((await c.read()).status, 200);
+      assert.ok(await c.closed(3000));
+      assert.deepEqual(e.timeouts(), ['HTTP_KEEP_ALIVE_TIMEOUT']);
+      c.close();
+    } finally {
+      await e.http.close(100);
+    }
+  });
+
+  it('a stalled body aborts the request with HTTP_BODY_IDLE_TIMEOUT, which is also the reason of its signal', async () => {
+    let reason: unknown;
+    const e = await startEngine(async (req, res) => {
+      req.signal.addEventListener('abort', () => (reason = req.signal.reason));
+      for await (const _ of req.body) void _;
+      res.send(200, { 'Content-Length': '0' });
+    }, limits);
+    try {
+      const c = await RawConnection.connect(e.port);
+      await c.write('PUT /s HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc');
+      assert.ok(await c.closed(3000));
+      await sleep(50);
+      assert.equal(codeOf(reason), 'HTTP_BODY_IDLE_TIMEOUT');
+      c.close();
+    } finally {
+      await e.http.close(100);
+    }
+  });
+
+  it('a client that does not read a streamed answer is HTTP_WRITE_IDLE_TIMEOUT', { timeout: 20_000 }, async () => {
+    let reason: unknown;
+    let failStream: (err: unknown) => void = () => undefined;
+    const streamed = new Promise<unknown>((resolve) => (failStream = resolve));
+    const size = 512 * 1024 * 1024;
+    const e = await startEngine(async (req, res) => {
+      req.signal.addEventListener('abort', () => (reason = req.signal.reason));
+      const chunk = Buffer.alloc(64 * 1024);
+      const body = Readable.from((function* () {
+        for (let sent = 0; sent < size; sent += chunk.length) yield chunk;
+      })());
+      await res.stream(200, { 'Content-Length': String(size) }, body).catch(failStream);
+    }, limits);
+    const socket = net.connect(e.port, '127.0.0.1');
+    try {
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.pause(); // never reads: the server's writes stop making progress
+      socket.write('GET /big HTTP/1.1\r\n\r\n');
+      const failure = await streamed;
+      assert.deepEqual(e.timeouts(), ['HTTP_WRITE_IDLE_TIMEOUT']);
+      assert.equal(codeOf(reason), 'HTTP_WRITE_IDLE_TIMEOUT');
+      assert.equal(codeOf(failure), 'HTTP_CONNECTION_CLOSED', 'stream() fails: the connection was dropped');
+    } finally {
+      socket.destroy();
+      await e.http.close(100);
+    }
+  });
+
+  it('a handler that never answers a malformed chunked body is HTTP_ANSWER_TIMEOUT', async () => {
+    let bodyError: unknown;
+    const e = await startEngine(async (req) => {
+      try {
+        for await (const _ of req.body) void _;
+      } catch (err) {
+        bodyError = err;
+      }
+      await new Promise(() => undefined); // never answers
+    }, limits);
+    try {
+      const c = await RawConnection.connect(e.port);
+      await c.write('PUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n');
+      assert.ok(await c.closed(3000));
+      assert.equal(codeOf(bodyError), 'HTTP_BAD_CHUNKED_BODY');
+      assert.deepEqual(e.timeouts(), ['HTTP_ANSWER_TIMEOUT']);
       c.close();
     } finally {
       await e.http.close(100);
