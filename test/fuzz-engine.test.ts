@@ -1,4 +1,5 @@
-// Property/fuzz test of the HTTP engine (fast-check): random and mutated request heads and bodies
+// Property/fuzz test of the HTTP engine (fast-check): random and mutated request heads and bodies,
+// scanned by scanHead alone (pure: no crash, the same answer however the bytes arrive), and
 // (Content-Length or chunked framing), written in random pieces, then a half-close, an abrupt reset, or nothing. For every connection:
 // no crash, no hang, and what comes back is zero or more well-formed responses followed by a close;
 // a connection still open once every idle timeout has passed must be at a request boundary (a probe
@@ -10,6 +11,8 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { pino } from 'pino';
+import { scanHead } from '../src/http/head-scanner.js';
+import type { HeadScan } from '../src/http/head-scanner.js';
 import { HttpServer } from '../src/http/server.js';
 import type { HttpHandler } from '../src/http/types.js';
 import { BITS_PROTOCOL_GUID } from '../src/protocol/constants.js';
@@ -584,5 +587,75 @@ describe('fuzz: BITS server', () => {
     assert.equal(res.status, 200);
     const created = await t.createSession('/up/after.bin');
     assert.ok(created);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// scanHead alone: pure, so thousands of inputs cost nothing
+
+/** The result without its Buffers' identity: comparable with deepEqual. */
+function summary(r: HeadScan): unknown {
+  switch (r.kind) {
+    case 'none':
+      return r;
+    case 'partial':
+    case 'truncated':
+      return { kind: r.kind, pending: r.pending.toString('latin1') };
+    case 'head':
+      return { kind: r.kind, text: r.text, rest: r.rest.toString('latin1') };
+    case 'error':
+      return { kind: r.kind, code: r.error.code, status: r.error.status };
+  }
+}
+
+describe('fuzz: scanHead (pure)', () => {
+  const header: fc.Arbitrary<[string, string]> = fc.tuple(token, fc.oneof(fieldValue, fc.constant('l'.repeat(300))));
+  const method = fc.oneof(fc.constantFrom('GET', 'BITS_POST'), token);
+  const path = fc.oneof(fc.constant('/' + 'p'.repeat(600)), fc.stringMatching(/^\/[\x21-\x7e]{0,80}$/));
+  const input = fc
+    .tuple(fc.array(requestArb(method, path, header), { minLength: 1, maxLength: 3 }), fc.array(mutationArb, { maxLength: 4 }), fc.nat())
+    .map(([reqs, mutations, cut]) => {
+      let bytes: Buffer = Buffer.concat(reqs.map(serialize));
+      for (const m of mutations) bytes = mutate(bytes, m);
+      return { bytes, cut: bytes.length ? cut % (bytes.length + 1) : 0 };
+    });
+  const limitSets = [
+    { maxRequestLine: 64, maxHead: 256 },
+    { maxRequestLine: 512, maxHead: 2048 },
+  ];
+
+  it('never throws; a head or a refusal found in a prefix stays the answer once more bytes come', () => {
+    const kinds = new Set<string>();
+    fc.assert(
+      fc.property(input, fc.constantFrom(...limitSets), ({ bytes, cut }, limits) => {
+        const whole = scanHead(bytes, limits);
+        const ended = scanHead(bytes, limits, true);
+        const prefix = scanHead(bytes.subarray(0, cut), limits);
+        kinds.add(whole.kind);
+        // the end of the stream only turns an incomplete head (partial, or already too large) into a truncated one
+        if (whole.kind === 'partial') assert.deepEqual(summary(ended), { ...(summary(whole) as object), kind: 'truncated' });
+        else if (ended.kind === 'truncated') assert.ok(whole.kind === 'error' && whole.error.code === 'HTTP_HEAD_TOO_LARGE');
+        else assert.deepEqual(summary(ended), summary(whole));
+        // how the bytes are split into reads does not matter
+        if (prefix.kind === 'head') {
+          assert.equal(whole.kind, 'head');
+          if (whole.kind === 'head') assert.equal(whole.text, prefix.text);
+        }
+        if (prefix.kind === 'error') assert.deepEqual(summary(whole), summary(prefix));
+        // empty lines before a head are skipped
+        assert.deepEqual(summary(scanHead(Buffer.concat([Buffer.from('\r\n\r\n'), bytes]), limits)), summary(whole));
+        if (whole.kind === 'head') {
+          // within the limits, and split exactly at the first CRLFCRLF
+          assert.ok(whole.text.length <= limits.maxHead);
+          const line = whole.text.split('\r\n')[0]!;
+          assert.ok(line.length <= limits.maxRequestLine, `request line of ${line.length}`);
+          assert.ok(!whole.text.includes('\r\n\r\n'));
+          const skipped = bytes.length - whole.text.length - 4 - whole.rest.length;
+          assert.equal(bytes.toString('latin1', skipped, skipped + whole.text.length + 4), `${whole.text}\r\n\r\n`);
+        }
+      }),
+      { numRuns: RUNS * 100, seed: SEED },
+    );
+    for (const kind of ['head', 'error', 'partial']) assert.ok(kinds.has(kind), `no ${kind} result in ${[...kinds].join(', ')} (FUZZ_SEED=${SEED})`);
   });
 });
