@@ -21,14 +21,22 @@ export interface HttpRequest {
    * `body` yields the decoded bytes, and fails if the framing is malformed.
    */
   readonly chunked: boolean;
-  /** The body, streamed with backpressure. Empty when there is none. */
+  /**
+   * The body, streamed with backpressure. Empty when there is none. When the engine gives up on it
+   * the stream fails with an `HttpError` whose code says why (`HTTP_BODY_IDLE_TIMEOUT`,
+   * `HTTP_BODY_INCOMPLETE`, `HTTP_BAD_CHUNKED_BODY`, …).
+   */
   readonly body: Readable;
   readonly remoteAddress: string;
   /** Whether the connection is TLS. */
   readonly encrypted: boolean;
   /** The underlying socket (a `TLSSocket` when `encrypted`), for peer certificates. */
   readonly socket: Socket | undefined;
-  /** Aborted when the connection closes before the response is complete. */
+  /**
+   * Aborted when the connection closes before the response is complete, or an idle timeout drops
+   * it; under the engine its reason is an `HttpError` (`HTTP_PEER_CLOSED`, `HTTP_CONNECTION_CLOSED`,
+   * or the timeout's code).
+   */
   readonly signal: AbortSignal;
 }
 
