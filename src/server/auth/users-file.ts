@@ -3,10 +3,15 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { writeFileAtomic } from '../../store/fs/durable.js';
 
+/** What a user name may be: 1 to 128 characters, no white space, no colon (Basic's separator). */
+export const USER_NAME = /^[^\s:]{1,128}$/;
+/** `USER_NAME` in words, for error messages. */
+export const USER_NAME_RULE = 'user names have 1 to 128 characters, no spaces or colons';
+
 const usersSchema = z
   .object({
     users: z.record(
-      z.string().regex(/^[^\s:]{1,128}$/, 'user names have no spaces or colons'),
+      z.string().regex(USER_NAME, USER_NAME_RULE),
       z.object({ hash: z.string().startsWith('scrypt$'), groups: z.array(z.string().min(1)).default([]) }).strict(),
     ),
   })
