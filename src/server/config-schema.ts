@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AUTH_DEFAULTS, LIMITS_DEFAULTS, SERVER_DEFAULTS, VDIR_DEFAULTS } from './defaults.js';
+import { AUTH_DEFAULTS, LIMITS_DEFAULTS, SERVER_DEFAULTS, TLS_DEFAULTS, VDIR_DEFAULTS } from './defaults.js';
 import { DURATION_FORMS, SIZE_FORMS, durationMs, sizeBytes } from './human-units.js';
 import { notificationUrlProblem, publicUrlProblem } from './notification/public-url.js';
 
@@ -173,7 +173,7 @@ export const configSchema = z
         cert: z.string().min(1),
         key: z.string().min(1),
         /** CA bundle that client certificates must chain to (vdirs with the client-certificate scheme). */
-        ca: z.string().min(1).nullable().default(null),
+        ca: z.string().min(1).nullable().default(TLS_DEFAULTS.ca),
       })
       .strict()
       .nullable()

@@ -22,6 +22,12 @@ export const SERVER_DEFAULTS = {
   shutdownGrace: 30, // seconds requests in progress get on shutdown
 } as const;
 
+/** Defaults of the `tls` block (`cert` and `key` have none). */
+export const TLS_DEFAULTS = {
+  /** No CA bundle: no client certificates. */
+  ca: null,
+} as const;
+
 /** Defaults of `limits`: the HTTP engine's own (`DEFAULT_LIMITS`, times there in milliseconds). */
 export const LIMITS_DEFAULTS = {
   maxRequestLine: DEFAULT_LIMITS.maxRequestLine, // bytes
