@@ -1,11 +1,13 @@
 // The defaults table (src/server/defaults.ts) against the schema that applies it and the README that
 // documents it: a default changed in one place and not the others fails here.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../src/server/config.js';
 import { AUTH_DEFAULTS, LIMITS_DEFAULTS, SERVER_DEFAULTS, TLS_DEFAULTS, VDIR_DEFAULTS } from '../src/server/defaults.js';
 import { DEFAULT_LIMITS } from '../src/http/limits.js';
+import { CLI } from './helpers/cli.js';
 
 const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
@@ -123,5 +125,24 @@ describe('configuration defaults', () => {
     assert.equal(auth, null);
     assert.deepEqual(vdir.auth, { schemes: ['client-certificate'], ...AUTH_DEFAULTS });
     assert.ok(!('sessionTimeout' in vdir), 'only the millisecond key is read');
+  });
+
+  it('bits serve --help prints the defaults the README\'s flag table documents', () => {
+    const help = spawnSync(process.execPath, [CLI, 'serve', '--help'], { encoding: 'utf8', timeout: 10_000 }).stdout;
+    const serveSection = section('CLI');
+    const table = serveSection.slice(serveSection.indexOf('### `bits serve`'), serveSection.indexOf('### `bits user`'));
+    let checked = 0;
+    for (const line of table.split('\n')) {
+      if (!line.startsWith('| `-')) continue;
+      const cells = line.slice(1, -1).split('|');
+      const flags = [...cells[0]!.matchAll(/`(?:-\w, )?(--[\w-]+)[^`]*`/g)].map((m) => m[1]!);
+      const value = /`([^`]+)`/.exec(cells[cells.length - 1]!)?.[1];
+      if (flags.length !== 1 || value === undefined) continue;
+      const helpLine = help.split('\n').find((l) => l.trimStart().match(new RegExp(`^(-\\w, )?${flags[0]}\\b`)));
+      assert.ok(helpLine, `${flags[0]} is in the help`);
+      assert.ok(helpLine.includes(`default ${value}`), `${flags[0]}: the README says ${value}, the help: ${helpLine.trim()}`);
+      checked++;
+    }
+    assert.ok(checked >= 12, `checked ${checked} flags`);
   });
 });
