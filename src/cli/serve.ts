@@ -33,24 +33,11 @@ interface ServeFlags {
   logLevel?: string;
 }
 
-/** The flags that set a key of the vdir `/`, with that key; refused next to `--config`. */
-const VDIR_FLAGS = [
-  ['root', '--root', 'directory'],
-  ['maxUploadSize', '--max-upload-size', 'maximumUploadSize'],
-  ['maxFragmentSize', '--max-fragment-size', 'maxFragmentSize'],
-  ['sessionTimeout', '--session-timeout', 'sessionTimeout'],
-  ['allowOverwrite', '--allow-overwrite', 'allowOverwrites'],
-  ['hostId', '--host-id', 'hostId'],
-  ['hostIdFallbackTimeout', '--host-id-fallback-timeout', 'hostIdFallbackTimeout'],
-  ['downloads', '--downloads', 'downloadEnabled'],
-  ['notifyUrl', '--notify-url', 'notificationUrl'],
-  ['notifyType', '--notify-type', 'notificationType'],
-  ['notifyTimeout', '--notify-timeout', 'notificationTimeout'],
-  ['maxReplySize', '--max-reply-size', 'maxReplySize'],
-] as const satisfies readonly (readonly [keyof ServeFlags, string, string])[];
-
-/** The flags that set a top-level key, with its path; they override the file's. */
-const SERVER_FLAGS = [
+/**
+ * Each flag that sets a configuration key, with the key's path: those of the vdir `/` are refused
+ * next to `--config`, the others override the file's.
+ */
+const FLAGS = [
   ['host', '--host', 'listen.host'],
   ['port', '--port', 'listen.port'],
   ['stateDir', '--state-dir', 'stateDir'],
@@ -58,15 +45,28 @@ const SERVER_FLAGS = [
   ['publicUrl', '--public-url', 'publicUrl'],
   ['tlsCert', '--tls-cert', 'tls.cert'],
   ['tlsKey', '--tls-key', 'tls.key'],
+  ['root', '--root', 'vdirs[0].directory'],
+  ['maxUploadSize', '--max-upload-size', 'vdirs[0].maximumUploadSize'],
+  ['maxFragmentSize', '--max-fragment-size', 'vdirs[0].maxFragmentSize'],
+  ['sessionTimeout', '--session-timeout', 'vdirs[0].sessionTimeout'],
+  ['allowOverwrite', '--allow-overwrite', 'vdirs[0].allowOverwrites'],
+  ['hostId', '--host-id', 'vdirs[0].hostId'],
+  ['hostIdFallbackTimeout', '--host-id-fallback-timeout', 'vdirs[0].hostIdFallbackTimeout'],
+  ['downloads', '--downloads', 'vdirs[0].downloadEnabled'],
+  ['notifyUrl', '--notify-url', 'vdirs[0].notificationUrl'],
+  ['notifyType', '--notify-type', 'vdirs[0].notificationType'],
+  ['notifyTimeout', '--notify-timeout', 'vdirs[0].notificationTimeout'],
+  ['maxReplySize', '--max-reply-size', 'vdirs[0].maxReplySize'],
 ] as const satisfies readonly (readonly [keyof ServeFlags, string, string])[];
+
+const VDIR = 'vdirs[0].';
+const VDIR_FLAGS = FLAGS.filter(([, , key]) => key.startsWith(VDIR));
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Which flag set each configuration key, among the flags given: errors name the flag, not the key. */
 function flagNames(flags: ServeFlags): (key: string) => string | undefined {
-  const names = new Map<string, string>();
-  for (const [prop, flag, key] of SERVER_FLAGS) if (flags[prop] !== undefined) names.set(key, flag);
-  for (const [prop, flag, key] of VDIR_FLAGS) if (flags[prop] !== undefined) names.set(`vdirs[0].${key}`, flag);
+  const names = new Map<string, string>(FLAGS.filter(([prop]) => flags[prop] !== undefined).map(([, flag, key]) => [key, flag]));
   return (key) => names.get(key);
 }
 
@@ -74,7 +74,7 @@ function flagNames(flags: ServeFlags): (key: string) => string | undefined {
 async function configInput(flags: ServeFlags): Promise<{ input: unknown; baseDir: string }> {
   if (!flags.config) {
     const vdir: Record<string, unknown> = { path: '/', directory: SERVE_DEFAULTS.root };
-    for (const [prop, , key] of VDIR_FLAGS) if (flags[prop] !== undefined) vdir[key] = flags[prop];
+    for (const [prop, , key] of VDIR_FLAGS) if (flags[prop] !== undefined) vdir[key.slice(VDIR.length)] = flags[prop];
     if (flags.notifyUrl !== undefined && flags.notifyType === undefined) vdir['notificationType'] = SERVE_DEFAULTS.notifyTypeWithUrl;
     return { input: { vdirs: [vdir] }, baseDir: process.cwd() };
   }

@@ -9,25 +9,22 @@ import { notificationUrlProblem, publicUrlProblem } from './notification/public-
 const numberOrString = (forms: string) =>
   z.custom<number | string>((v) => typeof v === 'number' || typeof v === 'string', { message: `expected ${forms}` });
 
-/** A duration written in seconds or with a unit, read as milliseconds; `positive` refuses 0. */
-const durationMsSchema = (options: { positive?: boolean } = {}) =>
-  numberOrString(DURATION_FORMS).transform((value, ctx) => {
-    const result = durationMs(value);
-    if (result === undefined) ctx.addIssue({ code: 'custom', message: `expected ${DURATION_FORMS}` });
-    else if (options.positive && result === 0) ctx.addIssue({ code: 'custom', message: 'must be more than 0' });
-    else return result;
-    return z.NEVER;
-  });
+/** A value read by `read` (undefined: not one of `forms`); `positive` refuses 0. */
+const measured =
+  (read: (value: number | string) => number | undefined, forms: string) =>
+  (options: { positive?: boolean } = {}) =>
+    numberOrString(forms).transform((value, ctx) => {
+      const result = read(value);
+      if (result === undefined) ctx.addIssue({ code: 'custom', message: `expected ${forms}` });
+      else if (options.positive && result === 0) ctx.addIssue({ code: 'custom', message: 'must be more than 0' });
+      else return result;
+      return z.NEVER;
+    });
 
-/** A size written in bytes or with a unit, read as bytes; `positive` refuses 0. */
-const sizeSchema = (options: { positive?: boolean } = {}) =>
-  numberOrString(SIZE_FORMS).transform((value, ctx) => {
-    const result = sizeBytes(value);
-    if (result === undefined) ctx.addIssue({ code: 'custom', message: `expected ${SIZE_FORMS}` });
-    else if (options.positive && result === 0) ctx.addIssue({ code: 'custom', message: 'must be more than 0' });
-    else return result;
-    return z.NEVER;
-  });
+/** A duration written in seconds or with a unit, read as milliseconds. */
+const durationMsSchema = measured(durationMs, DURATION_FORMS);
+/** A size written in bytes or with a unit, read as bytes. */
+const sizeSchema = measured(sizeBytes, SIZE_FORMS);
 
 /** A duration sent on the wire in whole seconds (BITS-Host-Id-Fallback-Timeout): read as seconds. */
 const wireSeconds = numberOrString(DURATION_FORMS).transform((value, ctx) => {
