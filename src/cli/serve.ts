@@ -3,7 +3,7 @@ import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { BitsServer } from '../server/bits-server.js';
-import { ConfigError, parseConfig, readConfigFile, readTlsFiles } from '../server/config.js';
+import { ConfigError, parseConfigJson, readConfigFile, readTlsFiles } from '../server/config.js';
 import type { ServerConfig } from '../server/config.js';
 import { SERVE_DEFAULTS, SERVER_DEFAULTS, VDIR_DEFAULTS } from '../server/defaults.js';
 import { DURATION_FORMS, SIZE_FORMS, formatDuration, formatSize } from '../server/human-units.js';
@@ -91,7 +91,7 @@ async function resolveConfig(flags: ServeFlags): Promise<ServerConfig> {
     if (!flags.tlsCert || !flags.tlsKey) throw new ConfigError('--tls-cert and --tls-key go together');
   }
   const { input, baseDir } = await configInput(flags);
-  if (!isRecord(input)) return parseConfig(input, baseDir); // (refused, naming the root)
+  if (!isRecord(input)) return parseConfigJson(input, baseDir); // (refused, naming the root)
   // Flag paths are relative to the working directory, the file's to the file.
   const path = (p: string | undefined) => (p === undefined ? undefined : resolve(p));
   const overrides: Record<string, unknown> = {
@@ -110,7 +110,7 @@ async function resolveConfig(flags: ServeFlags): Promise<ServerConfig> {
     };
   }
   try {
-    return parseConfig(config, baseDir);
+    return parseConfigJson(config, baseDir);
   } catch (err) {
     throw err instanceof ConfigError ? err.withKeys(flagNames(flags)) : err;
   }

@@ -48,19 +48,31 @@ function keyOf(path: readonly PropertyKey[]): string {
 }
 
 /**
- * Validates a configuration object, applies defaults, and resolves relative paths against `baseDir`.
+ * Validates a configuration object, applies defaults, resolves relative paths against `baseDir`,
+ * and reads every duration into milliseconds (`sessionTimeout` in, `sessionTimeoutMs` out).
  *
  * @throws {ConfigError} naming every key that is wrong.
  * @example
  * ```ts
- * const config = parseConfig({ vdirs: [{ path: '/', directory: './data/uploads' }] }, process.cwd());
+ * const config = parseConfig({ vdirs: [{ path: '/', directory: './data/uploads', sessionTimeout: '2h' }] }, process.cwd());
  * config.listen.port; // 8080
+ * config.vdirs[0].sessionTimeoutMs; // 7_200_000
  * ```
  */
-export function parseConfig(input: ServerConfigInput, baseDir: string): ServerConfig;
-/** Validates configuration of unknown shape, such as parsed JSON. */
-export function parseConfig(input: unknown, baseDir: string): ServerConfig;
-export function parseConfig(input: unknown, baseDir: string): ServerConfig {
+export function parseConfig(input: ServerConfigInput, baseDir: string): ServerConfig {
+  return parseConfigJson(input, baseDir);
+}
+
+/**
+ * `parseConfig` for a value of unknown shape, such as parsed JSON: the same checks, at run time only.
+ *
+ * @throws {ConfigError} naming every key that is wrong.
+ * @example
+ * ```ts
+ * const config = parseConfigJson(JSON.parse(text), dirname(file));
+ * ```
+ */
+export function parseConfigJson(input: unknown, baseDir: string): ServerConfig {
   const result = configSchema.safeParse(input);
   if (!result.success) throw new ConfigError(result.error.issues.map((i) => ({ key: keyOf(i.path), message: i.message })));
   const config = result.data;
@@ -92,20 +104,20 @@ export function parseConfig(input: unknown, baseDir: string): ServerConfig {
 
 /** A configuration file as written, and the folder its relative paths are relative to. */
 export interface ConfigFile {
-  /** The parsed JSON, not validated yet (see `parseConfig`). */
+  /** The parsed JSON, not validated yet (see `parseConfigJson`). */
   readonly input: unknown;
   readonly baseDir: string;
 }
 
 /**
  * Reads a JSON configuration file without validating it, for callers that add to it before
- * `parseConfig` (as `bits serve` does with its flags).
+ * `parseConfigJson` (as `bits serve` does with its flags).
  *
  * @throws {ConfigError} when the file cannot be read or is not JSON.
  * @example
  * ```ts
  * const { input, baseDir } = await readConfigFile('/etc/bits/server.json');
- * const config = parseConfig(input, baseDir);
+ * const config = parseConfigJson(input, baseDir);
  * ```
  */
 export async function readConfigFile(file: string): Promise<ConfigFile> {
@@ -133,7 +145,7 @@ export async function readConfigFile(file: string): Promise<ConfigFile> {
  */
 export async function loadConfigFile(file: string): Promise<ServerConfig> {
   const { input, baseDir } = await readConfigFile(file);
-  return parseConfig(input, baseDir);
+  return parseConfigJson(input, baseDir);
 }
 
 /** A configured file, read; failing to read it is a configuration error naming `key`. */
