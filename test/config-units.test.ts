@@ -142,7 +142,7 @@ describe('bits serve flags with human units', () => {
       [['--notify-url', 'http://127.0.0.1:9/n', '--notify-timeout', '0'], /--notify-timeout: must be more than 0/],
       [['--max-reply-size', '-1'], /--max-reply-size: expected bytes/],
       [['--host-id', 'a', '--host-id-fallback-timeout', '1.5'], /--host-id-fallback-timeout: expected a whole number of seconds/],
-      [['--port', 'abc'], /--port: /],
+      [['--port', 'abc'], /--port: expected a port number/],
       [['--log-level', 'loud'], /--log-level: /],
     ];
     for (const [args, pattern] of cases) {

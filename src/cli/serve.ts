@@ -80,7 +80,7 @@ async function configInput(flags: ServeFlags): Promise<{ input: unknown; baseDir
   }
   const used = VDIR_FLAGS.filter(([prop]) => flags[prop] !== undefined).map(([, flag]) => flag);
   if (used.length) throw new ConfigError(`${used.join(', ')} cannot be combined with --config: set them in the file's vdirs`);
-  // (kept as before: the file's publicUrl is where its vdirs' own publicUrl settings are decided)
+  // (a vdir's own publicUrl in the file would still win over the flag: the file is the one place for it)
   if (flags.publicUrl !== undefined) throw new ConfigError('--public-url cannot be combined with --config: set publicUrl in the file');
   return readConfigFile(flags.config);
 }

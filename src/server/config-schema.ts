@@ -161,7 +161,12 @@ export const configSchema = z
     listen: z
       .object({
         host: z.string().min(1).default(listenDefaults.host),
-        port: z.number().int().min(0).max(65535).default(listenDefaults.port),
+        port: z
+          .number({ error: 'expected a port number, 0 to 65535 (0 picks a free one)' })
+          .int()
+          .min(0)
+          .max(65535)
+          .default(listenDefaults.port),
       })
       .strict()
       .prefault({}),
