@@ -10,10 +10,15 @@ export const USER_NAME_RULE = 'user names have 1 to 128 characters, no spaces or
 
 const usersSchema = z
   .object({
-    users: z.record(
-      z.string().regex(USER_NAME, USER_NAME_RULE),
-      z.object({ hash: z.string().startsWith('scrypt$'), groups: z.array(z.string().min(1)).default([]) }).strict(),
-    ),
+    users: z
+      .record(z.string(), z.object({ hash: z.string().startsWith('scrypt$'), groups: z.array(z.string().min(1)).default([]) }).strict())
+      // (checked here rather than by the record's key schema, whose failures zod reports only as
+      // "Invalid key in record", without the rule)
+      .superRefine((users, ctx) => {
+        for (const name of Object.keys(users)) {
+          if (!USER_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: USER_NAME_RULE });
+        }
+      }),
   })
   .strict();
 
