@@ -376,26 +376,23 @@ export class BitsServer extends EventEmitter<SessionEvents> {
       }
     }
     const l = this.config.limits;
-    const ms = (s: number | undefined): number | undefined => (s === undefined ? undefined : s * SECOND);
-    const limits: Partial<HttpLimits> = Object.fromEntries(
-      Object.entries({
-        maxRequestLine: l.maxRequestLine,
-        maxHeaderValue: l.maxHeaderValue,
-        maxHeaders: l.maxHeaders,
-        maxHead: l.maxHead,
-        maxDrain: l.maxDrain,
-        headerTimeout: ms(l.headerTimeout),
-        bodyIdleTimeout: ms(l.bodyIdleTimeout),
-        keepAliveTimeout: ms(l.keepAliveTimeout),
-        writeIdleTimeout: ms(l.writeIdleTimeout),
-      }).filter(([, v]) => v !== undefined),
-    );
+    const limits: HttpLimits = {
+      maxRequestLine: l.maxRequestLine,
+      maxHeaderValue: l.maxHeaderValue,
+      maxHeaders: l.maxHeaders,
+      maxHead: l.maxHead,
+      maxDrain: l.maxDrain,
+      headerTimeout: l.headerTimeoutMs,
+      bodyIdleTimeout: l.bodyIdleTimeoutMs,
+      keepAliveTimeout: l.keepAliveTimeoutMs,
+      writeIdleTimeout: l.writeIdleTimeoutMs,
+    };
     this.http = new HttpServer({ handler: this.handle, logger: this.logger, limits, badRequest: this.badRequest, tls });
     const address = await this.http.listen(this.config.listen.port, this.config.listen.host);
     bindListener(this.config, address.port);
     this.sweepTimer = setInterval(() => {
       this.sessions.sweep().catch((err: unknown) => this.logger.error({ err }, 'sweep failed'));
-    }, Math.max(1, this.config.sweepInterval) * SECOND);
+    }, Math.max(SECOND, this.config.sweepIntervalMs));
     this.sweepTimer.unref();
     this.logger.info(
       { address: address.address, port: address.port, tls: Boolean(tls), vdirs: this.config.vdirs.map((v) => v.path) },
@@ -405,7 +402,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
   }
 
   /** Graceful stop: no new connections, requests in progress get `graceMs` to finish. */
-  async close(graceMs = this.config.shutdownGrace * SECOND): Promise<void> {
+  async close(graceMs = this.config.shutdownGraceMs): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     await this.http?.close(graceMs);
     await this.releaseStateDir?.();

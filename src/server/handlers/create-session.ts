@@ -33,7 +33,7 @@ export async function createSession(ctx: PacketContext, packet: CreateSessionPac
     received: 0,
     createdAt: now,
     updatedAt: now,
-    timeoutMs: vdir.sessionTimeout * 1000,
+    timeoutMs: vdir.sessionTimeoutMs,
     state: 'receiving',
     principal: ctx.principal,
   };

@@ -48,12 +48,12 @@ function toStream(reply: Exclude<UploadReply, { url: string }>): Readable {
 
 async function runHook(input: NotifyInput, hook: UploadCompleteHook): Promise<ReplyRecord> {
   const { record, bytes, vdir } = input;
-  const timeoutMs = vdir.notificationTimeout * 1000;
+  const timeoutMs = vdir.notificationTimeoutMs;
   // One deadline for the call and for its streamed reply: an idle limit, restarted when the hook
   // answers and by each chunk of its reply; a superseding request ends both at once.
   const deadline = new AbortController();
   const timer = setTimeout(
-    () => deadline.abort(new BitsError('BITS_APPLICATION_TIMEOUT', `hook fell silent for ${vdir.notificationTimeout} s`)),
+    () => deadline.abort(new BitsError('BITS_APPLICATION_TIMEOUT', `hook fell silent for ${timeoutMs / 1000} s`)),
     timeoutMs,
   );
   const onSupersede = (): void =>
@@ -141,7 +141,7 @@ async function runHttp(input: NotifyInput): Promise<ReplyRecord> {
       responseFile,
       body: () => bytes.openRead(record.id),
       size: record.total ?? 0,
-      timeoutMs: vdir.notificationTimeout * 1000,
+      timeoutMs: vdir.notificationTimeoutMs,
       maxReplySize: vdir.maxReplySize,
       signal: input.signal,
       storeReply: (body) => storeReply(bytes, record.id, body, vdir.maxReplySize),
