@@ -12,7 +12,7 @@ import { acquireStateDir } from '../store/fs/state-dir-lock.js';
 import { readTlsFiles } from './config.js';
 import type { ServerConfig } from './config.js';
 import { Authenticator } from './auth/authenticator.js';
-import { effectiveMethod } from './effective-method.js';
+import { effectiveMethod } from './request-fields.js';
 import { badRequest } from './error-ack.js';
 import { DROP, handlePacket } from './handle-packet.js';
 import type { ServerParts } from './handlers/context.js';
@@ -26,7 +26,7 @@ import type { BitsServerOptions } from './server-options.js';
 import { foreignWritable } from './tree-permissions.js';
 import { VdirTable } from './vdir-table.js';
 
-export { effectiveMethod } from './effective-method.js';
+export { effectiveMethod } from './request-fields.js';
 export type { BitsServerOptions } from './server-options.js';
 
 const SECOND = 1000;

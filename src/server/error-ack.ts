@@ -5,7 +5,7 @@ import { errorAck } from '../protocol/ack.js';
 import type { Ack } from '../protocol/ack.js';
 import { BITS_METHOD, Header } from '../protocol/constants.js';
 import { BitsError, isBitsError } from '../protocol/errors.js';
-import { effectiveMethod } from './effective-method.js';
+import { effectiveMethod } from './request-fields.js';
 import type { RequestLog } from './request-log.js';
 import { storageError } from './storage-error.js';
 

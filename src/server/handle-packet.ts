@@ -3,7 +3,7 @@ import { okAck } from '../protocol/ack.js';
 import type { Ack } from '../protocol/ack.js';
 import { BitsError, isBitsError } from '../protocol/errors.js';
 import { parsePacket } from '../protocol/packet.js';
-import { requestSessionId } from './effective-method.js';
+import { requestSessionId } from './request-fields.js';
 import { errorToAck } from './error-ack.js';
 import { cancelSession } from './handlers/cancel-session.js';
 import { closeSession } from './handlers/close-session.js';
@@ -38,7 +38,7 @@ export async function handlePacket(parts: ServerParts, req: HttpRequest, log: Re
     if (loc) log.set('vdir', loc.vdir.path);
     if (sessionId && loc?.vdir.auth?.sessionCapability) log.set('session', loggedSessionId(sessionId, true));
     if (!loc || !loc.vdir.uploadEnabled) throw new BitsError('BITS_UPLOADS_DISABLED', `uploads are not enabled for ${req.path}`);
-    const who = await identify(parts, req, loc.vdir, log);
+    const who = await identify(parts, req, loc.vdir, sessionId, log);
     if (who.kind === 'answer') return who.ack;
     const packet = parsePacket(req.headers, req.contentLength, req.chunked);
     log.set('packet', packet.type);

@@ -3,6 +3,7 @@ import type { HttpRequest, HttpResponse } from '../http/types.js';
 import { isBitsError } from '../protocol/errors.js';
 import { canWalkByDescriptor, openConfinedFile } from '../store/fs/confined.js';
 import type { ServerParts } from './handlers/context.js';
+import { requestSessionId } from './request-fields.js';
 import { identify } from './identify.js';
 import { matchReplyPath, sameToken } from './notification/reply-url.js';
 import type { ReplyPath } from './notification/reply-url.js';
@@ -64,7 +65,7 @@ export async function serveDownload(parts: ServerParts, req: HttpRequest, res: H
     if (!loc) found = { missing: 'no vdir' };
     else {
       log.set('vdir', loc.vdir.path);
-      const who = await identify(parts, req, loc.vdir, log);
+      const who = await identify(parts, req, loc.vdir, requestSessionId(req), log);
       if (who.kind === 'answer') {
         const { status, headers } = who.ack;
         log.answered(status);

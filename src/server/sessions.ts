@@ -42,6 +42,7 @@ export class Sessions {
 
   /** Emits a lifecycle event on {@link Sessions.events}. */
   emit<K extends keyof SessionEvents>(name: K, ...args: SessionEvents[K]): void {
+    // (EventEmitter's typed emit cannot see through a generic K; the signature above is the check)
     (this.events.emit as (name: K, ...args: SessionEvents[K]) => boolean)(name, ...args);
   }
 
