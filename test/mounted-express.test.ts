@@ -63,14 +63,9 @@ describe('mounted mode: BitsServer.start() and an express app with a path prefix
     await rm(root, { recursive: true, force: true });
   });
 
-  const send = async (bytes: Buffer, head = false): Promise<RawResponse> => {
+  const send = async (bytes: Buffer): Promise<RawResponse> => {
     const c = await RawConnection.connect(port);
-    try {
-      await c.write(bytes);
-      return await c.read({ head });
-    } finally {
-      c.close();
-    }
+    return c.write(bytes).then(() => c.read()).finally(() => c.close());
   };
 
   it('start() creates the vdir folder and holds the state directory', async () => {

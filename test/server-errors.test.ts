@@ -59,12 +59,7 @@ async function startLogged(
   const { port } = await server.listen();
   const send = async (bytes: Buffer): Promise<RawResponse> => {
     const c = await RawConnection.connect(port);
-    try {
-      await c.write(bytes);
-      return await c.read();
-    } finally {
-      c.close();
-    }
+    return c.write(bytes).then(() => c.read()).finally(() => c.close());
   };
   return {
     server,
