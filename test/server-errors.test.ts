@@ -198,6 +198,8 @@ describe('the server: options checked up front, hook errors and download failure
 
   it('a download of nothing is a 404 whose log line says why', async () => {
     assert.equal((await t.get('/files/none.bin')).status, 404);
+    assert.equal(lineFor(t.lines, '/files/none.bin')?.['reason'], 'no such file');
+    assert.equal(lineFor(t.lines, '/files/none.bin')?.['status'], 404);
     assert.equal((await t.get('/hook/a.bin')).status, 404);
     assert.equal(lineFor(t.lines, '/hook/a.bin')?.['reason'], 'downloads are not enabled here');
     assert.equal((await t.get('/nowhere/a.bin')).status, 404);

@@ -92,12 +92,31 @@ export async function serveDownload(parts: ServerParts, req: HttpRequest, res: H
     res.send(404, { 'Content-Length': '0' });
     return;
   }
+  let status: number | undefined;
+  // (serveFile answers a missing file itself; the status it sends tells the log line what happened)
+  const watched: HttpResponse = {
+    get headersSent() {
+      return res.headersSent;
+    },
+    send(s, headers, body) {
+      status = s;
+      res.send(s, headers, body);
+    },
+    stream(s, headers, body) {
+      status = s;
+      return res.stream(s, headers, body);
+    },
+    destroy: () => res.destroy(),
+  };
   try {
-    await serveFile(req, res, found.file);
+    await serveFile(req, watched, found.file);
   } catch (err) {
     // The engine answers a bare 500 (or drops the connection mid-body); the line says why.
     log.failed(storageError(err, 'serving the file failed').message);
     throw err;
   }
-  log.set('status', 'served');
+  if (status === 404) {
+    log.failed('no such file');
+    log.answered(404);
+  } else log.set('status', 'served');
 }
