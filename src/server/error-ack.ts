@@ -47,7 +47,8 @@ export function errorToAck(err: unknown, sessionId: string | undefined, report?:
 export function badRequest(error: HeadError): { status: number; headers: ResponseHeaders } {
   const isBits = error.method !== undefined && effectiveMethod({ method: error.method, headers: error.headers ?? {} }) === BITS_METHOD;
   if (!isBits || error.status >= 500) return { status: error.status, headers: { 'Content-Length': '0' } };
-  const code = error.code === 'transfer-encoding' ? 'BITS_TRANSFER_ENCODING' : error.code === 'header-value-too-large' ? 'BITS_HEADER_TOO_LARGE' : 'BITS_BAD_REQUEST';
+  const code =
+    error.code === 'transfer-encoding' ? 'BITS_TRANSFER_ENCODING' : error.code === 'header-value-too-large' ? 'BITS_HEADER_TOO_LARGE' : 'BITS_BAD_REQUEST';
   const sessionId = error.headers?.[Header.SessionId];
   return errorToAck(new BitsError(code, error.message, { status: error.status }), sessionId);
 }

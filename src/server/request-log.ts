@@ -82,11 +82,6 @@ export class RequestLog {
     this.fields.reason = reason;
   }
 
-  /** A snapshot of the fields, for tests and for callers that log elsewhere. */
-  get snapshot(): Readonly<RequestLogFields> {
-    return { ...this.fields };
-  }
-
   /** Writes the line, with the request's duration. */
   finish(logger: Logger): void {
     this.fields.ms = Number((process.hrtime.bigint() - this.started) / 1000n) / 1000;

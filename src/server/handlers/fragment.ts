@@ -108,7 +108,8 @@ async function writeTail(
 async function notifyOnce(ctx: PacketContext, record: SessionRecord, lock: SessionLock): Promise<string> {
   if (!record.reply) {
     try {
-      record.reply = await notifyApplication({ req: ctx.req, vdir: ctx.loc.vdir, record, bytes: ctx.sessions.bytes, hook: ctx.hook, signal: lock.signal });
+      const { req, hook } = ctx;
+      record.reply = await notifyApplication({ req, vdir: ctx.loc.vdir, record, bytes: ctx.sessions.bytes, hook, signal: lock.signal });
     } catch (err) {
       if (lock.signal.aborted) throw superseded(record.received);
       throw withReceived(isBitsError(err) ? err : new BitsError('BITS_INTERNAL', String(err), { cause: err }), record.received);
