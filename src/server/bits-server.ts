@@ -14,7 +14,7 @@ import type { ServerConfig } from './config.js';
 import { Authenticator } from './auth/authenticator.js';
 import { effectiveMethod } from './request-fields.js';
 import { badRequest } from './error-ack.js';
-import { DROP, handlePacket } from './handle-packet.js';
+import { answerPacket } from './answer-packet.js';
 import type { ServerParts } from './handlers/context.js';
 import { Sessions } from './sessions.js';
 import type { SessionEvents } from './sessions.js';
@@ -82,14 +82,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     try {
       const method = effectiveMethod(req);
       if (method === BITS_METHOD) {
-        const ack = await handlePacket(this.parts, req, log);
-        if (ack === DROP) {
-          log.set('status', 'superseded');
-          res.destroy();
-          return;
-        }
-        log.answered(ack.status, ack.headers['BITS-Error-Code']);
-        res.send(ack.status, ack.headers);
+        await answerPacket(this.parts, req, res, log);
       } else if (method === 'GET' || method === 'HEAD') {
         await serveDownload(this.parts, req, res, log);
       } else {

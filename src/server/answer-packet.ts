@@ -1,6 +1,7 @@
-import type { HttpRequest } from '../http/types.js';
+import type { HttpRequest, HttpResponse } from '../http/types.js';
 import { okAck } from '../protocol/ack.js';
 import type { Ack } from '../protocol/ack.js';
+import { WireHeader } from '../protocol/constants.js';
 import { BitsError, isBitsError } from '../protocol/errors.js';
 import { parsePacket } from '../protocol/packet.js';
 import { requestSessionId } from './request-fields.js';
@@ -14,21 +15,29 @@ import { identify } from './identify.js';
 import { loggedSessionId } from './redact.js';
 import type { RequestLog } from './request-log.js';
 
-/** Answer for a superseded request: none, its connection is dropped (D10). */
-export const DROP = Symbol('drop the connection');
-
 /**
  * Answers one BITS packet: the vdir and its upload switch, authentication, the packet's parse, then
- * its handler; every failure becomes an error Ack through {@link errorToAck}, except a request a
- * newer one superseded, which gets {@link DROP}.
+ * its handler; every failure becomes an error Ack through {@link errorToAck}. A request that a newer
+ * one for its session superseded (D10) gets no answer: its connection is dropped.
  *
  * @example
  * ```ts
- * const ack = await handlePacket(parts, req, log);
- * if (ack === DROP) res.destroy(); else res.send(ack.status, ack.headers);
+ * if (effectiveMethod(req) === BITS_METHOD) await answerPacket(parts, req, res, log);
  * ```
  */
-export async function handlePacket(parts: ServerParts, req: HttpRequest, log: RequestLog): Promise<Ack | typeof DROP> {
+export async function answerPacket(parts: ServerParts, req: HttpRequest, res: HttpResponse, log: RequestLog): Promise<void> {
+  const ack = await handlePacket(parts, req, log);
+  if (ack === undefined) {
+    log.set('status', 'superseded');
+    res.destroy();
+    return;
+  }
+  log.answered(ack.status, ack.headers[WireHeader.ErrorCode]);
+  res.send(ack.status, ack.headers);
+}
+
+/** The Ack of one BITS packet, or `undefined` when the request was superseded. */
+async function handlePacket(parts: ServerParts, req: HttpRequest, log: RequestLog): Promise<Ack | undefined> {
   // Read once: every Ack of the request echoes exactly this value (D14).
   const sessionId = requestSessionId(req);
   if (sessionId) log.set('session', sessionId);
@@ -67,7 +76,7 @@ export async function handlePacket(parts: ServerParts, req: HttpRequest, log: Re
   } catch (err) {
     if (isBitsError(err) && err.code === 'BITS_SUPERSEDED') {
       log.set('received', err.received);
-      return DROP;
+      return undefined;
     }
     return errorToAck(err, sessionId, { log, logger: parts.logger });
   }
