@@ -9,7 +9,7 @@ import type { CompletedUpload, UploadCompleteHook, UploadReply } from './hook.js
 import { postNotification } from './http-notifier.js';
 import type { NotificationAnswer } from './http-notifier.js';
 import { notificationTarget, uploadUrl } from './public-url.js';
-import { fullDiskError } from '../storage-error.js';
+import { errnoOf, fullDiskError } from '../storage-error.js';
 import { knownSize, limitReply, replyTooLarge } from './reply-limit.js';
 import type { ReplyBounds } from './reply-limit.js';
 import { MAX_REPLY_URL, newReplyToken, replyUrl } from './reply-url.js';
@@ -134,7 +134,7 @@ async function adoptReplyFile(bytes: ByteStore, id: string, path: string, limit:
   try {
     fh = await open(path, 'r+');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (errnoOf(err) !== 'ENOENT') throw err;
     await storeReply(bytes, id, Readable.from([]), limit);
     return;
   }
