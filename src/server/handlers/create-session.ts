@@ -54,7 +54,7 @@ export async function createSession(ctx: PacketContext, packet: CreateSessionPac
     await ctx.sessions.records.delete(id).catch(() => undefined);
     throw err;
   }
-  ctx.log['session'] = loggedSessionId(id, vdir.auth?.sessionCapability === true);
+  ctx.log.set('session', loggedSessionId(id, vdir.auth?.sessionCapability === true));
   ctx.sessions.emit('session-created', record);
   return okAck({
     protocol: packet.protocol,

@@ -40,6 +40,19 @@ function errorCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether a failure to reach a file means "there is nothing to serve here" (missing, not a file, a
+ * path that leaves its folder) rather than a broken store.
+ *
+ * @example
+ * ```ts
+ * if (isNotFound(err)) res.send(404, { 'Content-Length': '0' });
+ * ```
+ */
+export function isNotFound(err: unknown): boolean {
+  return err instanceof ConfinementError || NOT_FOUND_CODES.has(errorCode(err) ?? '');
+}
+
 /** Strong entity tag of a file version: inode, size and modification time in nanoseconds, in hex. */
 function entityTag(st: BigIntStats): string {
   return `"${st.ino.toString(16)}-${st.size.toString(16)}-${st.mtimeNs.toString(16)}"`;
@@ -146,7 +159,7 @@ export async function serveFile(req: HttpRequest, res: HttpResponse, file: strin
   try {
     handle = typeof file === 'string' ? await open(file, OPEN_FLAGS) : await file(OPEN_FLAGS);
   } catch (err) {
-    if (err instanceof ConfinementError || NOT_FOUND_CODES.has(errorCode(err) ?? '')) {
+    if (isNotFound(err)) {
       res.send(404, { 'Content-Length': '0' });
       return;
     }
