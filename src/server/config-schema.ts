@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { AUTH_DEFAULTS, LIMITS_DEFAULTS, SERVER_DEFAULTS, TLS_DEFAULTS, VDIR_DEFAULTS } from './defaults.js';
 import { DURATION_FORMS, SIZE_FORMS, durationMs, sizeBytes } from './human-units.js';
 import { notificationUrlProblem, publicUrlProblem } from './notification/public-url.js';
+import { MAX_REPLY_URL } from '../protocol/constants.js';
 
 // The configuration as it is written (seconds, bytes, or human units) and, through the transforms,
 // as the server reads it: every duration in milliseconds, so that no caller converts units.
@@ -106,7 +107,7 @@ const vdirSchema = z
      * scheme are refused (see `notificationUrlProblem`).
      */
     notificationUrl: checked(notificationUrlProblem)
-      .pipe(z.string().min(1).max(2200))
+      .pipe(z.string().min(1).max(MAX_REPLY_URL))
       .nullable()
       .default(VDIR_DEFAULTS.notificationUrl),
     notificationTimeout: durationMsSchema({ positive: true }).prefault(VDIR_DEFAULTS.notificationTimeout),

@@ -12,7 +12,8 @@ import { notificationTarget, uploadUrl } from './public-url.js';
 import { errnoOf, fullDiskError } from '../storage-error.js';
 import { knownSize, limitReply, replyTooLarge } from './reply-limit.js';
 import type { ReplyBounds } from './reply-limit.js';
-import { MAX_REPLY_URL, newReplyToken, replyUrl } from './reply-url.js';
+import { MAX_REPLY_URL } from '../../protocol/constants.js';
+import { newReplyToken, replyUrl } from '../../protocol/reply-url.js';
 
 /** Everything one notification needs. */
 export interface NotifyInput {
