@@ -40,12 +40,6 @@ export class DownloadJob extends Job<DownloadResult> {
     this.down = record;
   }
 
-  /** @internal starts the job. */
-  start(fresh: boolean): this {
-    void this.run(fresh);
-    return this;
-  }
-
   protected override async prepare(): Promise<void> {
     const st = await stat(this.down.file).catch(() => undefined);
     if (st?.isDirectory()) throw new BitsClientError('BITS_CLIENT_LOCAL_FILE', `${this.down.file} is a directory`);

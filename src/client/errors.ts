@@ -185,3 +185,44 @@ export function toClientError(err: unknown): BitsClientError {
   const name = (err as Error | null)?.name;
   return new BitsClientError('BITS_CLIENT_INTERNAL', `${name && name !== 'Error' ? `${name}: ` : ''}${message}`, { cause: err });
 }
+
+/**
+ * The error a job stops with once it made no progress for `limitMs` (resumable): it names the limit
+ * (not the measured idle time: timers fire a little late, and the limit is what was asked) and the
+ * transient error retried last, if any.
+ *
+ * @example
+ * ```ts
+ * noProgressError(30_000, lastError).message; // 'no progress for 30 s; last error: the server is unavailable'
+ * ```
+ */
+export function noProgressError(limitMs: number, last: BitsClientError | undefined): BitsClientError {
+  const seconds = Number((limitMs / 1000).toFixed(3));
+  const message = `no progress for ${seconds} s; ${last ? `last error: ${last.message}` : 'the request in flight was abandoned'}`;
+  return new BitsClientError('BITS_CLIENT_NO_PROGRESS', message, {
+    status: last?.status,
+    context: last?.context,
+    request: last?.request,
+    url: last?.url,
+    cause: last,
+  });
+}
+
+/**
+ * Whether a step's error is what the no-progress abort (`reason`) caused, not something that only
+ * happened after it: the reason itself or an error it caused, or a network error of a connection it
+ * cut (a reset, a body cut short).
+ *
+ * @example
+ * ```ts
+ * if (step.signal.aborted && causedByAbort(err, step.signal.reason)) throw step.signal.reason;
+ * ```
+ */
+export function causedByAbort(err: unknown, reason: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 8 && e !== undefined && e !== null; depth++) {
+    if (e === reason) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return isBitsClientError(err) && err.code === 'BITS_CLIENT_NETWORK' && err.kind === 'transient';
+}

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { DownloadSink } from './download-sink.js';
 import type { JobEvents, JobHandle, JobPhase } from './job-events.js';
-import { BitsClientError, describeClientError, isBitsClientError, toClientError } from './errors.js';
+import { BitsClientError, causedByAbort, describeClientError, isBitsClientError, noProgressError, toClientError } from './errors.js';
 import type { DownloadProgress, JobRecord, Journal } from './journal.js';
 import { RangedDownload } from './ranged-download.js';
 import { retryWaitMs } from './retry-policy.js';
@@ -186,10 +186,15 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
   protected abstract prepare(): Promise<void>;
 
   /**
-   * Runs the job; called once by the factory. `fresh`: a new job (a failure before it started leaves
-   * no journal entry behind).
+   * @internal starts the job; called once by the factory (`upload`, `download`, `resumeJob`).
+   * `fresh`: a new job (a failure before it started leaves no journal entry behind).
    */
-  protected async run(fresh: boolean): Promise<void> {
+  start(fresh: boolean): this {
+    void this.run(fresh);
+    return this;
+  }
+
+  private async run(fresh: boolean): Promise<void> {
     let started = false;
     try {
       this.throwIfStopped();
@@ -215,17 +220,7 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
 
   /** The error a job stops with once the no-progress budget is spent (resumable). */
   private noProgress(): BitsClientError {
-    const last = this.lastError;
-    // The limit, not the measured idle time: timers fire a little late, and the limit is what was asked.
-    const seconds = Number((this.timing.noProgressTimeoutMs / 1000).toFixed(3));
-    const message = `no progress for ${seconds} s; ${last ? `last error: ${last.message}` : 'the request in flight was abandoned'}`;
-    return new BitsClientError('BITS_CLIENT_NO_PROGRESS', message, {
-      status: last?.status,
-      context: last?.context,
-      request: last?.request,
-      url: last?.url,
-      cause: last,
-    });
+    return noProgressError(this.timing.noProgressTimeoutMs, this.lastError);
   }
 
   /** Arms the job's timer to fire in `ms` (Node fires a timer of more than 2^31-1 ms after 1 ms). */
@@ -359,18 +354,4 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
     this.logger.info({ job: this.id, err: error.toJSON() }, 'job ended');
     this.rejectResult(error);
   }
-}
-
-/**
- * Whether a step's error is what the no-progress abort (`reason`) caused, not something that only
- * happened after it: the reason itself or an error it caused, or a network error of a connection it
- * cut (a reset, a body cut short).
- */
-function causedByAbort(err: unknown, reason: unknown): boolean {
-  let e: unknown = err;
-  for (let depth = 0; depth < 8 && e !== undefined && e !== null; depth++) {
-    if (e === reason) return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return isBitsClientError(err) && err.code === 'BITS_CLIENT_NETWORK' && err.kind === 'transient';
 }

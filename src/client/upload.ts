@@ -1,27 +1,24 @@
-import { open, stat } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { FileHandle } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
-import { readAck } from '../protocol/ack-info.js';
+import { resolve } from 'node:path';
 import type { AckInfo } from '../protocol/ack-info.js';
 import { BITS_PROTOCOL_GUID, PacketType } from '../protocol/constants.js';
 import { fragmentRange } from '../protocol/content-range.js';
 import { HResult } from '../protocol/hresult.js';
 import type { Packet } from '../protocol/packet.js';
-import { formatPacket } from '../protocol/request-packet.js';
 import { publicHref } from '../protocol/userinfo.js';
 import { newJob } from './context.js';
 import type { JobContext } from './context.js';
+import { cancelSession } from './cancel-session.js';
 import { BitsClientError } from './errors.js';
 import { HostIdRoute } from './host-id-route.js';
 import { Job } from './job.js';
 import type { UploadRecord } from './journal.js';
-import { CANCEL_ATTEMPTS, CANCEL_MAX_RETRY_DELAY_MS, checkFragmentSize, DEFAULT_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE } from './options.js';
+import { checkFragmentSize, DEFAULT_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE } from './options.js';
 import type { ClientOptions } from './options.js';
 import { ReplyPhase } from './reply-phase.js';
+import { UploadSource } from './upload-source.js';
 import type { ReceivedReply } from './reply-phase.js';
-import { backoffDelay } from './retry-policy.js';
 import { serverError } from './server-error.js';
+import { sendPacket } from './send-packet.js';
 
 /** Options of {@link upload}. */
 export interface UploadOptions extends ClientOptions {
@@ -48,13 +45,6 @@ export interface UploadResult {
   readonly reply?: ReceivedReply;
 }
 
-/** Characters Windows does not allow in `Content-Name` (spec §2.1), plus anything outside Latin-1. */
-const NAME_FORBIDDEN = /[\\/:*?"<>|\x00-\x1f\x7f]|[^\x00-\xff]/g;
-
-function contentName(file: string): string {
-  return basename(file).replace(NAME_FORBIDDEN, '_').slice(0, 260) || 'file';
-}
-
 /**
  * An upload job (spec §7.1): Ping, Create-Session, Fragments, the reply download of an upload-reply
  * job, Close-Session. Created by {@link upload} or resumed from the journal. Where packets go is the
@@ -63,8 +53,7 @@ function contentName(file: string): string {
 export class UploadJob extends Job<UploadResult> {
   private readonly up: UploadRecord;
   private readonly route: HostIdRoute;
-  private fh: FileHandle | undefined;
-  private buffer: Buffer | undefined;
+  private source: UploadSource | undefined;
   private needPing = true;
   private lostWithoutProgress = false;
   private closeLost = false;
@@ -83,33 +72,8 @@ export class UploadJob extends Job<UploadResult> {
     this.route = new HostIdRoute(new URL(record.url), record, (url) => this.transport.trust(url));
   }
 
-  /** @internal starts the job. */
-  start(fresh: boolean): this {
-    void this.run(fresh);
-    return this;
-  }
-
   protected override async prepare(): Promise<void> {
-    const st = await stat(this.up.file).catch((err: NodeJS.ErrnoException) => {
-      throw new BitsClientError('BITS_CLIENT_LOCAL_FILE', `cannot read ${this.up.file}: ${err.code ?? err.message}`, { cause: err });
-    });
-    if (!st.isFile()) throw new BitsClientError('BITS_CLIENT_LOCAL_FILE', `${this.up.file} is not a regular file`);
-    if (this.up.fileSize < 0) {
-      this.up.fileSize = st.size;
-      this.up.fileMtimeMs = st.mtimeMs;
-    } else {
-      this.checkUnchanged(st.size, st.mtimeMs);
-    }
-    this.fh = await open(this.up.file, 'r');
-  }
-
-  private checkUnchanged(size: number, mtimeMs: number): void {
-    if (size !== this.up.fileSize || mtimeMs !== this.up.fileMtimeMs) {
-      throw new BitsClientError(
-        'BITS_CLIENT_LOCAL_FILE_CHANGED',
-        `${this.up.file} changed during the upload (size ${this.up.fileSize} → ${size}, mtime ${new Date(this.up.fileMtimeMs).toISOString()} → ${new Date(mtimeMs).toISOString()})`,
-      );
-    }
+    this.source = await UploadSource.open(this.up);
   }
 
   protected override beforeStep(): void {
@@ -150,19 +114,9 @@ export class UploadJob extends Job<UploadResult> {
     return this.closeSession();
   }
 
-  /** Sends a packet, built by `formatPacket` as every packet of this client is, and reads its Ack. */
+  /** Sends a packet (built by `formatPacket`, as every packet of this client is) and reads its Ack. */
   private async post(packet: Packet, url: URL, o: { body?: Buffer; signal?: AbortSignal } = {}): Promise<AckInfo> {
-    const { method, headers } = formatPacket(packet);
-    const res = await this.transport.sendForAck({
-      method,
-      url,
-      headers,
-      ...(o.body !== undefined ? { body: o.body } : {}),
-      signal: o.signal ?? this.signal,
-      onActivity: this.markActivity,
-      label: packet.type,
-    });
-    const ack = readAck(res.status, res.headers);
+    const ack = await sendPacket(this.transport, packet, url, { ...o, signal: o.signal ?? this.signal, onActivity: this.markActivity });
     if (ack.ok) this.route.succeeded(url);
     this.logger.debug({ job: this.id, packet: packet.type, url: url.href, status: ack.status, error: ack.hresult, received: ack.receivedContentRange }, 'ack');
     return ack;
@@ -184,7 +138,7 @@ export class UploadJob extends Job<UploadResult> {
   private async createSession(): Promise<void> {
     this.setPhase('create-session');
     const url = this.route.origin;
-    const ack = await this.post({ type: PacketType.CreateSession, protocol: BITS_PROTOCOL_GUID, contentName: contentName(this.up.file) }, url);
+    const ack = await this.post({ type: PacketType.CreateSession, protocol: BITS_PROTOCOL_GUID, contentName: this.source!.contentName }, url);
     if (!ack.ok) throw serverError(ack, PacketType.CreateSession, url);
     const invalid = (code: 'BITS_CLIENT_INVALID_RESPONSE' | 'BITS_CLIENT_PROTOCOL_MISMATCH', message: string): BitsClientError =>
       new BitsClientError(code, message, { status: ack.status, request: PacketType.CreateSession, url: url.href });
@@ -233,24 +187,9 @@ export class UploadJob extends Job<UploadResult> {
     if (again) throw serverError(ack, request, url, 'transient');
   }
 
-  private async readFragment(offset: number, length: number): Promise<Buffer> {
-    if (!this.buffer || this.buffer.length < length) this.buffer = Buffer.allocUnsafe(Math.max(length, Math.min(this.up.fragmentSize, this.up.fileSize)));
-    const buf = this.buffer.subarray(0, length);
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await this.fh!.read(buf, done, length - done, offset + done);
-      if (bytesRead === 0) {
-        throw new BitsClientError('BITS_CLIENT_LOCAL_FILE_CHANGED', `${this.up.file} ended at ${offset + done} of ${this.up.fileSize} bytes`);
-      }
-      done += bytesRead;
-    }
-    return buf;
-  }
-
   private async fragment(): Promise<void> {
     const up = this.up;
-    const st = await stat(up.file);
-    this.checkUnchanged(st.size, st.mtimeMs);
+    await this.source!.checkUnchanged();
     if (up.fileSize === 0) {
       // D8: an empty file has no Fragment. Create-Session then Close-Session is the form every server
       // in the wild takes (transfervm, bits4j and python-onedrive send it); `bytes */0` is refused or
@@ -260,9 +199,9 @@ export class UploadJob extends Job<UploadResult> {
     }
     const offset = up.offset;
     const length = Math.min(up.fragmentSize, up.fileSize - offset);
-    const body = await this.readFragment(offset, length);
+    const body = await this.source!.read(offset, length);
     const url = this.route.url();
-    const packet = { type: PacketType.Fragment, sessionId: up.sessionId!, contentName: contentName(up.file), range: fragmentRange(offset, length, up.fileSize) } as const;
+    const packet = { type: PacketType.Fragment, sessionId: up.sessionId!, contentName: this.source!.contentName, range: fragmentRange(offset, length, up.fileSize) } as const;
     const ack = await this.post(packet, url, { body });
     if (ack.ok || ack.status === 416) {
       const received = ack.receivedContentRange ?? (ack.ok ? offset + length : undefined);
@@ -352,7 +291,7 @@ export class UploadJob extends Job<UploadResult> {
     }
     let ack: AckInfo;
     try {
-      ack = await this.post({ type: PacketType.CloseSession, sessionId: up.sessionId!, contentName: contentName(up.file) }, url);
+      ack = await this.post({ type: PacketType.CloseSession, sessionId: up.sessionId!, contentName: this.source!.contentName }, url);
     } catch (err) {
       this.closeLost = true;
       throw err;
@@ -387,45 +326,14 @@ export class UploadJob extends Job<UploadResult> {
     const sessionId = this.up.sessionId;
     if (sessionId === undefined) return;
     const url = this.route.url();
-    // One deadline for every attempt and wait: a host that swallows requests must not hold a cancel
-    // (or `bits jobs --prune`, one job after another) for the request idle timeout, attempt after attempt.
-    const seconds = this.timing.cancelTimeoutMs / 1000;
-    const deadline = new AbortController();
-    const timer = setTimeout(
-      () => deadline.abort(new BitsClientError('BITS_CLIENT_NETWORK', `no answer within ${seconds} s`, { request: PacketType.CancelSession, url: url.href })),
-      this.timing.cancelTimeoutMs,
-    );
-    const timing = { ...this.timing, retryDelayMs: Math.min(this.timing.retryDelayMs, CANCEL_MAX_RETRY_DELAY_MS) };
-    try {
-      for (let attempt = 1; attempt <= CANCEL_ATTEMPTS; attempt++) {
-        let ack: AckInfo | undefined;
-        try {
-          ack = await this.post({ type: PacketType.CancelSession, sessionId }, url, { signal: deadline.signal });
-        } catch (err) {
-          if (attempt === CANCEL_ATTEMPTS || deadline.signal.aborted) throw err;
-        }
-        // Gone already: nothing left to cancel.
-        if (ack && (ack.ok || ack.hresult === HResult.SessionNotFound)) return;
-        const error = ack && serverError(ack, PacketType.CancelSession, url);
-        if (error?.kind === 'fatal') {
-          // Refused: the session lives on, and so must the job, to be cancelled again with credentials.
-          if (ack!.status === 401 || ack!.status === 403) throw error;
-          // Refused for good otherwise: 1xx–4xx are not resent (spec §3.5).
-          return;
-        }
-        if (attempt < CANCEL_ATTEMPTS) await sleep(backoffDelay(attempt, timing), undefined, { signal: deadline.signal }).catch(() => undefined);
-        if (deadline.signal.aborted) throw deadline.signal.reason;
-      }
-    } finally {
-      clearTimeout(timer);
-    }
+    await cancelSession((signal) => this.post({ type: PacketType.CancelSession, sessionId }, url, { signal }), url, this.timing);
   }
 
   protected override async release(): Promise<void> {
     await this.replyPhase?.close();
-    const fh = this.fh;
-    this.fh = undefined;
-    await fh?.close();
+    const source = this.source;
+    this.source = undefined;
+    await source?.close();
   }
 }
 
