@@ -1,5 +1,6 @@
 // The client's error table and how failures become client errors.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { BitsClientError, CLIENT_ERRORS, describeClientError, isBitsClientError, toClientError } from '../src/client/errors.js';
 import { HostIdRoute } from '../src/client/host-id-route.js';
@@ -44,6 +45,15 @@ describe('client errors', () => {
       else assert.ok('kind' in row, code);
     }
     assert.equal(new BitsClientError('BITS_CLIENT_SERVER_ERROR', 'x', { kind: 'transient' }).kind, 'transient');
+  });
+
+  it('the README\'s table of client error codes lists every code, with its kind', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    for (const [code, row] of Object.entries(CLIENT_ERRORS)) {
+      const line = readme.split('\n').find((l) => l.startsWith(`| \`${code}\` |`));
+      assert.ok(line, `${code} is in the table`);
+      if ('kind' in row) assert.equal(line.split('|')[2]!.trim(), row.kind, code);
+    }
   });
 
   it('isBitsClientError knows an error of another copy of the package by its Symbol.for brand', () => {
