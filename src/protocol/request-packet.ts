@@ -31,26 +31,10 @@ export function formatPacket(packet: Packet): FormattedPacket {
   const set = (name: string, value: string | undefined): void => {
     if (value !== undefined) h[name] = value;
   };
-  switch (packet.type) {
-    case PacketType.Ping:
-      set(WireHeader.SessionId, packet.sessionId);
-      break;
-    case PacketType.CreateSession:
-      set(WireHeader.SupportedProtocols, packet.protocol);
-      set(WireHeader.ContentName, packet.contentName);
-      break;
-    case PacketType.Fragment:
-      set(WireHeader.SessionId, packet.sessionId);
-      set(WireHeader.ContentName, packet.contentName);
-      set(WireHeader.ContentRange, formatContentRange(packet.range.first, packet.range.length, packet.range.total));
-      break;
-    case PacketType.CloseSession:
-      set(WireHeader.SessionId, packet.sessionId);
-      set(WireHeader.ContentName, packet.contentName);
-      break;
-    case PacketType.CancelSession:
-      set(WireHeader.SessionId, packet.sessionId);
-      break;
-  }
+  // Each field goes under its header whatever the packet; the order is Windows'.
+  if ('sessionId' in packet) set(WireHeader.SessionId, packet.sessionId);
+  if (packet.type === PacketType.CreateSession) set(WireHeader.SupportedProtocols, packet.protocol);
+  if ('contentName' in packet) set(WireHeader.ContentName, packet.contentName);
+  if (packet.type === PacketType.Fragment) set(WireHeader.ContentRange, formatContentRange(packet.range.first, packet.range.length, packet.range.total));
   return { method: BITS_METHOD, headers: h };
 }
