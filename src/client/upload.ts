@@ -206,24 +206,16 @@ export class UploadJob extends Job<UploadResult> {
     if (ack.ok || ack.status === 416) {
       const received = ack.receivedContentRange ?? (ack.ok ? offset + length : undefined);
       if (received === undefined || received > up.fileSize) {
-        throw new BitsClientError(
-          'BITS_CLIENT_INVALID_RESPONSE',
-          `Fragment Ack ${ack.status} with BITS-Received-Content-Range ${received ?? 'missing'} for a ${up.fileSize}-byte file`,
-          { status: ack.status, request: PacketType.Fragment, url: url.href },
-        );
+        const message = `Fragment Ack ${ack.status} with BITS-Received-Content-Range ${received ?? 'missing'} for a ${up.fileSize}-byte file`;
+        throw new BitsClientError('BITS_CLIENT_INVALID_RESPONSE', message, { status: ack.status, request: PacketType.Fragment, url: url.href });
       }
       await this.acknowledged(received, ack.ok ? ack.replyUrl : undefined, offset + length);
       return;
     }
     if (ack.status === 413) {
       if (length <= MIN_FRAGMENT_SIZE) {
-        throw new BitsClientError('BITS_CLIENT_FRAGMENT_TOO_LARGE', `the server refuses fragments of ${length} bytes (413) and ${MIN_FRAGMENT_SIZE} is the smallest this client sends`, {
-          status: 413,
-          hresult: ack.hresult,
-          context: ack.errorContext,
-          request: PacketType.Fragment,
-          url: url.href,
-        });
+        const message = `the server refuses fragments of ${length} bytes (413) and ${MIN_FRAGMENT_SIZE} is the smallest this client sends`;
+        throw new BitsClientError('BITS_CLIENT_FRAGMENT_TOO_LARGE', message, { status: 413, hresult: ack.hresult, context: ack.errorContext, request: PacketType.Fragment, url: url.href });
       }
       up.fragmentSize = Math.max(MIN_FRAGMENT_SIZE, Math.floor(length / 2));
       this.logger.info({ job: this.id, fragmentSize: up.fragmentSize }, '413: smaller fragments');
@@ -241,9 +233,7 @@ export class UploadJob extends Job<UploadResult> {
   /** Resyncs to the server's next expected offset (spec §6.2 client reaction), forwards or backwards. */
   private async acknowledged(received: number, replyUrl: string | undefined, expected: number): Promise<void> {
     const up = this.up;
-    if (received !== expected) {
-      this.logger.info({ job: this.id, expected, received }, 'resync to BITS-Received-Content-Range');
-    }
+    if (received !== expected) this.logger.info({ job: this.id, expected, received }, 'resync to BITS-Received-Content-Range');
     up.offset = received;
     if (received === up.fileSize) {
       up.uploaded = true;
