@@ -1,8 +1,5 @@
 import { ErrorContext, HResult } from './hresult.js';
 
-/** E_FAIL: an unspecified failure the client should retry. */
-const E_FAIL = 0x80004005;
-
 /** One row of {@link ERRORS}. */
 export interface ErrorRow {
   /** HTTP status of the Ack. */
@@ -52,11 +49,11 @@ export const ERRORS = {
   BITS_DISK_FULL: { status: 500, hresult: HResult.DiskFull, context: ErrorContext.RemoteFile, message: 'no space left' },
   // The client went away (or went idle) mid-body: normally never sent, since nobody is listening;
   // logged as a warning. Transient (500) in case a client does read it: it must simply resend.
-  BITS_CLIENT_DISCONNECTED: { status: 500, hresult: E_FAIL, context: ErrorContext.RemoteFile, message: 'the client went away mid-body' },
+  BITS_CLIENT_DISCONNECTED: { status: 500, hresult: HResult.Fail, context: ErrorContext.RemoteFile, message: 'the client went away mid-body' },
   // A newer request for the same session took over (D10): never sent, the connection is dropped.
   // Transient for the same reason as BITS_CLIENT_DISCONNECTED.
-  BITS_SUPERSEDED: { status: 500, hresult: E_FAIL, context: ErrorContext.RemoteFile, message: 'superseded by a newer request for the session' },
-  BITS_INTERNAL: { status: 500, hresult: E_FAIL, context: ErrorContext.RemoteFile, message: 'internal error' },
+  BITS_SUPERSEDED: { status: 500, hresult: HResult.Fail, context: ErrorContext.RemoteFile, message: 'superseded by a newer request for the session' },
+  BITS_INTERNAL: { status: 500, hresult: HResult.Fail, context: ErrorContext.RemoteFile, message: 'internal error' },
   BITS_UPLOADS_DISABLED: { status: 501, hresult: HResult.AccessDenied, context: ErrorContext.RemoteFile, message: 'uploads are not enabled here' },
   BITS_TOO_MANY_SESSIONS: { status: 503, hresult: null, context: ErrorContext.RemoteFile, message: 'too many sessions for this principal' },
 

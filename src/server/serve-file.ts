@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import rangeParser from 'range-parser';
 import type { HttpRequest, HttpResponse, ResponseHeaders } from '../http/types.js';
 import { ConfinementError } from '../store/fs/confined.js';
+import { formatContentRange } from '../protocol/content-range.js';
 
 /** More ranges than this in one `Range` header and the header is ignored (200 with the whole file). */
 const MAX_RANGES = 100;
@@ -200,7 +201,7 @@ export async function serveFile(req: HttpRequest, res: HttpResponse, file: strin
       const headers = {
         ...validators,
         'Content-Type': 'application/octet-stream',
-        'Content-Range': `bytes ${start}-${end}/${size}`,
+        'Content-Range': formatContentRange(start, end - start + 1, size),
         'Content-Length': String(end - start + 1),
       };
       if (head) res.send(206, headers);
@@ -214,7 +215,7 @@ export async function serveFile(req: HttpRequest, res: HttpResponse, file: strin
       Buffer.from(
         `${i === 0 ? '' : '\r\n'}--${boundary}\r\n` +
           `Content-Type: application/octet-stream\r\n` +
-          `Content-Range: bytes ${r.start}-${r.end}/${size}\r\n\r\n`,
+          `Content-Range: ${formatContentRange(r.start, r.end - r.start + 1, size)}\r\n\r\n`,
         'latin1',
       ),
     );
