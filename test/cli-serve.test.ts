@@ -88,7 +88,7 @@ describe('bits serve', () => {
   it('5: a host-looking --notify-url without a scheme is refused with exit 2', () => {
     const r = runCli(['serve', '--port', '0', '--root', join(dir, 'n'), '--state-dir', join(dir, 'n-state'), '--notify-url', 'app.example.com/n'], dir);
     assert.equal(r.status, 2, r.stderr);
-    assert.match(r.stderr, /vdirs\[0\]\.notificationUrl: "app\.example\.com" looks like a host name/);
+    assert.match(r.stderr, /--notify-url: "app\.example\.com" looks like a host name/);
   });
 
   it('serves a config file with two vdirs (relative paths resolved against the file), logs each request', async () => {

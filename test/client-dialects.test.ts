@@ -26,18 +26,18 @@ describe('client dialects', () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   it('reads Acks liberally (pure)', () => {
-    assert.equal(readAck(500, { 'bits-error': '0x8020001f' }).errorCode, 0x8020001f);
+    assert.equal(readAck(500, { 'bits-error': '0x8020001f' }).hresult, 0x8020001f);
     assert.equal(readAck(500, { 'bits-error-code': '8020001F', 'bits-error-context': '0x7' }).errorContext, 7);
-    assert.equal(readAck(200, { 'bits-error-code': '1' }).errorCode, undefined, 'error headers on success are ignored');
-    assert.equal(readAck(416, { 'bits-error-code': '0', 'bits-received-content-range': '100' }).errorCode, undefined);
+    assert.equal(readAck(200, { 'bits-error-code': '1' }).hresult, undefined, 'error headers on success are ignored');
+    assert.equal(readAck(416, { 'bits-error-code': '0', 'bits-received-content-range': '100' }).hresult, undefined);
     assert.equal(readAck(201, { 'bits-session-id': '12345' }).ok, true);
     assert.equal(readAck(200, { 'bits-received-content-range': 'garbage' }).receivedContentRange, undefined);
     assert.equal(readAck(416, { 'bits-recieved-content-range': '100' }).receivedContentRange, 100, 'gobits/bitsrv spelling');
     assert.equal(readAck(200, { 'bits-host-id-fallback-timeout': '10' }).hostIdFallbackTimeout, undefined, 'only with a Host-Id');
-    assert.equal(hostIdUrl(new URL('http://farm:8080/up/a'), 'node1').href, 'http://node1:8080/up/a');
-    assert.equal(hostIdUrl(new URL('http://farm:8080/up/a'), '10.1.2.3:99').href, 'http://10.1.2.3:99/up/a');
-    assert.equal(hostIdUrl(new URL('https://farm/up/a'), '::1').href, 'https://[::1]/up/a');
-    assert.equal(hostIdUrl(new URL('http://farm/up/a'), '[::1]:81').href, 'http://[::1]:81/up/a');
+    assert.equal(hostIdUrl(new URL('http://farm:8080/up/a'), 'node1')?.href, 'http://node1:8080/up/a');
+    assert.equal(hostIdUrl(new URL('http://farm:8080/up/a'), '10.1.2.3:99')?.href, 'http://10.1.2.3:99/up/a');
+    assert.equal(hostIdUrl(new URL('https://farm/up/a'), '::1')?.href, 'https://[::1]/up/a');
+    assert.equal(hostIdUrl(new URL('http://farm/up/a'), '[::1]:81')?.href, 'http://[::1]:81/up/a');
   });
 
   it('classifies errors as spec §7.2 says', () => {

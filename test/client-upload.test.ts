@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { upload } from '../src/client/upload.js';
-import type { JobProgress } from '../src/client/job.js';
+import type { JobProgress } from '../src/client/job-events.js';
 import { BitsClientError } from '../src/client/errors.js';
 import type { UploadRecord } from '../src/client/journal.js';
 import { startServer } from './helpers/bits-server.js';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { HttpServer } from '../src/http/server.js';
-import { serveFile } from '../src/server/download.js';
+import { serveFile } from '../src/server/serve-file.js';
 
 /** One response as read off the wire. */
 interface RawResponse {

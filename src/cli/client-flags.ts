@@ -4,10 +4,10 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { BitsClientError, describeClientError } from '../client/errors.js';
-import type { JobHandle } from '../client/job.js';
+import type { JobHandle } from '../client/job-events.js';
 import { defaultStateDir } from '../client/journal.js';
-import { credentialHeader, parseHeaderArgs } from '../client/options.js';
-import { publicHref } from '../client/userinfo.js';
+import { certKeyProblem, credentialHeader, parseHeaderArgs } from '../client/options.js';
+import { publicHref } from '../protocol/userinfo.js';
 import type { ClientOptions } from '../client/options.js';
 import { outputMode, ProgressReporter } from './progress.js';
 
@@ -171,7 +171,8 @@ export function transferOptions(flags: TransferFlags, url: URL): ClientOptions {
     }
     if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--ca: ${flags.ca} holds no PEM certificate`);
   }
-  if ((flags.cert === undefined) !== (flags.key === undefined)) throw new UsageError('--cert and --key go together');
+  const unpaired = certKeyProblem(flags.cert !== undefined, flags.key !== undefined, '--cert', '--key');
+  if (unpaired) throw new UsageError(unpaired);
   const pem = (flag: string, file: string | undefined, marker: RegExp): string | undefined => {
     if (file === undefined) return undefined;
     let text: string;

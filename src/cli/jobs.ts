@@ -8,7 +8,7 @@ import { defaultStateDir, Journal } from '../client/journal.js';
 import { effectiveState } from '../client/jobs.js';
 import type { UploadResult } from '../client/upload.js';
 import type { DownloadResult } from '../client/download.js';
-import type { JobHandle } from '../client/job.js';
+import type { JobHandle } from '../client/job-events.js';
 import { cliLogger, envPassword, ExitCode, PASSWORD_ENV, printError, runAction, runJob, secondsFlag, UsageError } from './client-flags.js';
 import { formatBytes, outputMode, ProgressReporter } from './progress.js';
 import { printUploadResult } from './upload.js';

@@ -6,6 +6,7 @@ import { registerUpload } from './upload.js';
 import { registerDownload } from './download.js';
 import { registerJobs } from './jobs.js';
 import { registerUser } from './user.js';
+import { ExitCode } from './client-flags.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -17,7 +18,8 @@ program
   .showHelpAfterError()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) })
   .exitOverride((err) => {
-    process.exit(err.exitCode === 0 ? 0 : 2);
+    // (commander's own errors are all usage errors: an unknown option, a missing argument)
+    process.exit(err.exitCode === 0 ? ExitCode.Done : ExitCode.Usage);
   });
 
 registerServe(program);

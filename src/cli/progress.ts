@@ -1,4 +1,4 @@
-import type { JobHandle, JobProgress } from '../client/job.js';
+import type { JobHandle, JobProgress } from '../client/job-events.js';
 import { describeClientError } from '../client/errors.js';
 
 /** How a command reports: a redrawn bar (terminal), periodic lines, JSON events, or nothing. */

@@ -1,9 +1,14 @@
+import { resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { BitsServer } from '../server/bits-server.js';
-import { ConfigError, loadConfigFile, parseConfig, readTlsFiles } from '../server/config.js';
+import { ConfigError, parseConfigJson, readConfigFile, readTlsFiles } from '../server/config.js';
 import type { ServerConfig } from '../server/config.js';
+import { SERVE_DEFAULTS, SERVER_DEFAULTS, VDIR_DEFAULTS } from '../server/defaults.js';
+import { DURATION_FORMS, SIZE_FORMS, formatDuration, formatSize } from '../server/human-units.js';
+import { ExitCode } from './client-flags.js';
+import { printAndExit } from './print-and-exit.js';
 
 interface ServeFlags {
   config?: string;
@@ -28,107 +33,130 @@ interface ServeFlags {
   logLevel?: string;
 }
 
-const VDIR_FLAGS = [
-  ['root', '--root'],
-  ['maxUploadSize', '--max-upload-size'],
-  ['maxFragmentSize', '--max-fragment-size'],
-  ['sessionTimeout', '--session-timeout'],
-  ['allowOverwrite', '--allow-overwrite'],
-  ['hostId', '--host-id'],
-  ['hostIdFallbackTimeout', '--host-id-fallback-timeout'],
-  ['downloads', '--downloads'],
-  ['notifyUrl', '--notify-url'],
-  ['notifyType', '--notify-type'],
-  ['notifyTimeout', '--notify-timeout'],
-  ['maxReplySize', '--max-reply-size'],
-] as const;
+/**
+ * Each flag that sets a configuration key, with the key's path: those of the vdir `/` are refused
+ * next to `--config`, the others override the file's.
+ */
+const FLAGS = [
+  ['host', '--host', 'listen.host'],
+  ['port', '--port', 'listen.port'],
+  ['stateDir', '--state-dir', 'stateDir'],
+  ['logLevel', '--log-level', 'logLevel'],
+  ['publicUrl', '--public-url', 'publicUrl'],
+  ['tlsCert', '--tls-cert', 'tls.cert'],
+  ['tlsKey', '--tls-key', 'tls.key'],
+  ['root', '--root', 'vdirs[0].directory'],
+  ['maxUploadSize', '--max-upload-size', 'vdirs[0].maximumUploadSize'],
+  ['maxFragmentSize', '--max-fragment-size', 'vdirs[0].maxFragmentSize'],
+  ['sessionTimeout', '--session-timeout', 'vdirs[0].sessionTimeout'],
+  ['allowOverwrite', '--allow-overwrite', 'vdirs[0].allowOverwrites'],
+  ['hostId', '--host-id', 'vdirs[0].hostId'],
+  ['hostIdFallbackTimeout', '--host-id-fallback-timeout', 'vdirs[0].hostIdFallbackTimeout'],
+  ['downloads', '--downloads', 'vdirs[0].downloadEnabled'],
+  ['notifyUrl', '--notify-url', 'vdirs[0].notificationUrl'],
+  ['notifyType', '--notify-type', 'vdirs[0].notificationType'],
+  ['notifyTimeout', '--notify-timeout', 'vdirs[0].notificationTimeout'],
+  ['maxReplySize', '--max-reply-size', 'vdirs[0].maxReplySize'],
+] as const satisfies readonly (readonly [keyof ServeFlags, string, string])[];
 
-const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
+const VDIR = 'vdirs[0].';
+const VDIR_FLAGS = FLAGS.filter(([, , key]) => key.startsWith(VDIR));
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Which flag set each configuration key, among the flags given: errors name the flag, not the key. */
+function flagNames(flags: ServeFlags): (key: string) => string | undefined {
+  const names = new Map<string, string>(FLAGS.filter(([prop]) => flags[prop] !== undefined).map(([, flag, key]) => [key, flag]));
+  return (key) => names.get(key);
+}
+
+/** The configuration as written: the file's (`--config`), or one vdir `/` from the flags. */
+async function configInput(flags: ServeFlags): Promise<{ input: unknown; baseDir: string }> {
+  if (!flags.config) {
+    const vdir: Record<string, unknown> = { path: '/', directory: SERVE_DEFAULTS.root };
+    for (const [prop, , key] of VDIR_FLAGS) if (flags[prop] !== undefined) vdir[key.slice(VDIR.length)] = flags[prop];
+    if (flags.notifyUrl !== undefined && flags.notifyType === undefined) vdir['notificationType'] = SERVE_DEFAULTS.notifyTypeWithUrl;
+    return { input: { vdirs: [vdir] }, baseDir: process.cwd() };
+  }
+  const used = VDIR_FLAGS.filter(([prop]) => flags[prop] !== undefined).map(([, flag]) => flag);
+  if (used.length) throw new ConfigError(`${used.join(', ')} cannot be combined with --config: set them in the file's vdirs`);
+  // (a vdir's own publicUrl in the file would still win over the flag: the file is the one place for it)
+  if (flags.publicUrl !== undefined) throw new ConfigError('--public-url cannot be combined with --config: set publicUrl in the file');
+  return readConfigFile(flags.config);
+}
 
 /** Builds the configuration from `--config` and/or flags; flags override the file's listener settings. */
 async function resolveConfig(flags: ServeFlags): Promise<ServerConfig> {
-  let input: Record<string, unknown>;
-  if (flags.config) {
-    const used = VDIR_FLAGS.filter(([key]) => flags[key] !== undefined).map(([, flag]) => flag);
-    if (used.length) throw new ConfigError(`${used.join(', ')} cannot be combined with --config: set them in the file's vdirs`);
-    // (vdirs inherit the file's publicUrl as it is loaded: a flag could no longer reach them)
-    if (flags.publicUrl !== undefined) throw new ConfigError('--public-url cannot be combined with --config: set publicUrl in the file');
-    const fromFile = await loadConfigFile(flags.config);
-    input = { ...fromFile, limits: fromFile.limits };
-  } else {
-    input = {
-      publicUrl: flags.publicUrl ?? null,
-      vdirs: [
-        {
-          path: '/',
-          directory: flags.root ?? './data/uploads',
-          downloadEnabled: flags.downloads ?? false,
-          maximumUploadSize: num(flags.maxUploadSize),
-          maxFragmentSize: num(flags.maxFragmentSize),
-          sessionTimeout: num(flags.sessionTimeout),
-          allowOverwrites: flags.allowOverwrite ?? false,
-          hostId: flags.hostId ?? null,
-          hostIdFallbackTimeout: num(flags.hostIdFallbackTimeout),
-          notificationUrl: flags.notifyUrl ?? null,
-          notificationType: flags.notifyType ?? (flags.notifyUrl ? 'by-value' : 'none'),
-          notificationTimeout: num(flags.notifyTimeout),
-          maxReplySize: num(flags.maxReplySize),
-        },
-      ],
-    };
-  }
-  const listen = { ...((input['listen'] as object | undefined) ?? {}) } as Record<string, unknown>;
-  if (flags.host !== undefined) listen['host'] = flags.host;
-  if (flags.port !== undefined) listen['port'] = num(flags.port);
-  input['listen'] = listen;
-  if (flags.stateDir !== undefined) input['stateDir'] = flags.stateDir;
-  if (flags.logLevel !== undefined) input['logLevel'] = flags.logLevel;
   if (flags.tlsCert !== undefined || flags.tlsKey !== undefined) {
     if (!flags.tlsCert || !flags.tlsKey) throw new ConfigError('--tls-cert and --tls-key go together');
-    input['tls'] = { cert: flags.tlsCert, key: flags.tlsKey };
   }
-  // Paths from the file are already absolute; flag paths are relative to the working directory.
-  return parseConfig(JSON.parse(JSON.stringify(input)), process.cwd());
+  const { input, baseDir } = await configInput(flags);
+  if (!isRecord(input)) return parseConfigJson(input, baseDir); // (refused, naming the root)
+  // Flag paths are relative to the working directory, the file's to the file.
+  const path = (p: string | undefined) => (p === undefined ? undefined : resolve(p));
+  const overrides: Record<string, unknown> = {
+    publicUrl: flags.publicUrl,
+    stateDir: path(flags.stateDir),
+    logLevel: flags.logLevel,
+    tls: flags.tlsCert === undefined ? undefined : { cert: path(flags.tlsCert), key: path(flags.tlsKey) },
+  };
+  const config: Record<string, unknown> = { ...input };
+  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) config[key] = value;
+  if (flags.host !== undefined || flags.port !== undefined) {
+    config['listen'] = {
+      ...(isRecord(input['listen']) ? input['listen'] : {}),
+      ...(flags.host === undefined ? {} : { host: flags.host }),
+      ...(flags.port === undefined ? {} : { port: Number(flags.port) }),
+    };
+  }
+  try {
+    return parseConfigJson(config, baseDir);
+  } catch (err) {
+    throw err instanceof ConfigError ? err.withKeys(flagNames(flags)) : err;
+  }
 }
+
+const sizeDefault = (bytes: number) => `(bytes or e.g. 1G; default ${formatSize(bytes)})`;
+const durationDefault = (seconds: number) => `(seconds or e.g. 2h; default ${formatDuration(seconds * 1000)})`;
 
 /** Registers `bits serve`. */
 export function registerServe(program: Command): void {
+  const vdir = VDIR_DEFAULTS;
   program
     .command('serve')
     .description('run the BITS upload server')
+    .addHelpText('after', `\nSizes: ${SIZE_FORMS}.\nDurations: ${DURATION_FORMS}.`)
     .option('-c, --config <file>', 'JSON configuration file (see README)')
-    .option('--host <host>', 'address to listen on (default 0.0.0.0)')
-    .option('-p, --port <port>', 'port to listen on (default 8080; 0 picks a free one)')
-    .option('--root <dir>', 'folder served as vdir "/" (default ./data/uploads)')
-    .option('--state-dir <dir>', 'where sessions are kept (default ./data/.bits)')
-    .option('--max-upload-size <bytes>', 'largest upload; 0 = unlimited (default 0)')
-    .option('--max-fragment-size <bytes>', 'largest fragment body; 413 beyond (default 33554432)')
-    .option('--session-timeout <seconds>', 'idle session lifetime (default 1209600 = 14 days)')
+    .option('--host <host>', `address to listen on (default ${SERVER_DEFAULTS.listen.host})`)
+    .option('-p, --port <port>', `port to listen on (default ${SERVER_DEFAULTS.listen.port}; 0 picks a free one)`)
+    .option('--root <dir>', `folder served as vdir "/" (default ${SERVE_DEFAULTS.root})`)
+    .option('--state-dir <dir>', `where sessions are kept (default ${SERVER_DEFAULTS.stateDir})`)
+    .option('--max-upload-size <size>', `largest upload; 0 = unlimited ${sizeDefault(vdir.maximumUploadSize)}`)
+    .option('--max-fragment-size <size>', `largest fragment body; 413 beyond ${sizeDefault(vdir.maxFragmentSize)}`)
+    .option('--session-timeout <duration>', `idle session lifetime ${durationDefault(vdir.sessionTimeout)}`)
     .option('--allow-overwrite', 'let uploads replace existing files')
     .option('--host-id <name>', 'BITS-Host-Id sent on Create-Session (server farms)')
-    .option('--host-id-fallback-timeout <seconds>', 'BITS-Host-Id-Fallback-Timeout (default 86400)')
+    .option('--host-id-fallback-timeout <duration>', `BITS-Host-Id-Fallback-Timeout ${durationDefault(vdir.hostIdFallbackTimeout)}`)
     .option('--downloads', 'also serve the folder over GET/HEAD with ranges')
     .option('--notify-url <url>', 'server application notified of each completed upload (upload-reply)')
-    .option('--notify-type <type>', 'by-value | by-reference | none (default by-value with --notify-url)')
-    .option('--notify-timeout <seconds>', 'how long the application may stay silent (default 300)')
-    .option('--max-reply-size <bytes>', "largest reply an application may give (default 67108864 = 64 MiB)")
+    .option('--notify-type <type>', `by-value | by-reference | none (default ${SERVE_DEFAULTS.notifyTypeWithUrl} with --notify-url)`)
+    .option('--notify-timeout <duration>', `how long the application may stay silent ${durationDefault(vdir.notificationTimeout)}`)
+    .option('--max-reply-size <size>', `largest reply an application may give ${sizeDefault(vdir.maxReplySize)}`)
     .option('--public-url <url>', 'origin clients reach the server at, e.g. https://bits.example.com (default: the listener)')
     .option('--tls-cert <file>', 'PEM certificate: serve HTTPS')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
-    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
+    .option('--log-level <level>', `fatal|error|warn|info|debug|trace|silent (default ${SERVER_DEFAULTS.logLevel})`)
     .action(async (flags: ServeFlags) => {
-      let config: ServerConfig;
-      try {
-        config = await resolveConfig(flags);
-        // TLS files given by flag are checked here, so that a missing one is named by its flag (the
-        // server checks them again at listen, by key).
-        if (flags.tlsCert !== undefined) await readTlsFiles(config.tls, { cert: '--tls-cert', key: '--tls-key', ca: 'tls.ca' });
-      } catch (err) {
-        if (err instanceof ConfigError) {
-          process.stderr.write(`bits serve: ${err.message}\n`);
-          process.exit(2);
-        }
+      // A bad flag or configuration is a usage error, printed in words; anything else is a bug.
+      function usage(err: unknown): never {
+        if (err instanceof ConfigError) printAndExit('serve', err.message);
         throw err;
+      }
+      const config = await resolveConfig(flags).catch(usage);
+      // TLS files given by flag are checked here, so that a missing one is named by its flag (the
+      // server checks them again at listen, by key).
+      if (flags.tlsCert !== undefined) {
+        await readTlsFiles(config.tls).catch((err: unknown) => usage(err instanceof ConfigError ? err.withKeys(flagNames(flags)) : err));
       }
       // Fragment bodies stream through many short-lived socket buffers; with incremental marking V8
       // starts a full collection about once per fragment, costing a third of the throughput
@@ -139,40 +167,32 @@ export function registerServe(program: Command): void {
       try {
         server = new BitsServer(config, { logger });
       } catch (err) {
-        if (err instanceof ConfigError) {
-          process.stderr.write(`bits serve: ${err.message}\n`);
-          process.exit(2);
-        }
-        throw err;
+        usage(err);
       }
       try {
         await server.listen();
       } catch (err) {
         logger.fatal({ err }, 'cannot start');
         // (also on stderr, in words: the operator has to act on it)
-        if (err instanceof ConfigError) {
-          process.stderr.write(`bits serve: ${err.message}\n`);
-          process.exit(2);
-        }
-        process.stderr.write(`bits serve: cannot start: ${(err as Error).message}\n`);
-        process.exit(1);
+        if (err instanceof ConfigError) printAndExit('serve', err.message);
+        printAndExit('serve', `cannot start: ${(err as Error).message}`, ExitCode.Fatal);
       }
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) {
           logger.warn({ signal }, 'second signal: exiting now');
-          process.exit(1);
+          process.exit(ExitCode.Fatal);
         }
         stopping = true;
-        logger.info({ signal, graceSeconds: config.shutdownGrace }, 'shutting down');
+        logger.info({ signal, graceSeconds: config.shutdownGraceMs / 1000 }, 'shutting down');
         server.close().then(
           () => {
             logger.info('stopped');
-            process.exit(0);
+            process.exit(ExitCode.Done);
           },
           (err: unknown) => {
             logger.error({ err }, 'shutdown failed');
-            process.exit(1);
+            process.exit(ExitCode.Fatal);
           },
         );
       };

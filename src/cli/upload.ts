@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { MIN_FRAGMENT_SIZE } from '../client/options.js';
+import { isFragmentSize, MIN_FRAGMENT_SIZE } from '../client/options.js';
 import { upload } from '../client/upload.js';
 import type { UploadResult } from '../client/upload.js';
 import { addTransferFlags, reporterFor, runAction, runJob, transferOptions, urlArgument, UsageError } from './client-flags.js';
@@ -48,8 +48,7 @@ async function uploadAction(file: string, urlText: string, flags: UploadFlags): 
   let fragmentSize: number | undefined;
   if (flags.fragmentSize !== undefined) {
     fragmentSize = Number(flags.fragmentSize);
-    // Windows never sends fragments under 5 KiB, nor shrinks them below that on 413 (spec §7.4).
-    if (!Number.isSafeInteger(fragmentSize) || fragmentSize < MIN_FRAGMENT_SIZE) {
+    if (!isFragmentSize(fragmentSize)) {
       throw new UsageError(`--fragment-size must be a whole number of bytes >= ${MIN_FRAGMENT_SIZE} (5 KiB), not "${flags.fragmentSize}"`);
     }
   }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { hashPassword } from '../server/auth/password-hash.js';
-import { readUsers, writeUsers } from '../server/auth/users-file.js';
+import { USER_NAME, USER_NAME_RULE, readUsers, writeUsers } from '../server/auth/users-file.js';
+import { printAndExit } from './print-and-exit.js';
 
 /** Reads a password: from a prompt without echo on a terminal, else the first line of stdin. */
 async function readPassword(): Promise<string> {
@@ -47,8 +48,7 @@ async function readPassword(): Promise<string> {
 }
 
 function fail(message: string): never {
-  process.stderr.write(`bits user: ${message}\n`);
-  process.exit(2);
+  return printAndExit('user', message);
 }
 
 /** Registers `bits user add|remove|list`. */
@@ -60,7 +60,7 @@ export function registerUser(program: Command): void {
     .requiredOption('--users <file>', 'the users file')
     .option('--group <group...>', 'groups the user belongs to (for "group:<name>" in allow lists)')
     .action(async (name: string, flags: { users: string; group?: string[] }) => {
-      if (!/^[^\s:]{1,128}$/.test(name)) fail('user names have 1 to 128 characters, no spaces or colons');
+      if (!USER_NAME.test(name)) fail(USER_NAME_RULE);
       const password = await readPassword().catch((err: Error) => fail(err.message));
       if (password.length < 8) fail('the password must have at least 8 characters');
       const users = await readUsers(flags.users).catch((err: Error) => fail(err.message));

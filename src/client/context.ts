@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { BitsClientError } from './errors.js';
-import { Journal, defaultStateDir } from './journal.js';
-import type { JobConnection } from './journal.js';
-import { checkHeaders, credentialHeader, resolveTiming, silentLogger } from './options.js';
+import { publicHref } from '../protocol/userinfo.js';
+import { Journal, defaultStateDir, newJobId } from './journal.js';
+import type { DownloadRecord, JobConnection } from './journal.js';
+import { certKeyProblem, checkHeaders, credentialHeader, resolveTiming, silentLogger } from './options.js';
 import type { ClientOptions, ResolvedTiming } from './options.js';
 import { Transport } from './transport.js';
 
@@ -62,7 +63,8 @@ export function connectionOf(o: ClientOptions, timing: ResolvedTiming, url: URL)
   }
   if (o.key !== undefined && o.keyFile !== undefined) throw new TypeError('key and keyFile exclude each other');
   if (journaled && o.key !== undefined) throw new TypeError("a client key goes as keyFile (its path), which the journal keeps instead of the key (or give stateDir: false)");
-  if ((o.cert === undefined) !== (o.key === undefined && o.keyFile === undefined)) throw new TypeError('cert and key go together');
+  const unpaired = certKeyProblem(o.cert !== undefined, o.key !== undefined || o.keyFile !== undefined, 'cert', 'key');
+  if (unpaired) throw new TypeError(unpaired);
   return {
     user: credentialsOf(o, url)?.user,
     headers: o.headers ? { ...o.headers } : undefined,
@@ -125,4 +127,37 @@ export function jobContext(connection: JobConnection, o: ClientOptions, url: URL
     timing,
     logger: o.logger ?? silentLogger(),
   };
+}
+
+/** What every job record starts with, whatever its type. */
+export type RecordBase = Omit<DownloadRecord, 'type' | 'progress'>;
+
+/**
+ * The start of a new job: its record's common fields (a new id, the URL without user information so
+ * that the password never reaches the journal, the absolute file, the connection settings) and the
+ * context it runs in.
+ *
+ * @throws {RangeError} for invalid timing options; {@link TypeError} for invalid connection options
+ *   (see {@link connectionOf}).
+ * @example
+ * ```ts
+ * const { base, context } = newJob(options, options.url, options.file);
+ * const job = new DownloadJob({ ...base, type: 'download', progress: { url: base.url, offset: 0 } }, context);
+ * ```
+ */
+export function newJob(o: ClientOptions, target: string | URL, file: string): { base: RecordBase; context: JobContext } {
+  const url = new URL(target);
+  const timing = resolveTiming(o);
+  const now = Date.now();
+  const base: RecordBase = {
+    version: 1,
+    id: newJobId(),
+    state: 'running',
+    url: publicHref(url),
+    file: resolve(file),
+    connection: connectionOf(o, timing, url),
+    createdAt: now,
+    updatedAt: now,
+  };
+  return { base, context: jobContext(base.connection, o, new URL(base.url), credentialsOf(o, url)?.password) };
 }

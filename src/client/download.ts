@@ -1,16 +1,13 @@
 import { rm, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import { connectionOf, credentialsOf, jobContext } from './context.js';
+import { newJob } from './context.js';
 import type { JobContext } from './context.js';
 import { FileSink, PART_SUFFIX } from './download-sink.js';
 import { BitsClientError } from './errors.js';
 import { Job } from './job.js';
-import { newJobId } from './journal.js';
 import type { DownloadRecord } from './journal.js';
-import { resolveTiming } from './options.js';
 import type { ClientOptions } from './options.js';
-import { RangedDownload } from './ranged-download.js';
-import { publicHref } from './userinfo.js';
+import type { RangedDownload } from './ranged-download.js';
+import { publicHref } from '../protocol/userinfo.js';
 
 /** Options of {@link download}. */
 export interface DownloadOptions extends ClientOptions {
@@ -43,31 +40,17 @@ export class DownloadJob extends Job<DownloadResult> {
     this.down = record;
   }
 
-  /** @internal starts the job. */
-  start(fresh: boolean): this {
-    void this.run(fresh);
-    return this;
-  }
-
   protected override async prepare(): Promise<void> {
     const st = await stat(this.down.file).catch(() => undefined);
     if (st?.isDirectory()) throw new BitsClientError('BITS_CLIENT_LOCAL_FILE', `${this.down.file} is a directory`);
     this.sink = await FileSink.open(this.down.file, this.down.progress.offset);
-    const url = new URL(this.down.progress.url);
-    this.engine = new RangedDownload(this.transport, url, this.sink, this.down.progress, {
-      signal: () => this.signal,
-      activity: this.markActivity,
-      logger: this.logger,
-      progress: (done, total) => {
-        if (done > this.down.progress.offset) this.markProgress();
-        this.emit('progress', { phase: 'download', bytesDone: done, bytesTotal: total });
-      },
-      checkpoint: () => this.persist(),
+    this.engine = this.rangedDownload(new URL(this.down.progress.url), this.sink, this.down.progress, {
+      phase: 'download',
+      durable: true,
       restart: (reason) => {
         this.restarts++;
         this.emit('restart', { reason });
       },
-      warning: (message) => this.emit('warning', message),
     });
   }
 
@@ -112,22 +95,7 @@ export class DownloadJob extends Job<DownloadResult> {
  * ```
  */
 export function download(options: DownloadOptions): DownloadJob {
-  const url = new URL(options.url);
-  const timing = resolveTiming(options);
-  const now = Date.now();
-  // Without user information: the password never reaches the journal.
-  const wire = publicHref(url);
-  const record: DownloadRecord = {
-    version: 1,
-    id: newJobId(),
-    type: 'download',
-    state: 'running',
-    url: wire,
-    file: resolve(options.file),
-    connection: connectionOf(options, timing, url),
-    createdAt: now,
-    updatedAt: now,
-    progress: { url: wire, offset: 0 },
-  };
-  return new DownloadJob(record, jobContext(record.connection, options, new URL(record.url), credentialsOf(options, url)?.password)).start(true);
+  const { base, context } = newJob(options, options.url, options.file);
+  const record: DownloadRecord = { ...base, type: 'download', progress: { url: base.url, offset: 0 } };
+  return new DownloadJob(record, context).start(true);
 }

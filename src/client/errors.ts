@@ -1,20 +1,23 @@
 import { clientHresultName, ClientHResult } from '../protocol/client-hresults.js';
-import { formatHresult, HResult } from '../protocol/hresult.js';
+import { errorContextName, formatErrorContext, formatHresult, HResult } from '../protocol/hresult.js';
 
 /**
  * Every way a client job can fail, in one table: whether the failure is retried (transient), ends the
  * job for good (fatal) or stops it resumably (interrupted), and the HRESULT reported when the server
- * did not send one.
+ * did not send one. A row without a kind is decided per error: its {@link BitsClientError} is built
+ * with one.
  */
 export const CLIENT_ERRORS = {
-  /** The server answered with an error status; transient or fatal by spec §7.2 (decided per error). */
-  BITS_CLIENT_SERVER_ERROR: { kind: 'by-status', hresult: null },
+  /** The server answered with an error status; transient or fatal by spec §7.2 (`classifyServerError`). */
+  BITS_CLIENT_SERVER_ERROR: { hresult: null },
   /** The connection could not be made, was lost, or stayed idle past the request idle timeout. */
   BITS_CLIENT_NETWORK: { kind: 'transient', hresult: ClientHResult.NetworkDisconnected },
+  /** The server's certificate is not trusted (self-signed, expired, wrong name): no retry can fix it. */
+  BITS_CLIENT_TLS: { kind: 'fatal', hresult: null },
   /** The server broke the protocol (no session id on Create-Session, a nonsensical offset, ...). */
   BITS_CLIENT_INVALID_RESPONSE: { kind: 'fatal', hresult: ClientHResult.InvalidServerResponse },
   /** The server speaks no protocol this client knows. */
-  BITS_CLIENT_PROTOCOL_MISMATCH: { kind: 'fatal', hresult: 0x80200022 },
+  BITS_CLIENT_PROTOCOL_MISMATCH: { kind: 'fatal', hresult: HResult.ProtocolMismatch },
   /** The upload source changed (size or modification time) during the job. */
   BITS_CLIENT_LOCAL_FILE_CHANGED: { kind: 'fatal', hresult: ClientHResult.LocalFileChanged },
   /** A local file could not be read or written. */
@@ -31,7 +34,9 @@ export const CLIENT_ERRORS = {
   BITS_CLIENT_INTERRUPTED: { kind: 'interrupted', hresult: null },
   /** The job was cancelled on request. */
   BITS_CLIENT_CANCELLED: { kind: 'fatal', hresult: null },
-} as const satisfies Record<string, { kind: 'transient' | 'fatal' | 'interrupted' | 'by-status'; hresult: number | null }>;
+  /** A failure that is none of the above: a defect of this client (please report it), never retried. */
+  BITS_CLIENT_INTERNAL: { kind: 'fatal', hresult: HResult.Fail },
+} as const satisfies Record<string, { kind?: ErrorKind; hresult: number | null }>;
 
 /** A stable code from {@link CLIENT_ERRORS}. */
 export type ClientErrorCode = keyof typeof CLIENT_ERRORS;
@@ -51,14 +56,15 @@ export interface ClientErrorDetails {
   request?: string | undefined;
   /** Where it was sent. */
   url?: string | undefined;
-  /** Overrides the table's kind (used for server errors, classified by spec §7.2). */
+  /** Overrides the table's kind; required for a code whose row has none (server errors, spec §7.2). */
   kind?: ErrorKind | undefined;
   /** The server's `Retry-After`, in ms: the next retry waits at least this long. */
   retryAfterMs?: number | undefined;
   cause?: unknown;
 }
 
-const CONTEXT_NAMES: Record<number, string> = { 5: 'remote file', 7: 'remote application' };
+/** Brands a {@link BitsClientError}, so that {@link isBitsClientError} knows one from another installed copy of this package. */
+const BRAND = Symbol.for('bits-upload.BitsClientError');
 
 /**
  * The error every client job fails with: a stable `code`, whether it is transient, fatal or
@@ -83,10 +89,12 @@ export class BitsClientError extends Error {
   constructor(code: ClientErrorCode, message: string, details: ClientErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'BitsClientError';
+    // Not enumerable: the brand stays out of logs and JSON.
+    Object.defineProperty(this, BRAND, { value: true });
     this.code = code;
-    const row = CLIENT_ERRORS[code];
-    const kind = details.kind ?? row.kind;
-    this.kind = kind === 'by-status' ? 'fatal' : kind;
+    const row: { readonly kind?: ErrorKind; readonly hresult: number | null } = CLIENT_ERRORS[code];
+    // A row without a kind whose error came without one is a defect; fatal is the safe reading.
+    this.kind = details.kind ?? row.kind ?? 'fatal';
     this.status = details.status;
     this.hresult = details.hresult ?? row.hresult ?? undefined;
     this.context = details.context;
@@ -131,8 +139,8 @@ export function describeClientError(err: BitsClientError): string {
   if (err.status !== undefined) parts.push(`HTTP ${err.status}`);
   if (err.hresult !== undefined) parts.push(`${err.hresultName} (${formatHresult(err.hresult)})`);
   if (err.context !== undefined) {
-    const name = CONTEXT_NAMES[err.context];
-    parts.push(`context 0x${err.context.toString(16).toUpperCase()}${name ? ` (${name})` : ''}`);
+    const name = errorContextName(err.context);
+    parts.push(`context ${formatErrorContext(err.context)}${name ? ` (${name})` : ''}`);
   }
   const where = [err.request, err.url].filter(Boolean).join(' ');
   const detail = parts.length ? parts.join(', ') : '';
@@ -141,7 +149,8 @@ export function describeClientError(err: BitsClientError): string {
 }
 
 /**
- * Whether a value is a {@link BitsClientError}.
+ * Whether a value is a {@link BitsClientError}, also one made by another installed copy of this
+ * package (where `instanceof` fails): the class carries a `Symbol.for` brand.
  *
  * @example
  * ```ts
@@ -149,5 +158,71 @@ export function describeClientError(err: BitsClientError): string {
  * ```
  */
 export function isBitsClientError(value: unknown): value is BitsClientError {
-  return value instanceof BitsClientError;
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+}
+
+/** Whether an error comes from the operating system (it has an errno code such as `ENOENT`, `EACCES`). */
+function isSystemError(err: unknown): err is NodeJS.ErrnoException {
+  const e = err as { code?: unknown; errno?: unknown } | null;
+  return typeof e?.code === 'string' && /^E[A-Z0-9]+$/.test(e.code);
+}
+
+/**
+ * Any failure as a {@link BitsClientError}: client errors as they are, errors of the operating system
+ * (a local file that cannot be read or written) as fatal `BITS_CLIENT_LOCAL_FILE`, anything else (a
+ * `TypeError`, a Node `ERR_*` code: a defect, not a file problem) as fatal `BITS_CLIENT_INTERNAL`.
+ *
+ * @example
+ * ```ts
+ * toClientError(Object.assign(new Error('nope'), { code: 'EACCES' })).code; // 'BITS_CLIENT_LOCAL_FILE'
+ * toClientError(new TypeError('x is undefined')).code;                     // 'BITS_CLIENT_INTERNAL'
+ * ```
+ */
+export function toClientError(err: unknown): BitsClientError {
+  if (isBitsClientError(err)) return err;
+  const message = (err as Error | null)?.message ?? String(err);
+  if (isSystemError(err)) return new BitsClientError('BITS_CLIENT_LOCAL_FILE', message, { cause: err });
+  const name = (err as Error | null)?.name;
+  return new BitsClientError('BITS_CLIENT_INTERNAL', `${name && name !== 'Error' ? `${name}: ` : ''}${message}`, { cause: err });
+}
+
+/**
+ * The error a job stops with once it made no progress for `limitMs` (resumable): it names the limit
+ * (not the measured idle time: timers fire a little late, and the limit is what was asked) and the
+ * transient error retried last, if any.
+ *
+ * @example
+ * ```ts
+ * noProgressError(30_000, lastError).message; // 'no progress for 30 s; last error: the server is unavailable'
+ * ```
+ */
+export function noProgressError(limitMs: number, last: BitsClientError | undefined): BitsClientError {
+  const seconds = Number((limitMs / 1000).toFixed(3));
+  const message = `no progress for ${seconds} s; ${last ? `last error: ${last.message}` : 'the request in flight was abandoned'}`;
+  return new BitsClientError('BITS_CLIENT_NO_PROGRESS', message, {
+    status: last?.status,
+    context: last?.context,
+    request: last?.request,
+    url: last?.url,
+    cause: last,
+  });
+}
+
+/**
+ * Whether a step's error is what the no-progress abort (`reason`) caused, not something that only
+ * happened after it: the reason itself or an error it caused, or a network error of a connection it
+ * cut (a reset, a body cut short).
+ *
+ * @example
+ * ```ts
+ * if (step.signal.aborted && causedByAbort(err, step.signal.reason)) throw step.signal.reason;
+ * ```
+ */
+export function causedByAbort(err: unknown, reason: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 8 && e !== undefined && e !== null; depth++) {
+    if (e === reason) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return isBitsClientError(err) && err.code === 'BITS_CLIENT_NETWORK' && err.kind === 'transient';
 }

@@ -1,17 +1,18 @@
-export { upload, UploadJob } from './upload.js';
-export type { UploadOptions, UploadResult, ReceivedReply } from './upload.js';
-export { download, DownloadJob } from './download.js';
-export type { DownloadOptions, DownloadResult } from './download.js';
-export { Job, toClientError } from './job.js';
-export type { JobEvents, JobHandle, JobPhase, JobProgress, RetryEvent } from './job.js';
-export { listJobs, resumeJob, cancelJob, pruneJobs, summarize, effectiveState, UnknownJobError, PasswordNeededError } from './jobs.js';
-export type { JobSummary, JobControlOptions, PruneOptions, PruneOutcome } from './jobs.js';
-export { Journal, defaultStateDir, newJobId, isRunningElsewhere } from './journal.js';
-export type { JobRecord, UploadRecord, DownloadRecord, JobState, JobConnection, DownloadProgress, RemoteVersion } from './journal.js';
+// The public client API: jobs, their handles, options, results and events, the job journal's
+// control functions, the error type, and the defaults a caller sets. Internals (the journal, the
+// transport, the retry policy) are imported from their modules by the CLI.
+export { upload } from './upload.js';
+export type { UploadJob, UploadOptions, UploadResult } from './upload.js';
+export type { ReceivedReply } from './reply-phase.js';
+export { download } from './download.js';
+export type { DownloadJob, DownloadOptions, DownloadResult } from './download.js';
+export type { JobEvents, JobHandle, JobPhase, JobProgress, RetryEvent } from './job-events.js';
+export { cancelJob, listJobs, PasswordNeededError, pruneJobs, resumeJob, UnknownJobError } from './jobs.js';
+export type { JobControlOptions, JobSummary, PruneOptions, PruneOutcome } from './jobs.js';
+export { defaultStateDir } from './journal.js';
+export type { JobState } from './journal.js';
 export { BitsClientError, CLIENT_ERRORS, describeClientError, isBitsClientError } from './errors.js';
 export type { ClientErrorCode, ClientErrorDetails, ErrorKind } from './errors.js';
-export { classifyServerError, backoffDelay, defaultMaxRetryDelay } from './retry-policy.js';
-export type { RetryTiming } from './retry-policy.js';
 export {
   DEFAULT_CANCEL_TIMEOUT_MS,
   DEFAULT_FRAGMENT_SIZE,
@@ -20,12 +21,5 @@ export {
   DEFAULT_RETRY_DELAY_MS,
   MAX_MEMORY_REPLY,
   MIN_FRAGMENT_SIZE,
-  parseHeaderArgs,
-  resolveTiming,
 } from './options.js';
 export type { ClientOptions } from './options.js';
-export { readAck } from '../protocol/ack-info.js';
-export type { AckInfo } from '../protocol/ack-info.js';
-export { resolveReplyUrl } from '../protocol/reply-url.js';
-export { hostIdUrl } from '../protocol/host-id.js';
-export { ClientHResult, clientHresultName } from '../protocol/client-hresults.js';

@@ -1,68 +1,17 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { BitsClientError, describeClientError, isBitsClientError } from './errors.js';
-import type { JobRecord, Journal } from './journal.js';
-import { backoffDelay } from './retry-policy.js';
+import type { DownloadSink } from './download-sink.js';
+import type { JobEvents, JobHandle, JobPhase } from './job-events.js';
+import { BitsClientError, causedByAbort, describeClientError, isBitsClientError, noProgressError, toClientError } from './errors.js';
+import type { DownloadProgress, JobRecord, Journal } from './journal.js';
+import { RangedDownload } from './ranged-download.js';
+import { retryWaitMs } from './retry-policy.js';
 import type { ResolvedTiming } from './options.js';
 import type { Transport } from './transport.js';
 
 /** The longest delay a Node timer holds. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** What a job is doing. */
-export type JobPhase =
-  | 'ping'
-  | 'create-session'
-  | 'fragments'
-  | 'reply'
-  | 'close-session'
-  | 'cancel-session'
-  | 'download'
-  | 'waiting'
-  | 'done';
-
-/** A progress report. `bytesTotal` is `undefined` while a download's size is not known yet. */
-export interface JobProgress {
-  /** `upload` for fragments, `reply` for an upload-reply's reply, `download` for downloads. */
-  readonly phase: 'upload' | 'reply' | 'download';
-  readonly bytesDone: number;
-  readonly bytesTotal: number | undefined;
-}
-
-/** A transient failure about to be retried. */
-export interface RetryEvent {
-  /** 1 for the first retry since the last progress. */
-  readonly attempt: number;
-  readonly delayMs: number;
-  readonly error: BitsClientError;
-}
-
-/** Typed events of a job. */
-export interface JobEvents {
-  state: [phase: JobPhase];
-  progress: [progress: JobProgress];
-  retry: [event: RetryEvent];
-  /** A new upload session (at the start, or after the server lost the previous one). */
-  session: [info: { sessionId: string; url: string }];
-  /** Later packets go to a Host-Id host. */
-  'host-id': [info: { hostId: string; url: string }];
-  /** The Host-Id host stayed unreachable past the fallback timeout; back to the original URL. */
-  fallback: [info: { hostId: string; url: string }];
-  /** Work is redone: the server lost the session, or the remote file of a download changed. */
-  restart: [info: { reason: string }];
-  /** Something worth telling that does not stop the job. */
-  warning: [message: string];
-}
-
-/** What callers hold of a job: its id, events, result, and stop. */
-export interface JobHandle<Result> extends EventEmitter<JobEvents> {
-  readonly id: string;
-  readonly result: Promise<Result>;
-  readonly inJournal: boolean;
-  stop(): void;
-  cancel(): Promise<void>;
-}
 
 /**
  * What every job shares: typed events, a promise of the result, `stop()` (resumable) and `cancel()`,
@@ -179,6 +128,34 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
   };
 
   /**
+   * A {@link RangedDownload} run by this job (a download, or an upload's reply): its requests carry the
+   * job's signal and report activity; bytes beyond the last checkpoint are progress, reported as
+   * `phase`; checkpoints are journaled when the sink is `durable` (a file); restarts and warnings
+   * become the job's events (`restart` may count them first).
+   */
+  protected rangedDownload(
+    url: URL,
+    sink: DownloadSink,
+    state: DownloadProgress,
+    o: { readonly phase: 'reply' | 'download'; readonly durable: boolean; readonly restart: (reason: string) => void },
+  ): RangedDownload {
+    return new RangedDownload(this.transport, url, sink, state, {
+      signal: () => this.signal,
+      activity: this.markActivity,
+      logger: this.logger,
+      progress: (done, total) => {
+        if (done > state.offset) this.markProgress();
+        this.emit('progress', { phase: o.phase, bytesDone: done, bytesTotal: total });
+      },
+      checkpoint: async () => {
+        if (o.durable) await this.persist();
+      },
+      restart: o.restart,
+      warning: (message) => this.emit('warning', message),
+    });
+  }
+
+  /**
    * The signal every request of the job is sent with: aborted by `stop()`/`cancel()`, and when the
    * step in flight has been idle for the whole no-progress limit, so a request that hangs (a peer
    * that never answers, an Ack whose body never ends) ends at the limit instead of at the request
@@ -209,10 +186,15 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
   protected abstract prepare(): Promise<void>;
 
   /**
-   * Runs the job; called once by the factory. `fresh`: a new job (a failure before it started leaves
-   * no journal entry behind).
+   * @internal starts the job; called once by the factory (`upload`, `download`, `resumeJob`).
+   * `fresh`: a new job (a failure before it started leaves no journal entry behind).
    */
-  protected async run(fresh: boolean): Promise<void> {
+  start(fresh: boolean): this {
+    void this.run(fresh);
+    return this;
+  }
+
+  private async run(fresh: boolean): Promise<void> {
     let started = false;
     try {
       this.throwIfStopped();
@@ -238,17 +220,7 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
 
   /** The error a job stops with once the no-progress budget is spent (resumable). */
   private noProgress(): BitsClientError {
-    const last = this.lastError;
-    // The limit, not the measured idle time: timers fire a little late, and the limit is what was asked.
-    const seconds = Number((this.timing.noProgressTimeoutMs / 1000).toFixed(3));
-    const message = `no progress for ${seconds} s; ${last ? `last error: ${last.message}` : 'the request in flight was abandoned'}`;
-    return new BitsClientError('BITS_CLIENT_NO_PROGRESS', message, {
-      status: last?.status,
-      context: last?.context,
-      request: last?.request,
-      url: last?.url,
-      cause: last,
-    });
+    return noProgressError(this.timing.noProgressTimeoutMs, this.lastError);
   }
 
   /** Arms the job's timer to fire in `ms` (Node fires a timer of more than 2^31-1 ms after 1 ms). */
@@ -313,14 +285,10 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
         this.attempt++;
         this.lastError = error;
         this.onTransient(error);
-        const idle = Date.now() - this.lastProgressAt;
+        const idleMs = Date.now() - this.lastProgressAt;
         const limit = this.timing.noProgressTimeoutMs;
-        if (limit > 0 && idle >= limit) throw this.noProgress();
-        let delayMs = backoffDelay(this.attempt, this.timing);
-        if (limit > 0) delayMs = Math.min(delayMs, Math.max(0, limit - idle));
-        delayMs = Math.max(0, Math.min(delayMs, this.maxWaitMs()));
-        // The server asked for a pause (503 + Retry-After): wait at least that, within the no-progress limit.
-        if (error.retryAfterMs !== undefined) delayMs = Math.max(delayMs, limit > 0 ? Math.min(error.retryAfterMs, Math.max(0, limit - idle)) : error.retryAfterMs);
+        if (limit > 0 && idleMs >= limit) throw this.noProgress();
+        const delayMs = retryWaitMs({ attempt: this.attempt, timing: this.timing, idleMs, retryAfterMs: error.retryAfterMs, capMs: this.maxWaitMs() });
         this.logger.info({ job: this.id, err: error.toJSON(), attempt: this.attempt, delayMs }, 'transient error, retrying');
         this.emit('retry', { attempt: this.attempt, delayMs, error });
         this.setPhase('waiting');
@@ -333,20 +301,20 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
     }
   }
 
+  /** The error of a job stopped or cancelled on request; `undefined` while it is neither. */
+  private stoppedError(): BitsClientError | undefined {
+    if (this.stopReason === 'stop') return new BitsClientError('BITS_CLIENT_INTERRUPTED', `job ${this.id} was stopped; it can be resumed`);
+    if (this.stopReason === 'cancel') return new BitsClientError('BITS_CLIENT_CANCELLED', `job ${this.id} was cancelled`);
+    return undefined;
+  }
+
   protected throwIfStopped(): void {
-    if (this.stopReason === 'stop') throw new BitsClientError('BITS_CLIENT_INTERRUPTED', `job ${this.id} was stopped; it can be resumed`);
-    if (this.stopReason === 'cancel') throw new BitsClientError('BITS_CLIENT_CANCELLED', `job ${this.id} was cancelled`);
+    const stopped = this.stoppedError();
+    if (stopped) throw stopped;
   }
 
   private async fail(err: unknown, keep: boolean): Promise<void> {
-    let error = toClientError(err);
-    if (this.stopReason) {
-      try {
-        this.throwIfStopped();
-      } catch (e) {
-        error = e as BitsClientError;
-      }
-    }
+    let error = this.stoppedError() ?? toClientError(err);
     try {
       if (error.code === 'BITS_CLIENT_CANCELLED') {
         this.setPhase('cancel-session');
@@ -386,34 +354,4 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
     this.logger.info({ job: this.id, err: error.toJSON() }, 'job ended');
     this.rejectResult(error);
   }
-}
-
-/**
- * Whether a step's error is what the no-progress abort (`reason`) caused, not something that only
- * happened after it: the reason itself or an error it caused, or a network error of a connection it
- * cut (a reset, a body cut short).
- */
-function causedByAbort(err: unknown, reason: unknown): boolean {
-  let e: unknown = err;
-  for (let depth = 0; depth < 8 && e !== undefined && e !== null; depth++) {
-    if (e === reason) return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return isBitsClientError(err) && err.code === 'BITS_CLIENT_NETWORK' && err.kind === 'transient';
-}
-
-/**
- * Any failure as a {@link BitsClientError}: client errors as they are, local file-system errors as
- * fatal `BITS_CLIENT_LOCAL_FILE`.
- *
- * @example
- * ```ts
- * toClientError(Object.assign(new Error('nope'), { code: 'EACCES' })).code; // 'BITS_CLIENT_LOCAL_FILE'
- * ```
- */
-export function toClientError(err: unknown): BitsClientError {
-  if (isBitsClientError(err)) return err;
-  const e = err as NodeJS.ErrnoException | null;
-  const message = e?.message ?? String(err);
-  return new BitsClientError('BITS_CLIENT_LOCAL_FILE', message, { cause: err });
 }

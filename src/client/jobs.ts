@@ -2,8 +2,8 @@ import type { Logger } from 'pino';
 import { credentialsOf, jobContext } from './context.js';
 import { DownloadJob } from './download.js';
 import { Journal, defaultStateDir, isRunningElsewhere } from './journal.js';
-import type { JobRecord } from './journal.js';
-import { publicHref } from './userinfo.js';
+import type { JobRecord, JobState } from './journal.js';
+import { publicHref } from '../protocol/userinfo.js';
 import { UploadJob } from './upload.js';
 
 /** One line of `bits jobs`. */
@@ -11,7 +11,7 @@ export interface JobSummary {
   readonly id: string;
   readonly type: 'upload' | 'download';
   /** `running` only while its process is alive; a job whose process died is `interrupted`. */
-  readonly state: 'running' | 'interrupted' | 'error';
+  readonly state: JobState;
   readonly bytesDone: number;
   /** `undefined` while a download's size is unknown. */
   readonly bytesTotal: number | undefined;
@@ -65,7 +65,7 @@ export interface PruneOutcome {
  * effectiveState({ ...record, state: 'running', pid: 999999 }); // 'interrupted'
  * ```
  */
-export function effectiveState(record: JobRecord): JobSummary['state'] {
+export function effectiveState(record: JobRecord): JobState {
   if (record.state === 'running') return isRunningElsewhere(record) ? 'running' : 'interrupted';
   return record.state;
 }

@@ -53,6 +53,52 @@ export const DEFAULT_FRAGMENT_SIZE = 8 * 1024 * 1024;
 export const MIN_FRAGMENT_SIZE = 5 * 1024;
 /** Largest reply kept in memory (like `GetReplyData`). */
 export const MAX_MEMORY_REPLY = 1024 * 1024;
+/** Cancel-Session is sent at most this often (resent on 5xx and network errors, within `cancelTimeoutMs`). */
+export const CANCEL_ATTEMPTS = 3;
+/** The first wait between Cancel-Session attempts is at most this (the job's retry delay may be minutes). */
+export const CANCEL_MAX_RETRY_DELAY_MS = 5_000;
+
+/**
+ * Whether `value` is a fragment size this client sends: a whole number of bytes, at least
+ * {@link MIN_FRAGMENT_SIZE} (5 KiB, the floor Windows keeps to, spec §7.4; 413 never shrinks
+ * fragments below it either). The one rule behind `fragmentSize` and `--fragment-size`.
+ *
+ * @example
+ * ```ts
+ * isFragmentSize(5120); // true
+ * isFragmentSize(5119); // false
+ * ```
+ */
+export function isFragmentSize(value: number): boolean {
+  return Number.isSafeInteger(value) && value >= MIN_FRAGMENT_SIZE;
+}
+
+/**
+ * Validates the `fragmentSize` option.
+ *
+ * @throws {RangeError} when it is not {@link isFragmentSize a fragment size}.
+ * @example
+ * ```ts
+ * checkFragmentSize(65536); // 65536
+ * ```
+ */
+export function checkFragmentSize(value: number): number {
+  if (!isFragmentSize(value)) throw new RangeError(`fragmentSize must be an integer >= ${MIN_FRAGMENT_SIZE} (5 KiB)`);
+  return value;
+}
+
+/**
+ * Why a client certificate and its key do not go together (one given without the other), named as
+ * the caller calls them; `undefined` when they do. The one rule behind the options and the flags.
+ *
+ * @example
+ * ```ts
+ * certKeyProblem(true, false, 'cert', 'key'); // 'cert and key go together'
+ * ```
+ */
+export function certKeyProblem(hasCert: boolean, hasKey: boolean, certName: string, keyName: string): string | undefined {
+  return hasCert === hasKey ? undefined : `${certName} and ${keyName} go together`;
+}
 
 /** Options with defaults applied. */
 export interface ResolvedTiming extends RetryTiming {

@@ -2,15 +2,14 @@ import type { Logger } from 'pino';
 import { BitsClientError } from './errors.js';
 import type { DownloadSink } from './download-sink.js';
 import type { DownloadProgress, RemoteVersion } from './journal.js';
-import { classifyServerError } from './retry-policy.js';
+import { serverError } from './server-error.js';
 import { discardBody, networkError } from './transport.js';
 import type { ClientResponse, Transport } from './transport.js';
-import { HResult } from '../protocol/hresult.js';
+import { formatRangeRequest, parseResponseRange } from '../protocol/content-range.js';
+import { parseDecimal } from '../protocol/decimal.js';
 
 /** Bytes between two checkpoints (sync + journal) of a download. */
 const CHECKPOINT_BYTES = 4 * 1024 * 1024;
-
-const CONTENT_RANGE = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i;
 
 /** Callbacks of a {@link RangedDownload}. */
 export interface RangedDownloadHooks {
@@ -54,9 +53,7 @@ export function versionChanged(a: RemoteVersion, b: RemoteVersion): boolean {
 }
 
 function contentLength(res: ClientResponse): number | undefined {
-  const v = res.headers['content-length'];
-  if (v === undefined || !/^\d{1,16}$/.test(v.trim())) return undefined;
-  return Number(v);
+  return parseDecimal(res.headers['content-length']?.trim());
 }
 
 /**
@@ -103,17 +100,6 @@ export class RangedDownload {
     return this.complete;
   }
 
-  private serverError(res: ClientResponse, label: string): BitsClientError {
-    const status = res.status;
-    return new BitsClientError('BITS_CLIENT_SERVER_ERROR', `${label} ${this.url.href} answered ${status}`, {
-      status,
-      hresult: HResult.HttpErrorBase + status,
-      request: label,
-      url: this.url.href,
-      kind: classifyServerError(status),
-    });
-  }
-
   private checkLimit(size: number): void {
     const limit = this.sink.limit;
     if (limit !== undefined && size > limit) {
@@ -144,7 +130,7 @@ export class RangedDownload {
     });
     await discardBody(res, 'HEAD', this.url, this.hooks.activity);
     if (res.status === 405 || res.status === 501) return; // no HEAD here: the GET tells
-    if (res.status < 200 || res.status > 299) throw this.serverError(res, 'HEAD');
+    if (res.status < 200 || res.status > 299) throw serverError({ status: res.status }, 'HEAD', this.url);
     const version = versionOf(res, contentLength(res));
     if (version === undefined) return;
     this.checkLimit(version.size);
@@ -164,19 +150,16 @@ export class RangedDownload {
     const headers: Record<string, string> = { 'Accept-Encoding': 'identity' };
     const ranged = offset > 0 && this.state.rangeSupported !== false;
     if (ranged) {
-      // A closed range, as Windows sends it: some servers parse only `bytes=first-last` (400 otherwise).
-      const size = this.state.remote?.size;
-      headers['Range'] = size === undefined ? `bytes=${offset}-` : `bytes=${offset}-${size - 1}`;
+      headers['Range'] = formatRangeRequest(offset, this.state.remote?.size);
       const etag = this.state.remote?.etag;
       const validator = etag !== undefined && !etag.startsWith('W/') ? etag : this.state.remote?.lastModified;
       if (validator !== undefined) headers['If-Range'] = validator;
     }
     const res = await this.transport.send({ method: 'GET', url: this.url, headers, signal: this.hooks.signal(), onActivity: this.hooks.activity, label: 'GET' });
     if (res.status === 206) {
-      const m = CONTENT_RANGE.exec(res.headers['content-range']?.trim() ?? '');
-      const first = m ? Number(m[1]) : Number.NaN;
-      const total = m && m[3] !== '*' ? Number(m[3]) : undefined;
-      if (!ranged || first !== offset || total === undefined) {
+      const range = parseResponseRange(res.headers['content-range']);
+      const total = range?.total;
+      if (!ranged || range?.first !== offset || total === undefined) {
         await discardBody(res, 'GET', this.url, this.hooks.activity);
         throw new BitsClientError('BITS_CLIENT_INVALID_RESPONSE', `206 with Content-Range "${res.headers['content-range']}" for ${headers['Range']}`, {
           status: 206,
@@ -221,7 +204,7 @@ export class RangedDownload {
       await this.restart('the server cannot serve the range held (the remote file shrank?)', undefined);
     } else {
       await discardBody(res, 'GET', this.url, this.hooks.activity);
-      throw this.serverError(res, 'GET');
+      throw serverError({ status: res.status }, 'GET', this.url);
     }
   }
 

@@ -1,10 +1,10 @@
 import type { AckInfo } from '../protocol/ack-info.js';
-import { HResult } from '../protocol/hresult.js';
+import { ErrorContext, HResult } from '../protocol/hresult.js';
 import { BitsClientError } from './errors.js';
 import { classifyServerError } from './retry-policy.js';
 
 function explain(status: number, hresult: number | undefined, context: number | undefined): string {
-  if (context === 0x7) return status === 403 ? 'the server application refused the upload' : 'the server application failed';
+  if (context === ErrorContext.RemoteApplication) return status === 403 ? 'the server application refused the upload' : 'the server application failed';
   switch (hresult) {
     case HResult.SessionNotFound:
       return 'the server does not know the upload session';
@@ -38,43 +38,37 @@ function explain(status: number, hresult: number | undefined, context: number | 
   return `the server answered ${status}`;
 }
 
-/**
- * The error for an Ack that reports a failure: HTTP status, the server's HRESULT (or
- * BG_E_HTTP_ERROR_<status> when it sent none), context, and transient/fatal by spec §7.2.
- *
- * @param ack the Ack as read by `readAck`
- * @param request the packet type that was sent
- * @param url where it was sent
- * @param kind overrides the classification (Close/Cancel are never retried on 1xx–4xx)
- * @example
- * ```ts
- * ackError(readAck(403, {}), 'Create-Session', url).kind; // 'fatal'
- * ```
- */
-export function ackError(ack: AckInfo & { retryAfterMs?: number }, request: string, url: URL, kind?: 'transient' | 'fatal'): BitsClientError {
-  const hresult = ack.errorCode ?? HResult.HttpErrorBase + ack.status;
-  return new BitsClientError('BITS_CLIENT_SERVER_ERROR', explain(ack.status, ack.errorCode, ack.errorContext), {
-    status: ack.status,
-    hresult,
-    context: ack.errorContext,
-    request,
-    url: url.href,
-    kind: kind ?? classifyServerError(ack.status, ack.errorCode),
-    retryAfterMs: ack.retryAfterMs,
-  });
-}
+/** What a server answered: an Ack as `readAck` reads it, or just the status of any other answer (a GET). */
+export type ServerAnswer = Pick<AckInfo, 'status'> & Partial<Pick<AckInfo, 'hresult' | 'errorContext' | 'retryAfterMs'>>;
 
 /**
- * `Retry-After` in milliseconds (seconds or an HTTP date), capped at an hour; `undefined` when absent.
+ * The error for a server's failure answer, the one way every request of a job turns one into a
+ * {@link BitsClientError}: HTTP status, the server's HRESULT (or BG_E_HTTP_ERROR_<status> when it sent
+ * none), context, `Retry-After`, and transient/fatal by spec §7.2 for the request sent
+ * (`classifyServerError`).
  *
+ * @param answer the Ack as read by `readAck`, or `{ status }` of a plain HTTP answer
+ * @param request the packet type that was sent, `GET` or `HEAD`
+ * @param url where it was sent
+ * @param kind overrides the classification (a session lost twice without progress is transient whatever the status)
  * @example
  * ```ts
- * retryAfterMs('60'); // 60000
+ * serverError(readAck(403, {}), 'Create-Session', url).kind; // 'fatal'
+ * serverError({ status: 503 }, 'GET', url).kind;              // 'transient'
  * ```
  */
-export function retryAfterMs(value: string | undefined, now = Date.now()): number | undefined {
-  if (value === undefined || value.trim() === '') return undefined;
-  const v = value.trim();
-  const ms = /^\d{1,7}$/.test(v) ? Number(v) * 1000 : Date.parse(v) - now;
-  return Number.isFinite(ms) ? Math.min(3_600_000, Math.max(0, ms)) : undefined;
+export function serverError(answer: ServerAnswer, request: string, url: URL, kind?: 'transient' | 'fatal'): BitsClientError {
+  const { status, hresult, errorContext } = answer;
+  // A download's answer is plain HTTP: there is no BITS meaning to explain, only the status.
+  const plain = request === 'GET' || request === 'HEAD';
+  const message = plain ? `${request} ${url.href} answered ${status}` : explain(status, hresult, errorContext);
+  return new BitsClientError('BITS_CLIENT_SERVER_ERROR', message, {
+    status,
+    hresult: hresult ?? HResult.HttpErrorBase + status,
+    context: errorContext,
+    request,
+    url: url.href,
+    kind: kind ?? classifyServerError(status, hresult, { packet: request }),
+    retryAfterMs: answer.retryAfterMs,
+  });
 }

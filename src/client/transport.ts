@@ -2,11 +2,9 @@ import http from 'node:http';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { ClientHResult } from '../protocol/client-hresults.js';
+import { USER_AGENT } from '../protocol/constants.js';
+import { withoutUserinfo } from '../protocol/userinfo.js';
 import { BitsClientError } from './errors.js';
-import { withoutUserinfo } from './userinfo.js';
-
-/** `User-Agent` of every request. */
-export const CLIENT_USER_AGENT = 'bits-upload';
 
 /** Largest Ack body read (Acks have none; anything longer is discarded with the connection). */
 const MAX_ACK_BODY = 64 * 1024;
@@ -99,14 +97,23 @@ function abortError(signal: AbortSignal, label: string, url: URL): Error {
   return Object.assign(new Error('the request was aborted', { cause: reason }), { name: 'AbortError' });
 }
 
-function errorCode(err: unknown): string | undefined {
+/**
+ * The `code` of a Node error (`ECONNRESET`, `CERT_HAS_EXPIRED`), if it has one.
+ *
+ * @example
+ * ```ts
+ * errorCode(Object.assign(new Error('x'), { code: 'EPIPE' })); // 'EPIPE'
+ * ```
+ */
+export function errorCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
 }
 
 /**
  * Turns an error of a request (socket, DNS, TLS, idle timeout) into a {@link BitsClientError}:
- * transient, except certificate failures. Abort errors pass through unchanged.
+ * transient `BITS_CLIENT_NETWORK`, except certificate failures (fatal `BITS_CLIENT_TLS`). Abort errors
+ * pass through unchanged.
  *
  * @example
  * ```ts
@@ -119,10 +126,9 @@ export function networkError(err: unknown, label: string, url: URL): unknown {
   const code = errorCode(err);
   const message = (err as Error | null)?.message ?? String(err);
   if (code !== undefined && TLS_CODES.has(code)) {
-    return new BitsClientError('BITS_CLIENT_NETWORK', `TLS: ${message} (trust the server's CA with --ca, or --insecure)`, {
+    return new BitsClientError('BITS_CLIENT_TLS', `TLS: ${message} (trust the server's CA with --ca, or --insecure)`, {
       request: label,
       url: url.href,
-      kind: 'fatal',
       cause: err,
     });
   }
@@ -189,7 +195,7 @@ export class Transport {
     const own = this.ownOrigins.has(url.origin);
     const headers: OutgoingHttpHeaders = {
       Accept: '*/*',
-      'User-Agent': CLIENT_USER_AGENT,
+      'User-Agent': USER_AGENT,
       ...(own ? this.options.headers : {}),
       ...o.headers,
     };

@@ -35,6 +35,11 @@ function refuse(res: ServerResponse, error: HeadError, badRequest: BadRequestHan
  * Transfer-Encodings are refused; a chunked body (decoded by `node:http`) reaches the handler with
  * `chunked: true`.
  *
+ * Mounted under a path prefix by a framework that strips it from `req.url` (express's
+ * `app.use('/bits', handler)`), the request's `originalUrl` is used instead, so the handler sees
+ * the full path: a `BitsServer`'s vdir paths then include the prefix (`/bits/up`). Call
+ * `BitsServer.start()` first, since no `listen()` does it.
+ *
  * @example
  * ```ts
  * import { createServer } from 'node:http';
@@ -46,8 +51,11 @@ export function createNodeHttpHandler(
   options: NodeHttpHandlerOptions = {},
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    const target = req.url ?? '/';
-    const q = target.indexOf('?');
+    // Mounted under a prefix (express's `app.use('/bits', handler)`), `req.url` has lost the prefix;
+    // the full target is what the handler's paths (vdirs, reply URLs, notifications) are made of.
+    const original = (req as IncomingMessage & { originalUrl?: unknown }).originalUrl;
+    const full = typeof original === 'string' && original !== '' ? original : (req.url ?? '/');
+    const q = full.indexOf('?');
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
@@ -66,9 +74,9 @@ export function createNodeHttpHandler(
     const { framing: f } = framing;
     const request: HttpRequest = {
       method,
-      target,
-      path: q === -1 ? target : target.slice(0, q),
-      query: q === -1 ? '' : target.slice(q),
+      target: full,
+      path: q === -1 ? full : full.slice(0, q),
+      query: q === -1 ? '' : full.slice(q),
       httpVersion,
       headers,
       contentLength: f.kind === 'length' && f.declared ? f.length : undefined,

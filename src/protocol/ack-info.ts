@@ -1,4 +1,5 @@
 import { Header } from './constants.js';
+import { parseDecimal } from './decimal.js';
 import { parseHresult } from './hresult.js';
 import type { HeaderMap } from './packet.js';
 
@@ -9,7 +10,7 @@ export interface AckInfo {
   /** Whether the status means success: 200, or 201 as some servers answer Create-Session (D22). */
   readonly ok: boolean;
   /** `BITS-Error-Code` or the spec's `BITS-Error` (D1); only read on non-success Acks; `0` counts as absent. */
-  readonly errorCode: number | undefined;
+  readonly hresult: number | undefined;
   /** `BITS-Error-Context` (0x5 remote file, 0x7 remote application), when present. */
   readonly errorContext: number | undefined;
   /** `BITS-Session-Id`, an opaque string (D20); Acks for Fragment/Close may omit it. */
@@ -24,12 +25,12 @@ export interface AckInfo {
   readonly hostIdFallbackTimeout: number | undefined;
   /** `BITS-Reply-URL` of the Ack that completes an upload-reply upload (non-empty). */
   readonly replyUrl: string | undefined;
+  /** `Retry-After` of a failure Ack in milliseconds (at most an hour); `undefined` when absent or on success. */
+  readonly retryAfterMs: number | undefined;
 }
 
-const DECIMAL = /^\d{1,16}$/;
-
-/** How gobits and bitsrv spell `BITS-Received-Content-Range` on their 416 Acks (read as the same header). */
-const RECEIVED_MISSPELT = 'bits-recieved-content-range';
+/** The longest pause a server may ask for with `Retry-After`: an hour. */
+const MAX_RETRY_AFTER_MS = 3_600_000;
 
 function nonEmpty(value: string | undefined): string | undefined {
   const v = value?.trim();
@@ -37,10 +38,25 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 function decimal(value: string | undefined): number | undefined {
+  return parseDecimal(nonEmpty(value));
+}
+
+/**
+ * `Retry-After` in milliseconds (delay-seconds or an HTTP date), capped at an hour; `undefined` when
+ * absent or unreadable.
+ *
+ * @param now the clock an HTTP date is measured against
+ * @example
+ * ```ts
+ * parseRetryAfter('60'); // 60000
+ * parseRetryAfter('Wed, 21 Oct 2015 07:28:00 GMT', Date.parse('Wed, 21 Oct 2015 07:27:00 GMT')); // 60000
+ * ```
+ */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
   const v = nonEmpty(value);
-  if (v === undefined || !DECIMAL.test(v)) return undefined;
-  const n = Number(v);
-  return Number.isSafeInteger(n) ? n : undefined;
+  if (v === undefined) return undefined;
+  const ms = /^\d{1,7}$/.test(v) ? Number(v) * 1000 : Date.parse(v) - now;
+  return Number.isFinite(ms) ? Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms)) : undefined;
 }
 
 /**
@@ -51,33 +67,35 @@ function decimal(value: string | undefined): number | undefined {
  *
  * @param status the HTTP status of the response
  * @param headers response headers, lowercase names
+ * @param now the clock a `Retry-After` date is measured against
  * @example
  * ```ts
  * readAck(416, { 'bits-packet-type': 'Ack', 'bits-received-content-range': '100' }).receivedContentRange; // 100
- * readAck(500, { 'bits-error': '0x8020001f' }).errorCode; // 0x8020001F
- * readAck(416, { 'bits-recieved-content-range': '100' }).receivedContentRange; // 100
+ * readAck(500, { 'bits-error': '0x8020001f' }).hresult; // 0x8020001F
+ * readAck(503, { 'retry-after': '2' }).retryAfterMs; // 2000
  * ```
  */
-export function readAck(status: number, headers: HeaderMap): AckInfo {
+export function readAck(status: number, headers: HeaderMap, now = Date.now()): AckInfo {
   const ok = status === 200 || status === 201;
-  let errorCode: number | undefined;
+  let hresult: number | undefined;
   let errorContext: number | undefined;
   if (!ok) {
-    const code = parseHresult(nonEmpty(headers[Header.ErrorCode]) ?? nonEmpty(headers['bits-error']));
-    errorCode = code === 0 ? undefined : code;
+    const code = parseHresult(nonEmpty(headers[Header.ErrorCode]) ?? nonEmpty(headers[Header.Error]));
+    hresult = code === 0 ? undefined : code;
     errorContext = parseHresult(nonEmpty(headers[Header.ErrorContext]));
   }
   const hostId = nonEmpty(headers[Header.HostId]);
   return {
     status,
     ok,
-    errorCode,
+    hresult,
     errorContext,
     sessionId: nonEmpty(headers[Header.SessionId]),
     protocol: nonEmpty(headers[Header.Protocol]),
-    receivedContentRange: decimal(headers[Header.ReceivedContentRange] ?? headers[RECEIVED_MISSPELT]),
+    receivedContentRange: decimal(headers[Header.ReceivedContentRange] ?? headers[Header.ReceivedContentRangeMisspelt]),
     hostId,
     hostIdFallbackTimeout: hostId === undefined ? undefined : decimal(headers[Header.HostIdFallbackTimeout]),
     replyUrl: nonEmpty(headers[Header.ReplyUrl]),
+    retryAfterMs: ok ? undefined : parseRetryAfter(headers[Header.RetryAfter], now),
   };
 }

@@ -1,4 +1,4 @@
-import { formatHresult } from './hresult.js';
+import { formatErrorContext, formatHresult } from './hresult.js';
 import { PacketType, WireHeader } from './constants.js';
 import type { BitsError } from './errors.js';
 
@@ -22,10 +22,10 @@ export interface AckFields {
 }
 
 function fieldHeaders(fields: AckFields): Record<string, string> {
-  const h: Record<string, string> = { [WireHeader.PacketType]: PacketType.Ack, 'Content-Length': '0' };
+  const h: Record<string, string> = { [WireHeader.PacketType]: PacketType.Ack, [WireHeader.ContentLength]: '0' };
   if (fields.protocol !== undefined) h[WireHeader.Protocol] = fields.protocol;
   if (fields.sessionId !== undefined) h[WireHeader.SessionId] = fields.sessionId;
-  if (fields.acceptEncoding !== undefined) h['Accept-Encoding'] = fields.acceptEncoding;
+  if (fields.acceptEncoding !== undefined) h[WireHeader.AcceptEncoding] = fields.acceptEncoding;
   if (fields.hostId) {
     h[WireHeader.HostId] = fields.hostId;
     if (fields.hostIdFallbackTimeout !== undefined) {
@@ -36,7 +36,7 @@ function fieldHeaders(fields: AckFields): Record<string, string> {
     h[WireHeader.ReceivedContentRange] = String(fields.receivedContentRange);
   }
   if (fields.replyUrl !== undefined) h[WireHeader.ReplyUrl] = fields.replyUrl;
-  if (fields.retryAfter !== undefined) h['Retry-After'] = String(fields.retryAfter);
+  if (fields.retryAfter !== undefined) h[WireHeader.RetryAfter] = String(fields.retryAfter);
   return h;
 }
 
@@ -67,7 +67,7 @@ export function errorAck(error: BitsError, fields: AckFields = {}): Ack {
   const h = fieldHeaders(fields);
   if (error.hresult !== null) {
     h[WireHeader.ErrorCode] = formatHresult(error.hresult);
-    h[WireHeader.ErrorContext] = '0x' + error.context.toString(16).toUpperCase();
+    h[WireHeader.ErrorContext] = formatErrorContext(error.context);
   }
   return { status: error.status, headers: h };
 }

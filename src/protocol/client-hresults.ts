@@ -14,8 +14,6 @@ export const ClientHResult = {
   NetworkDisconnected: 0x80200010,
   /** BG_E_MISSING_FILE_SIZE: a download without Content-Length. */
   MissingFileSize: 0x80200011,
-  /** BG_E_INSUFFICIENT_RANGE_SUPPORT: Range/Content-Range not honoured. */
-  InsufficientRangeSupport: 0x80200013,
   /** BG_E_INVALID_SERVER_RESPONSE: the server broke the protocol. */
   InvalidServerResponse: 0x8020001b,
   /** BG_E_LOCAL_FILE_CHANGED: the upload source changed during the transfer. */
@@ -24,18 +22,15 @@ export const ClientHResult = {
   NoProgress: 0x80200024,
   /** BG_E_CONNECT_FAILURE. */
   ConnectFailure: 0x8020002d,
-  /** BG_E_CONNECTION_CLOSED. */
-  ConnectionClosed: 0x8020002e,
 } as const;
 
 const NAMES: Record<number, string> = {
   0x80200010: 'BG_E_NETWORK_DISCONNECTED',
   0x80200011: 'BG_E_MISSING_FILE_SIZE',
-  0x80200013: 'BG_E_INSUFFICIENT_RANGE_SUPPORT',
+  0x8020001b: 'BG_E_INVALID_SERVER_RESPONSE',
   0x8020001d: 'BG_E_LOCAL_FILE_CHANGED',
   0x80200024: 'BG_E_NO_PROGRESS',
   0x8020002d: 'BG_E_CONNECT_FAILURE',
-  0x8020002e: 'BG_E_CONNECTION_CLOSED',
 };
 
 /**

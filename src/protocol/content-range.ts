@@ -1,3 +1,4 @@
+import { parseDecimal } from './decimal.js';
 import { BitsError } from './errors.js';
 
 /** A parsed Fragment `Content-Range`: bytes `first..last` (inclusive) of a `total`-byte entity. */
@@ -12,15 +13,21 @@ export interface FragmentRange {
   readonly length: number;
 }
 
-const DIGITS = /^\d{1,16}$/;
+/** The range of a 206 answer to a ranged GET: bytes `first..last` of an entity of `total` bytes. */
+export interface ResponseRange {
+  readonly first: number;
+  readonly last: number;
+  /** The entity's size; `undefined` when the server wrote `*` (unknown). */
+  readonly total: number | undefined;
+}
+
 const RANGE = /^bytes[ \t]+(\d+)-(\d+)\/(\d+)$/i;
 const EMPTY = /^bytes[ \t]+(?:\*|0--1)\/0$/i;
+const RESPONSE_RANGE = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i;
 
 function toSafeInt(text: string, raw: string): number {
-  const n = DIGITS.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(n)) {
-    throw new BitsError('BITS_BAD_CONTENT_RANGE', `Content-Range number out of range: "${raw}"`);
-  }
+  const n = parseDecimal(text);
+  if (n === undefined) throw new BitsError('BITS_BAD_CONTENT_RANGE', `Content-Range number out of range: "${raw}"`);
   return n;
 }
 
@@ -51,6 +58,19 @@ export function parseContentRange(value: string | undefined): FragmentRange {
 }
 
 /**
+ * The range of a Fragment that carries `length` bytes from `first` of a `total`-byte upload (the
+ * empty range for a zero-length upload).
+ *
+ * @example
+ * ```ts
+ * fragmentRange(100, 50, 300); // { first: 100, last: 149, total: 300, length: 50 }
+ * ```
+ */
+export function fragmentRange(first: number, length: number, total: number): FragmentRange {
+  return { first, last: first + length - 1, total, length };
+}
+
+/**
  * Formats a Fragment `Content-Range` the way Windows sends it (lowercase `bytes`).
  *
  * @example
@@ -62,4 +82,41 @@ export function parseContentRange(value: string | undefined): FragmentRange {
 export function formatContentRange(first: number, length: number, total: number): string {
   if (total === 0) return 'bytes */0';
   return `bytes ${first}-${first + length - 1}/${total}`;
+}
+
+/**
+ * Parses the `Content-Range` of a 206 answer (RFC 9110 §14.4), the form a downloading client reads.
+ * Liberal in the unit's case and the whitespace; `undefined` for anything that is not one satisfied
+ * range with `first ≤ last` (and `last < total` when the total is known).
+ *
+ * @example
+ * ```ts
+ * parseResponseRange('bytes 100-199/300'); // { first: 100, last: 199, total: 300 }
+ * parseResponseRange('bytes 100-199/*');   // { first: 100, last: 199, total: undefined }
+ * parseResponseRange('bytes *\/300');      // undefined (that is a 416's form)
+ * ```
+ */
+export function parseResponseRange(value: string | undefined): ResponseRange | undefined {
+  const m = RESPONSE_RANGE.exec(value?.trim() ?? '');
+  if (!m) return undefined;
+  const first = parseDecimal(m[1]);
+  const last = parseDecimal(m[2]);
+  const total = m[3] === '*' ? undefined : parseDecimal(m[3]);
+  if (first === undefined || last === undefined || last < first) return undefined;
+  if (m[3] !== '*' && (total === undefined || last >= total)) return undefined;
+  return { first, last, total };
+}
+
+/**
+ * Formats the `Range` of a ranged GET from `first` on: closed (`bytes=first-last`) when the size is
+ * known, as Windows sends it, since some servers parse only that form; open (`bytes=first-`) otherwise.
+ *
+ * @example
+ * ```ts
+ * formatRangeRequest(100, 300);       // 'bytes=100-299'
+ * formatRangeRequest(100, undefined); // 'bytes=100-'
+ * ```
+ */
+export function formatRangeRequest(first: number, total: number | undefined): string {
+  return total === undefined ? `bytes=${first}-` : `bytes=${first}-${total - 1}`;
 }

@@ -21,8 +21,10 @@ export const HResult = {
   NotificationTimeout: 0x80070112,
   /** BG_E_HTTP_ERROR_xxx base: add the HTTP status. */
   HttpErrorBase: 0x80190000,
-  /** BG_E_INVALID_SERVER_RESPONSE. */
-  InvalidServerResponse: 0x8020001b,
+  /** E_FAIL: an unspecified failure (the server's own fault). */
+  Fail: 0x80004005,
+  /** BG_E_CLIENT_SERVER_PROTOCOL_MISMATCH: no protocol both sides speak. */
+  ProtocolMismatch: 0x80200022,
 } as const;
 
 const NAMES: Record<number, string> = {
@@ -32,7 +34,7 @@ const NAMES: Record<number, string> = {
   0x80200020: 'BG_E_TOO_LARGE',
   0x80070070: 'ERROR_DISK_FULL',
   0x80070112: 'ERROR_NOTIFICATION_TIMEOUT',
-  0x8020001b: 'BG_E_INVALID_SERVER_RESPONSE',
+  0x80004005: 'E_FAIL',
   0x80200022: 'BG_E_CLIENT_SERVER_PROTOCOL_MISMATCH',
 };
 
@@ -92,3 +94,31 @@ export const ErrorContext = {
   RemoteApplication: 0x7,
 } as const;
 
+const CONTEXT_NAMES: Readonly<Record<number, string>> = {
+  [ErrorContext.RemoteFile]: 'remote file',
+  [ErrorContext.RemoteApplication]: 'remote application',
+};
+
+/**
+ * Formats a `BITS-Error-Context` as Windows sends it: `0x` and uppercase hex, no padding.
+ *
+ * @example
+ * ```ts
+ * formatErrorContext(ErrorContext.RemoteApplication); // '0x7'
+ * ```
+ */
+export function formatErrorContext(context: number): string {
+  return '0x' + (context >>> 0).toString(16).toUpperCase();
+}
+
+/**
+ * A readable name for a `BITS-Error-Context`, or `undefined` for a value the spec does not name.
+ *
+ * @example
+ * ```ts
+ * errorContextName(0x5); // 'remote file'
+ * ```
+ */
+export function errorContextName(context: number): string | undefined {
+  return CONTEXT_NAMES[context];
+}

@@ -30,6 +30,8 @@ export interface FragmentPacket {
 export interface CloseSessionPacket {
   readonly type: 'Close-Session';
   readonly sessionId: string;
+  /** Informational; Windows sends it on Close-Session too (spec §2.1). */
+  readonly contentName: string | undefined;
 }
 /** A Cancel-Session packet (spec §3.5). */
 export interface CancelSessionPacket {
@@ -166,9 +168,10 @@ export function parsePacket(headers: HeaderMap, contentLength: number | undefine
       return {
         type,
         protocol: chooseProtocol(headers[Header.SupportedProtocols]),
-        contentName: headers['content-name'],
+        contentName: headers[Header.ContentName],
       };
     case PacketType.CloseSession:
+      return { type, sessionId: sessionIdOf(headers, true)!, contentName: headers[Header.ContentName] };
     case PacketType.CancelSession:
       return { type, sessionId: sessionIdOf(headers, true)! };
     case PacketType.Fragment: {
@@ -180,14 +183,14 @@ export function parsePacket(headers: HeaderMap, contentLength: number | undefine
       if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
         throw new BitsError('BITS_BAD_ENCODING', `Content-Encoding "${encoding}" is not supported`);
       }
-      const range = parseContentRange(headers['content-range']);
+      const range = parseContentRange(headers[Header.ContentRange]);
       if (contentLength !== undefined && range.length !== contentLength) {
         throw new BitsError(
           'BITS_LENGTH_MISMATCH',
           `Content-Length ${contentLength} does not match Content-Range length ${range.length}`,
         );
       }
-      return { type, sessionId, range, contentName: headers['content-name'] };
+      return { type, sessionId, range, contentName: headers[Header.ContentName] };
     }
   }
 }

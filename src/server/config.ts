@@ -2,176 +2,79 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { isInside } from '../store/fs/is-inside.js';
-import { z } from 'zod';
-import { notificationUrlProblem, publicUrlProblem } from './notification/public-url.js';
+import { configSchema } from './config-schema.js';
+import type { ServerConfig, ServerConfigInput } from './config-schema.js';
 
-/** Seconds → the unit every duration of the configuration uses. */
-const seconds = z.number().nonnegative();
-const size = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+export type { AuthConfig, ServerConfig, ServerConfigInput, VdirConfig } from './config-schema.js';
 
-/** A string checked by `problem`, whose answer (if any) is the key's error message. */
-const checked = (problem: (value: string) => string | undefined) =>
-  z.string().superRefine((value, ctx) => {
-    const message = problem(value);
-    if (message) ctx.addIssue({ code: 'custom', message });
-  });
+/** One wrong key of a configuration and why. */
+export interface ConfigIssue {
+  /** Its path (`vdirs[0].maxFragmentSize`), or a flag; several keys at fault together are separated by ", ". */
+  readonly key: string;
+  readonly message: string;
+}
 
-/** The origin clients reach the server at, e.g. `https://bits.example.com` (normalised, no trailing `/`). */
-const publicUrl = checked(publicUrlProblem).transform((u) => new URL(u).origin);
-
-/** Largest reply of a server application, by default: 64 MiB. */
-export const DEFAULT_MAX_REPLY_SIZE = 64 * 1024 * 1024;
-
-const authSchema = z
-  .object({
-    /** Accepted schemes; a request may use any of them. */
-    schemes: z.array(z.enum(['basic', 'client-certificate'])).min(1),
-    realm: z.string().min(1).regex(/^[^"\\\r\n]*$/, 'no quotes, backslashes or line breaks').default('bits'),
-    /** Users file for Basic (see `bits user`). */
-    users: z.string().min(1).nullable().default(null),
-    /** Principals allowed on the vdir: user names, `group:<name>`, or `*` for any authenticated one. */
-    allow: z.array(z.string().min(1)).default(['*']),
-    /** Let requests without credentials in (principal: anonymous). */
-    anonymous: z.boolean().default(false),
-    /** Accept Basic credentials over plain HTTP (e.g. behind a TLS-terminating proxy). */
-    allowInsecureBasic: z.boolean().default(false),
-    /**
-     * Session-capability mode (transfervm's dialect): packets that carry the id of a live session of
-     * this vdir, and no credentials, act as the session's principal. The session id becomes a bearer
-     * capability; Create-Session still needs credentials.
-     */
-    sessionCapability: z.boolean().default(false),
-    /** Which part of a client certificate names its principal. */
-    certificateName: z.enum(['cn', 'san']).default('cn'),
-  })
-  .strict()
-  .refine((a) => !a.schemes.includes('basic') || a.users !== null, { message: 'basic needs a users file', path: ['users'] });
-
-const vdirSchema = z
-  .object({
-    /** URL path prefix, e.g. `/uploads` (or `/`). */
-    path: z
-      .string()
-      .regex(/^\/([^/]+(\/[^/]+)*)?$/, 'must start with "/" and have no empty segments or trailing "/"'),
-    /** Folder the vdir maps to. */
-    directory: z.string().min(1),
-    uploadEnabled: z.boolean().default(true),
-    downloadEnabled: z.boolean().default(false),
-    /** Largest entity in bytes; 0 = unlimited (D17). */
-    maximumUploadSize: size.default(0),
-    /** Largest fragment body in bytes (413 beyond). */
-    maxFragmentSize: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(33_554_432),
-    /** Idle session lifetime in seconds (IIS BITSSessionTimeout). */
-    sessionTimeout: seconds.default(1_209_600),
-    allowOverwrites: z.boolean().default(false),
-    hostId: z.string().min(1).max(300).regex(/^[^\s\r\n]+$/, 'must be a host name without spaces').nullable().default(null),
-    hostIdFallbackTimeout: z.number().int().nonnegative().max(0xffffffff).default(86_400),
-    /** Server-application notification (upload-reply): none, by reference (paths) or by value (body). */
-    notificationType: z.enum(['none', 'by-reference', 'by-value']).default('none'),
-    /**
-     * Where to POST: an absolute http(s) URL, or a path relative to the upload URL's directory on
-     * the vdir's public origin (never one taken from the request). Host-looking values without a
-     * scheme are refused (see `notificationUrlProblem`).
-     */
-    notificationUrl: checked(notificationUrlProblem)
-      .pipe(z.string().min(1).max(2200))
-      .nullable()
-      .default(null),
-    /** Seconds the application may stay silent before the upload's Ack fails with 408. */
-    notificationTimeout: z.number().positive().default(300),
-    /** Largest reply (bytes) an application may give, by value, by reference or from a hook. */
-    maxReplySize: size.default(DEFAULT_MAX_REPLY_SIZE),
-    /** The origin of this vdir's URLs (`BITS-Original-Request-URL`, relative notification URLs); default: the server's. */
-    publicUrl: publicUrl.nullable().default(null),
-    /** Who may use the vdir; absent = everyone, anonymously. */
-    auth: authSchema.nullable().default(null),
-    /** Most live sessions one principal may hold on the vdir (IIS BITSNumberOfSessionsLimit); 0 = no limit. */
-    sessionsPerUserLimit: z.number().int().nonnegative().default(50),
-  })
-  .strict();
-
-const limitsSchema = z
-  .object({
-    maxRequestLine: z.number().int().positive(),
-    maxHeaderValue: z.number().int().positive(),
-    maxHeaders: z.number().int().positive(),
-    maxHead: z.number().int().positive(),
-    maxDrain: z.number().int().nonnegative(),
-    /** Seconds. */
-    headerTimeout: seconds,
-    bodyIdleTimeout: seconds,
-    keepAliveTimeout: seconds,
-    writeIdleTimeout: seconds,
-  })
-  .partial()
-  .strict();
-
-const configSchema = z
-  .object({
-    listen: z
-      .object({ host: z.string().min(1).default('0.0.0.0'), port: z.number().int().min(0).max(65535).default(8080) })
-      .strict()
-      .default({ host: '0.0.0.0', port: 8080 }),
-    tls: z
-      .object({
-        cert: z.string().min(1),
-        key: z.string().min(1),
-        /** CA bundle that client certificates must chain to (vdirs with the client-certificate scheme). */
-        ca: z.string().min(1).nullable().default(null),
-      })
-      .strict()
-      .nullable()
-      .default(null),
-    /** The origin clients reach the server at; default: the listener's own address. */
-    publicUrl: publicUrl.nullable().default(null),
-    stateDir: z.string().min(1).default('./data/.bits'),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    /** Seconds between sweeps of expired sessions. */
-    sweepInterval: seconds.default(60),
-    /** Seconds that requests in progress get to finish on shutdown. */
-    shutdownGrace: seconds.default(30),
-    limits: limitsSchema.default({}),
-    vdirs: z.array(vdirSchema).min(1),
-  })
-  .strict();
-
-/** One virtual directory, validated, with absolute paths. */
-export type VdirConfig = z.output<typeof vdirSchema>;
-/** A vdir's authentication settings. */
-export type AuthConfig = z.output<typeof authSchema>;
-/** The server configuration, validated, with defaults applied and paths made absolute. */
-export type ServerConfig = z.output<typeof configSchema>;
-/** The configuration as a user writes it (every key with a default may be left out). */
-export type ServerConfigInput = z.input<typeof configSchema>;
-
-/** A configuration that does not validate; `message` names each offending key. */
+/** A configuration that does not validate; `message` names each offending key, `issues` lists them. */
 export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
+  /** The keys at fault; empty when the error is about the configuration as a whole (a file that cannot be read). */
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(problem: string | readonly ConfigIssue[]) {
+    super(typeof problem === 'string' ? problem : `invalid configuration:\n  ${problem.map((i) => `${i.key}: ${i.message}`).join('\n  ')}`);
     this.name = 'ConfigError';
+    this.issues = typeof problem === 'string' ? [] : problem;
+  }
+
+  /**
+   * The same error with its keys renamed by `rename` (keys it returns undefined for are kept), for
+   * callers that took the values from elsewhere, e.g. command-line flags.
+   *
+   * @example
+   * ```ts
+   * throw err.withKeys((key) => (key === 'listen.port' ? '--port' : undefined));
+   * ```
+   */
+  withKeys(rename: (key: string) => string | undefined): ConfigError {
+    if (this.issues.length === 0) return this;
+    const renamed = (key: string): string => key.split(', ').map((k) => rename(k) ?? k).join(', ');
+    return new ConfigError(this.issues.map((i) => ({ key: renamed(i.key), message: i.message })));
   }
 }
 
+/** `vdirs[0].auth.users` from zod's `['vdirs', 0, 'auth', 'users']`. */
+function keyOf(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(root)';
+  return path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+}
 
 /**
- * Validates a configuration object, applies defaults, and resolves relative paths against `baseDir`.
+ * Validates a configuration object, applies defaults, resolves relative paths against `baseDir`,
+ * and reads every duration into milliseconds (`sessionTimeout` in, `sessionTimeoutMs` out).
  *
  * @throws {ConfigError} naming every key that is wrong.
  * @example
  * ```ts
- * const config = parseConfig({ vdirs: [{ path: '/', directory: './data/uploads' }] }, process.cwd());
+ * const config = parseConfig({ vdirs: [{ path: '/', directory: './data/uploads', sessionTimeout: '2h' }] }, process.cwd());
  * config.listen.port; // 8080
+ * config.vdirs[0].sessionTimeoutMs; // 7_200_000
  * ```
  */
-export function parseConfig(input: unknown, baseDir: string): ServerConfig {
+export function parseConfig(input: ServerConfigInput, baseDir: string): ServerConfig {
+  return parseConfigJson(input, baseDir);
+}
+
+/**
+ * `parseConfig` for a value of unknown shape, such as parsed JSON: the same checks, at run time only.
+ *
+ * @throws {ConfigError} naming every key that is wrong.
+ * @example
+ * ```ts
+ * const config = parseConfigJson(JSON.parse(text), dirname(file));
+ * ```
+ */
+export function parseConfigJson(input: unknown, baseDir: string): ServerConfig {
   const result = configSchema.safeParse(input);
-  if (!result.success) {
-    const lines = result.error.issues.map((i) => {
-      const key = i.path.length ? i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(root)';
-      return `${key}: ${i.message}`;
-    });
-    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
-  }
+  if (!result.success) throw new ConfigError(result.error.issues.map((i) => ({ key: keyOf(i.path), message: i.message })));
   const config = result.data;
   config.stateDir = resolve(baseDir, config.stateDir);
   if (config.tls) {
@@ -187,18 +90,48 @@ export function parseConfig(input: unknown, baseDir: string): ServerConfig {
     v.publicUrl ??= config.publicUrl;
     if (v.auth?.users) v.auth.users = resolve(baseDir, v.auth.users);
     if (v.auth?.schemes.includes('client-certificate') && !config.tls?.ca) {
-      throw new ConfigError(`invalid configuration:\n  tls.ca: needed for vdirs[${i}].auth client-certificate`);
+      throw new ConfigError([{ key: 'tls.ca', message: `needed for vdirs[${i}].auth client-certificate` }]);
     }
     const key = v.path.toLowerCase();
-    if (seen.has(key)) throw new ConfigError(`invalid configuration:\n  vdirs[${i}].path: "${v.path}" is configured twice`);
+    if (seen.has(key)) throw new ConfigError([{ key: `vdirs[${i}].path`, message: `"${v.path}" is configured twice` }]);
     seen.add(key);
     if (isInside(config.stateDir, v.directory)) {
-      throw new ConfigError(
-        `invalid configuration:\n  stateDir: ${config.stateDir} must not be inside vdirs[${i}].directory (${v.directory})`,
-      );
+      throw new ConfigError([{ key: 'stateDir', message: `${config.stateDir} must not be inside vdirs[${i}].directory (${v.directory})` }]);
     }
   });
   return config;
+}
+
+/** A configuration file as written, and the folder its relative paths are relative to. */
+export interface ConfigFile {
+  /** The parsed JSON, not validated yet (see `parseConfigJson`). */
+  readonly input: unknown;
+  readonly baseDir: string;
+}
+
+/**
+ * Reads a JSON configuration file without validating it, for callers that add to it before
+ * `parseConfigJson` (as `bits serve` does with its flags).
+ *
+ * @throws {ConfigError} when the file cannot be read or is not JSON.
+ * @example
+ * ```ts
+ * const { input, baseDir } = await readConfigFile('/etc/bits/server.json');
+ * const config = parseConfigJson(input, baseDir);
+ * ```
+ */
+export async function readConfigFile(file: string): Promise<ConfigFile> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read configuration ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return { input: JSON.parse(text) as unknown, baseDir: dirname(resolve(file)) };
+  } catch (err) {
+    throw new ConfigError(`configuration ${file} is not valid JSON: ${(err as Error).message}`);
+  }
 }
 
 /**
@@ -211,19 +144,8 @@ export function parseConfig(input: unknown, baseDir: string): ServerConfig {
  * ```
  */
 export async function loadConfigFile(file: string): Promise<ServerConfig> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`cannot read configuration ${file}: ${(err as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(`configuration ${file} is not valid JSON: ${(err as Error).message}`);
-  }
-  return parseConfig(json, dirname(resolve(file)));
+  const { input, baseDir } = await readConfigFile(file);
+  return parseConfigJson(input, baseDir);
 }
 
 /** A configured file, read; failing to read it is a configuration error naming `key`. */
@@ -232,7 +154,7 @@ async function readConfiguredFile(key: string, file: string): Promise<Buffer> {
     return await readFile(file);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new ConfigError(`invalid configuration:\n  ${key}: cannot read ${file} (${e.code ?? e.message})`);
+    throw new ConfigError([{ key, message: `cannot read ${file} (${e.code ?? e.message})` }]);
   }
 }
 
@@ -243,37 +165,27 @@ export interface TlsFiles {
   readonly ca: Buffer | undefined;
 }
 
-/** What the TLS files are called in messages: their keys, or the flags that gave them. */
-export interface TlsFileNames {
-  readonly cert: string;
-  readonly key: string;
-  readonly ca: string;
-}
-
-const TLS_KEYS: TlsFileNames = { cert: 'tls.cert', key: 'tls.key', ca: 'tls.ca' };
-
 /**
  * Reads the files of the `tls` block and checks that they make a usable TLS context, so that a
  * missing or broken file stops the server at start-up with its key named, not at the first client.
- * `names` is how the operator gave them (`--tls-cert`, …), for the message.
  *
- * @throws {ConfigError} naming `tls.cert`, `tls.key` or `tls.ca` (or `names`).
+ * @throws {ConfigError} naming `tls.cert`, `tls.key` or `tls.ca` (a broken pair: `tls.cert, tls.key`).
  * @example
  * ```ts
  * const files = await readTlsFiles(config.tls); // undefined without TLS
  * ```
  */
-export async function readTlsFiles(tls: ServerConfig['tls'], names: TlsFileNames = TLS_KEYS): Promise<TlsFiles | undefined> {
+export async function readTlsFiles(tls: ServerConfig['tls']): Promise<TlsFiles | undefined> {
   if (!tls) return undefined;
   const files: TlsFiles = {
-    cert: await readConfiguredFile(names.cert, tls.cert),
-    key: await readConfiguredFile(names.key, tls.key),
-    ca: tls.ca === null ? undefined : await readConfiguredFile(names.ca, tls.ca),
+    cert: await readConfiguredFile('tls.cert', tls.cert),
+    key: await readConfiguredFile('tls.key', tls.key),
+    ca: tls.ca === null ? undefined : await readConfiguredFile('tls.ca', tls.ca),
   };
   try {
     createSecureContext({ cert: files.cert, key: files.key, ...(files.ca ? { ca: files.ca } : {}) });
   } catch (err) {
-    throw new ConfigError(`invalid configuration:\n  ${names.cert}, ${names.key}${files.ca ? `, ${names.ca}` : ''}: ${(err as Error).message}`);
+    throw new ConfigError([{ key: `tls.cert, tls.key${files.ca ? ', tls.ca' : ''}`, message: (err as Error).message }]);
   }
   return files;
 }

@@ -20,19 +20,30 @@ export interface SessionEvents {
 
 /**
  * The session table over the two store seams: liveness (idle expiry), per-session locking with
- * supersede (D10), removal and the sweep of expired sessions.
+ * supersede (D10), removal and the sweep of expired sessions. Its lifecycle events go to `events`
+ * (the server itself, so that listeners of the server hear them without a forwarding list).
  */
-export class Sessions extends EventEmitter<SessionEvents> {
+export class Sessions {
   /** Sessions with a request in progress on this node; the sweeper leaves them alone. */
   private readonly busy = new Map<string, number>();
+  /** Where lifecycle events go. */
+  readonly events: EventEmitter<SessionEvents>;
+  private readonly now: () => number;
 
   constructor(
     readonly records: RecordStore,
     readonly bytes: ByteStore,
     private readonly logger: Logger,
-    private readonly now: () => number = Date.now,
+    options: { events?: EventEmitter<SessionEvents>; now?: () => number } = {},
   ) {
-    super();
+    this.events = options.events ?? new EventEmitter<SessionEvents>();
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Emits a lifecycle event on {@link Sessions.events}. */
+  emit<K extends keyof SessionEvents>(name: K, ...args: SessionEvents[K]): void {
+    // (EventEmitter's typed emit cannot see through a generic K; the signature above is the check)
+    (this.events.emit as (name: K, ...args: SessionEvents[K]) => boolean)(name, ...args);
   }
 
   /** Whether a record has been idle longer than its timeout. */

@@ -1,4 +1,4 @@
-import { BitsError } from '../protocol/errors.js';
+import { BitsError, isBitsError } from '../protocol/errors.js';
 
 /** errno codes that mean the storage is out of room: blocks, inodes or quota (all ENOSPC/EDQUOT on Linux). */
 const FULL = new Set(['ENOSPC', 'EDQUOT']);
@@ -20,6 +20,20 @@ export function errnoOf(err: unknown): string | undefined {
 }
 
 /**
+ * `BITS_DISK_FULL` (500 + 0x80070070) when a failure means the storage is out of space, inodes or
+ * quota (D9); `undefined` otherwise, for callers that map the other failures themselves.
+ *
+ * @example
+ * ```ts
+ * throw fullDiskError(err, 'no space left for the reply') ?? err;
+ * ```
+ */
+export function fullDiskError(err: unknown, what: string): BitsError | undefined {
+  const code = errnoOf(err);
+  return code !== undefined && FULL.has(code) ? new BitsError('BITS_DISK_FULL', `${what}: ${code}`, { cause: err }) : undefined;
+}
+
+/**
  * The one mapping of a storage failure to its Ack (D9): out of space, inodes or quota is
  * `BITS_DISK_FULL` (500 + 0x80070070); anything else is `BITS_INTERNAL`. A `BitsError` passes through.
  *
@@ -29,8 +43,9 @@ export function errnoOf(err: unknown): string | undefined {
  * ```
  */
 export function storageError(err: unknown, what: string): BitsError {
-  if (err instanceof BitsError) return err;
-  const code = errnoOf(err);
-  if (code !== undefined && FULL.has(code)) return new BitsError('BITS_DISK_FULL', `${what}: ${code}`, { cause: err });
-  return new BitsError('BITS_INTERNAL', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  if (isBitsError(err)) return err;
+  return (
+    fullDiskError(err, what) ??
+    new BitsError('BITS_INTERNAL', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err })
+  );
 }

@@ -2,6 +2,7 @@ import { lstat, realpath } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { isInside } from '../store/fs/is-inside.js';
 import { BitsError } from '../protocol/errors.js';
+import { errnoOf } from './storage-error.js';
 import type { VdirConfig } from './config.js';
 
 /** A request path matched to its virtual directory. */
@@ -106,7 +107,7 @@ export class VdirTable {
         break;
       } catch (err) {
         if (err instanceof BitsError) throw err;
-        const code = (err as NodeJS.ErrnoException).code;
+        const code = errnoOf(err);
         if (code === 'ENOENT') {
           // A dangling symlink at the target would be followed by nothing we do, but refuse it anyway.
           const st = await lstat(probe).catch(() => undefined);

@@ -3,12 +3,22 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { writeFileAtomic } from '../../store/fs/durable.js';
 
+/** What a user name may be: 1 to 128 characters, no white space, no colon (Basic's separator). */
+export const USER_NAME = /^[^\s:]{1,128}$/;
+/** `USER_NAME` in words, for error messages. */
+export const USER_NAME_RULE = 'user names have 1 to 128 characters, no spaces or colons';
+
 const usersSchema = z
   .object({
-    users: z.record(
-      z.string().regex(/^[^\s:]{1,128}$/, 'user names have no spaces or colons'),
-      z.object({ hash: z.string().startsWith('scrypt$'), groups: z.array(z.string().min(1)).default([]) }).strict(),
-    ),
+    users: z
+      .record(z.string(), z.object({ hash: z.string().startsWith('scrypt$'), groups: z.array(z.string().min(1)).default([]) }).strict())
+      // (checked here rather than by the record's key schema, whose failures zod reports only as
+      // "Invalid key in record", without the rule)
+      .superRefine((users, ctx) => {
+        for (const name of Object.keys(users)) {
+          if (!USER_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: USER_NAME_RULE });
+        }
+      }),
   })
   .strict();
 

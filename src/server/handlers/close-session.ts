@@ -40,7 +40,7 @@ export async function closeSession(ctx: PacketContext, packet: CloseSessionPacke
       committed = true;
     }
     await sessions.remove(record);
-    ctx.log['committed'] = committed;
+    ctx.log.set('committed', committed);
     sessions.emit('session-closed', record, committed);
     return okAck({ sessionId: packet.sessionId });
   });
@@ -81,6 +81,6 @@ async function notifyEmpty(ctx: PacketContext, record: SessionRecord, signal: Ab
   record.reply = await notifyApplication({ req: ctx.req, vdir: ctx.loc.vdir, record, bytes: ctx.sessions.bytes, hook: ctx.hook, signal });
   record.updatedAt = Date.now();
   await ctx.sessions.records.update(record);
-  ctx.log['reply'] = 'empty upload';
+  ctx.log.set('reply', 'empty upload');
   ctx.sessions.emit('upload-notified', record);
 }

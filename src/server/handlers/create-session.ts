@@ -33,7 +33,7 @@ export async function createSession(ctx: PacketContext, packet: CreateSessionPac
     received: 0,
     createdAt: now,
     updatedAt: now,
-    timeoutMs: vdir.sessionTimeout * 1000,
+    timeoutMs: vdir.sessionTimeoutMs,
     state: 'receiving',
     principal: ctx.principal,
   };
@@ -54,7 +54,7 @@ export async function createSession(ctx: PacketContext, packet: CreateSessionPac
     await ctx.sessions.records.delete(id).catch(() => undefined);
     throw err;
   }
-  ctx.log['session'] = loggedSessionId(id, vdir.auth?.sessionCapability === true);
+  ctx.log.set('session', loggedSessionId(id, vdir.auth?.sessionCapability === true));
   ctx.sessions.emit('session-created', record);
   return okAck({
     protocol: packet.protocol,

@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { Readable, pipeline } from 'node:stream';
 import { ChunkedBodyError } from '../../http/chunked-decoder.js';
 import type { HttpRequest } from '../../http/types.js';
 import { BitsError } from '../../protocol/errors.js';
@@ -22,9 +22,10 @@ import { skipBytes } from './skip-bytes.js';
 export function fragmentSource(req: HttpRequest, skip: number, length: number): Readable {
   if (!req.chunked) {
     if (skip === 0) return req.body;
-    const source = req.body.pipe(skipBytes(skip));
-    req.body.on('error', (err) => source.destroy(err));
-    return source;
+    // pipeline() carries a failing body (the client went away) into the trimmed stream, and a
+    // trimmed stream destroyed by the store (superseded) back to the body; its callback has nothing
+    // to add, since the store reads the failure from the stream it consumes.
+    return pipeline(req.body, skipBytes(skip), () => undefined);
   }
   // highWaterMark 0: the next piece is asked for only once the consumer has taken the last one, so
   // a length error never overtakes (and discards) bytes still buffered in the stream.

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { BitsError, isBitsError } from '../../protocol/errors.js';
 import { HResult } from '../../protocol/hresult.js';
 import { replyTooLarge } from './reply-limit.js';
-import { MAX_REPLY_URL } from './reply-url.js';
+import { MAX_REPLY_URL, USER_AGENT, WireHeader, Header } from '../../protocol/constants.js';
 
 /** One notification POST (spec §9.2). */
 export interface NotificationRequest {
@@ -66,13 +66,13 @@ function drain(res: IncomingMessage): Promise<void> {
 /** The headers of a notification POST (spec §9.2, D3). */
 function requestHeaders(n: NotificationRequest): Record<string, string> {
   const headers: Record<string, string> = {
-    'BITS-Original-Request-URL': n.originalUrl,
-    'User-Agent': 'bits-upload',
+    [WireHeader.OriginalRequestUrl]: n.originalUrl,
+    'User-Agent': USER_AGENT,
     Accept: '*/*',
   };
   if (n.type === 'by-reference') {
-    headers['BITS-Request-DataFile-Name'] = n.requestFile ?? '';
-    headers['BITS-Response-DataFile-Name'] = n.responseFile ?? '';
+    headers[WireHeader.RequestDataFileName] = n.requestFile ?? '';
+    headers[WireHeader.ResponseDataFileName] = n.responseFile ?? '';
     headers['Content-Length'] = '0';
   } else {
     headers['Content-Length'] = String(n.size);
@@ -145,9 +145,9 @@ export function postNotification(n: NotificationRequest): Promise<NotificationAn
         );
         return;
       }
-      const rawStatic = res.headers['bits-static-response-url'];
+      const rawStatic = res.headers[Header.StaticResponseUrl];
       const staticUrl = Array.isArray(rawStatic) ? rawStatic[0] : rawStatic;
-      const copyToDestination = res.headers['bits-copy-file-to-destination'] !== undefined;
+      const copyToDestination = res.headers[Header.CopyFileToDestination] !== undefined;
       const problem = answerProblem(n, res, staticUrl);
       if (problem) {
         // (a reply declared too large is not read at all: the connection is dropped)

@@ -9,9 +9,11 @@ import type { CompletedUpload, UploadCompleteHook, UploadReply } from './hook.js
 import { postNotification } from './http-notifier.js';
 import type { NotificationAnswer } from './http-notifier.js';
 import { notificationTarget, uploadUrl } from './public-url.js';
+import { errnoOf, fullDiskError } from '../storage-error.js';
 import { knownSize, limitReply, replyTooLarge } from './reply-limit.js';
 import type { ReplyBounds } from './reply-limit.js';
-import { MAX_REPLY_URL, newReplyToken, replyUrl } from './reply-url.js';
+import { MAX_REPLY_URL } from '../../protocol/constants.js';
+import { newReplyToken, replyUrl } from '../../protocol/reply-url.js';
 
 /** Everything one notification needs. */
 export interface NotifyInput {
@@ -33,10 +35,34 @@ async function storeReply(bytes: ByteStore, id: string, source: Readable, limit:
     await bytes.writeReply(id, limitReply(source, limit, bounds));
   } catch (err) {
     if (isBitsError(err)) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC' || code === 'EDQUOT') throw new BitsError('BITS_DISK_FULL', 'no space left for the reply', { cause: err });
-    throw err;
+    // (other failures are the caller's to name: a broken application reply, or an internal error)
+    throw fullDiskError(err, 'no space left for the reply') ?? err;
   }
+}
+
+/**
+ * The session's memory of a static reply (`BITS-Static-Response-URL`): handed to the client as it is.
+ *
+ * @example
+ * ```ts
+ * staticReply('https://tickets.example.com/42', false); // { url: …, static: true, token: '', copyToDestination: false }
+ * ```
+ */
+export function staticReply(url: string, copyToDestination: boolean): ReplyRecord {
+  return { url, static: true, token: '', copyToDestination };
+}
+
+/**
+ * The session's memory of a reply it stored: a relative reply URL with a fresh secret token.
+ *
+ * @example
+ * ```ts
+ * generatedReply(record.id, true).url; // 'BITS-Sessions/Replies/<GUID>/<token>/responsefile.bin'
+ * ```
+ */
+export function generatedReply(sessionId: string, copyToDestination: boolean): ReplyRecord {
+  const token = newReplyToken();
+  return { url: replyUrl(sessionId, token), static: false, token, copyToDestination };
 }
 
 function toStream(reply: Exclude<UploadReply, { url: string }>): Readable {
@@ -48,12 +74,13 @@ function toStream(reply: Exclude<UploadReply, { url: string }>): Readable {
 
 async function runHook(input: NotifyInput, hook: UploadCompleteHook): Promise<ReplyRecord> {
   const { record, bytes, vdir } = input;
-  const timeoutMs = vdir.notificationTimeout * 1000;
-  // One deadline for the call and for its streamed reply: an idle limit, restarted when the hook
-  // answers and by each chunk of its reply; a superseding request ends both at once.
+  const timeoutMs = vdir.notificationTimeoutMs;
+  // One deadline for the call and for its streamed reply. The call itself gets notificationTimeout
+  // in total: a function shows no progress to measure idleness by. Its streamed reply is idle-limited:
+  // the timer restarts when the hook answers and with each chunk. A superseding request ends both.
   const deadline = new AbortController();
   const timer = setTimeout(
-    () => deadline.abort(new BitsError('BITS_APPLICATION_TIMEOUT', `hook fell silent for ${vdir.notificationTimeout} s`)),
+    () => deadline.abort(new BitsError('BITS_APPLICATION_TIMEOUT', `hook fell silent for ${timeoutMs / 1000} s`)),
     timeoutMs,
   );
   const onSupersede = (): void =>
@@ -84,15 +111,14 @@ async function runHook(input: NotifyInput, hook: UploadCompleteHook): Promise<Re
     const copyToDestination = result?.copyToDestination === true;
     if (reply !== undefined && typeof reply === 'object' && 'url' in reply) {
       if (reply.url.length > MAX_REPLY_URL) throw new BitsError('BITS_REPLY_URL_TOO_LONG', `static reply URL of ${reply.url.length} characters`);
-      return { url: reply.url, static: true, token: '', copyToDestination };
+      return staticReply(reply.url, copyToDestination);
     }
     const size = knownSize(reply);
     if (size !== undefined && size > vdir.maxReplySize) throw replyTooLarge(vdir.maxReplySize, size);
     timer.refresh();
     const bounds: ReplyBounds = { signal: deadline.signal, onProgress: () => timer.refresh() };
     await storeReply(bytes, record.id, reply === undefined ? Readable.from([]) : toStream(reply), vdir.maxReplySize, bounds);
-    const token = newReplyToken();
-    return { url: replyUrl(record.id, token), static: false, token, copyToDestination };
+    return generatedReply(record.id, copyToDestination);
   } finally {
     clearTimeout(timer);
     input.signal.removeEventListener('abort', onSupersede);
@@ -109,7 +135,7 @@ async function adoptReplyFile(bytes: ByteStore, id: string, path: string, limit:
   try {
     fh = await open(path, 'r+');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (errnoOf(err) !== 'ENOENT') throw err;
     await storeReply(bytes, id, Readable.from([]), limit);
     return;
   }
@@ -141,7 +167,7 @@ async function runHttp(input: NotifyInput): Promise<ReplyRecord> {
       responseFile,
       body: () => bytes.openRead(record.id),
       size: record.total ?? 0,
-      timeoutMs: vdir.notificationTimeout * 1000,
+      timeoutMs: vdir.notificationTimeoutMs,
       maxReplySize: vdir.maxReplySize,
       signal: input.signal,
       storeReply: (body) => storeReply(bytes, record.id, body, vdir.maxReplySize),
@@ -153,7 +179,7 @@ async function runHttp(input: NotifyInput): Promise<ReplyRecord> {
   }
   if (answer.staticUrl !== undefined) {
     if (type === 'by-reference') await rm(responseFile!, { recursive: true, force: true });
-    return { url: answer.staticUrl, static: true, token: '', copyToDestination: answer.copyToDestination };
+    return staticReply(answer.staticUrl, answer.copyToDestination);
   }
   if (type === 'by-reference') {
     try {
@@ -164,8 +190,7 @@ async function runHttp(input: NotifyInput): Promise<ReplyRecord> {
       throw err;
     }
   }
-  const token = newReplyToken();
-  return { url: replyUrl(record.id, token), static: false, token, copyToDestination: answer.copyToDestination };
+  return generatedReply(record.id, answer.copyToDestination);
 }
 
 /**

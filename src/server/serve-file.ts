@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import rangeParser from 'range-parser';
 import type { HttpRequest, HttpResponse, ResponseHeaders } from '../http/types.js';
 import { ConfinementError } from '../store/fs/confined.js';
+import { formatContentRange } from '../protocol/content-range.js';
 
 /** More ranges than this in one `Range` header and the header is ignored (200 with the whole file). */
 const MAX_RANGES = 100;
@@ -38,6 +39,19 @@ function errorCode(err: unknown): string | undefined {
     return typeof code === 'string' ? code : undefined;
   }
   return undefined;
+}
+
+/**
+ * Whether a failure to reach a file means "there is nothing to serve here" (missing, not a file, a
+ * path that leaves its folder) rather than a broken store.
+ *
+ * @example
+ * ```ts
+ * if (isNotFound(err)) res.send(404, { 'Content-Length': '0' });
+ * ```
+ */
+export function isNotFound(err: unknown): boolean {
+  return err instanceof ConfinementError || NOT_FOUND_CODES.has(errorCode(err) ?? '');
 }
 
 /** Strong entity tag of a file version: inode, size and modification time in nanoseconds, in hex. */
@@ -146,7 +160,7 @@ export async function serveFile(req: HttpRequest, res: HttpResponse, file: strin
   try {
     handle = typeof file === 'string' ? await open(file, OPEN_FLAGS) : await file(OPEN_FLAGS);
   } catch (err) {
-    if (err instanceof ConfinementError || NOT_FOUND_CODES.has(errorCode(err) ?? '')) {
+    if (isNotFound(err)) {
       res.send(404, { 'Content-Length': '0' });
       return;
     }
@@ -187,7 +201,7 @@ export async function serveFile(req: HttpRequest, res: HttpResponse, file: strin
       const headers = {
         ...validators,
         'Content-Type': 'application/octet-stream',
-        'Content-Range': `bytes ${start}-${end}/${size}`,
+        'Content-Range': formatContentRange(start, end - start + 1, size),
         'Content-Length': String(end - start + 1),
       };
       if (head) res.send(206, headers);
@@ -201,7 +215,7 @@ export async function serveFile(req: HttpRequest, res: HttpResponse, file: strin
       Buffer.from(
         `${i === 0 ? '' : '\r\n'}--${boundary}\r\n` +
           `Content-Type: application/octet-stream\r\n` +
-          `Content-Range: bytes ${r.start}-${r.end}/${size}\r\n\r\n`,
+          `Content-Range: ${formatContentRange(r.start, r.end - r.start + 1, size)}\r\n\r\n`,
         'latin1',
       ),
     );

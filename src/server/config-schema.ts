@@ -1,0 +1,212 @@
+import { z } from 'zod';
+import { AUTH_DEFAULTS, LIMITS_DEFAULTS, SERVER_DEFAULTS, TLS_DEFAULTS, VDIR_DEFAULTS } from './defaults.js';
+import { DURATION_FORMS, SIZE_FORMS, durationMs, sizeBytes } from './human-units.js';
+import { notificationUrlProblem, publicUrlProblem } from './notification/public-url.js';
+import { MAX_REPLY_URL } from '../protocol/constants.js';
+
+// The configuration as it is written (seconds, bytes, or human units) and, through the transforms,
+// as the server reads it: every duration in milliseconds, so that no caller converts units.
+
+const numberOrString = (forms: string) =>
+  z.custom<number | string>((v) => typeof v === 'number' || typeof v === 'string', { message: `expected ${forms}` });
+
+/** A value read by `read` (undefined: not one of `forms`); `positive` refuses 0. */
+const measured =
+  (read: (value: number | string) => number | undefined, forms: string) =>
+  (options: { positive?: boolean } = {}) =>
+    numberOrString(forms).transform((value, ctx) => {
+      const result = read(value);
+      if (result === undefined) ctx.addIssue({ code: 'custom', message: `expected ${forms}` });
+      else if (options.positive && result === 0) ctx.addIssue({ code: 'custom', message: 'must be more than 0' });
+      else return result;
+      return z.NEVER;
+    });
+
+/** A duration written in seconds or with a unit, read as milliseconds. */
+const durationMsSchema = measured(durationMs, DURATION_FORMS);
+/** A size written in bytes or with a unit, read as bytes. */
+const sizeSchema = measured(sizeBytes, SIZE_FORMS);
+
+/** A duration sent on the wire in whole seconds (BITS-Host-Id-Fallback-Timeout): read as seconds. */
+const wireSeconds = numberOrString(DURATION_FORMS).transform((value, ctx) => {
+  const result = durationMs(value);
+  if (result === undefined || !Number.isInteger(result / 1000) || result / 1000 > 0xffffffff) {
+    ctx.addIssue({ code: 'custom', message: `expected a whole number of seconds up to ${0xffffffff}, or a duration such as "1d"` });
+    return z.NEVER;
+  }
+  return result / 1000;
+});
+
+/** A string checked by `problem`, whose answer (if any) is the key's error message. */
+const checked = (problem: (value: string) => string | undefined) =>
+  z.string().superRefine((value, ctx) => {
+    const message = problem(value);
+    if (message) ctx.addIssue({ code: 'custom', message });
+  });
+
+/** The origin clients reach the server at, e.g. `https://bits.example.com` (normalised, no trailing `/`). */
+const publicUrl = checked(publicUrlProblem).transform((u) => new URL(u).origin);
+
+const authSchema = z
+  .object({
+    /** Accepted schemes; a request may use any of them. */
+    schemes: z.array(z.enum(['basic', 'client-certificate'])).min(1),
+    realm: z.string().min(1).regex(/^[^"\\\r\n]*$/, 'no quotes, backslashes or line breaks').default(AUTH_DEFAULTS.realm),
+    /** Users file for Basic (see `bits user`). */
+    users: z.string().min(1).nullable().default(AUTH_DEFAULTS.users),
+    /** Principals allowed on the vdir: user names, `group:<name>`, or `*` for any authenticated one. */
+    allow: z.array(z.string().min(1)).default([...AUTH_DEFAULTS.allow]),
+    /** Let requests without credentials in (principal: anonymous). */
+    anonymous: z.boolean().default(AUTH_DEFAULTS.anonymous),
+    /** Accept Basic credentials over plain HTTP (e.g. behind a TLS-terminating proxy). */
+    allowInsecureBasic: z.boolean().default(AUTH_DEFAULTS.allowInsecureBasic),
+    /**
+     * Session-capability mode (transfervm's dialect): packets that carry the id of a live session of
+     * this vdir, and no credentials, act as the session's principal. The session id becomes a bearer
+     * capability; Create-Session still needs credentials.
+     */
+    sessionCapability: z.boolean().default(AUTH_DEFAULTS.sessionCapability),
+    /** Which part of a client certificate names its principal. */
+    certificateName: z.enum(['cn', 'san']).default(AUTH_DEFAULTS.certificateName),
+  })
+  .strict()
+  .refine((a) => !a.schemes.includes('basic') || a.users !== null, { message: 'basic needs a users file', path: ['users'] });
+
+/** A vdir's durations, in milliseconds. */
+interface VdirDurations {
+  /** Idle session lifetime (IIS BITSSessionTimeout). */
+  sessionTimeoutMs: number;
+  /** How long the application may stay silent before the upload's Ack fails with 408. */
+  notificationTimeoutMs: number;
+}
+
+const vdirSchema = z
+  .object({
+    /** URL path prefix, e.g. `/uploads` (or `/`). */
+    path: z
+      .string()
+      .regex(/^\/([^/]+(\/[^/]+)*)?$/, 'must start with "/" and have no empty segments or trailing "/"'),
+    /** Folder the vdir maps to. */
+    directory: z.string().min(1),
+    uploadEnabled: z.boolean().default(VDIR_DEFAULTS.uploadEnabled),
+    downloadEnabled: z.boolean().default(VDIR_DEFAULTS.downloadEnabled),
+    /** Largest entity in bytes; 0 = unlimited (D17). */
+    maximumUploadSize: sizeSchema().prefault(VDIR_DEFAULTS.maximumUploadSize),
+    /** Largest fragment body in bytes (413 beyond). */
+    maxFragmentSize: sizeSchema({ positive: true }).prefault(VDIR_DEFAULTS.maxFragmentSize),
+    sessionTimeout: durationMsSchema().prefault(VDIR_DEFAULTS.sessionTimeout),
+    allowOverwrites: z.boolean().default(VDIR_DEFAULTS.allowOverwrites),
+    hostId: z.string().min(1).max(300).regex(/^[^\s\r\n]+$/, 'must be a host name without spaces').nullable().default(VDIR_DEFAULTS.hostId),
+    /** Seconds, as BITS-Host-Id-Fallback-Timeout carries them. */
+    hostIdFallbackTimeout: wireSeconds.prefault(VDIR_DEFAULTS.hostIdFallbackTimeout),
+    /** Server-application notification (upload-reply): none, by reference (paths) or by value (body). */
+    notificationType: z.enum(['none', 'by-reference', 'by-value']).default(VDIR_DEFAULTS.notificationType),
+    /**
+     * Where to POST: an absolute http(s) URL, or a path relative to the upload URL's directory on
+     * the vdir's public origin (never one taken from the request). Host-looking values without a
+     * scheme are refused (see `notificationUrlProblem`).
+     */
+    notificationUrl: checked(notificationUrlProblem)
+      .pipe(z.string().min(1).max(MAX_REPLY_URL))
+      .nullable()
+      .default(VDIR_DEFAULTS.notificationUrl),
+    notificationTimeout: durationMsSchema({ positive: true }).prefault(VDIR_DEFAULTS.notificationTimeout),
+    /** Largest reply (bytes) an application may give, by value, by reference or from a hook. */
+    maxReplySize: sizeSchema().prefault(VDIR_DEFAULTS.maxReplySize),
+    /** The origin of this vdir's URLs (`BITS-Original-Request-URL`, relative notification URLs); default: the server's. */
+    publicUrl: publicUrl.nullable().default(VDIR_DEFAULTS.publicUrl),
+    /** Who may use the vdir; absent = everyone, anonymously. */
+    auth: authSchema.nullable().default(VDIR_DEFAULTS.auth),
+    /** Most live sessions one principal may hold on the vdir (IIS BITSNumberOfSessionsLimit); 0 = no limit. */
+    sessionsPerUserLimit: z.number().int().nonnegative().default(VDIR_DEFAULTS.sessionsPerUserLimit),
+  })
+  .strict()
+  .transform(({ sessionTimeout, notificationTimeout, ...rest }): typeof rest & VdirDurations => ({
+    ...rest,
+    sessionTimeoutMs: sessionTimeout,
+    notificationTimeoutMs: notificationTimeout,
+  }));
+
+const count = z.number().int().positive();
+
+const limitsSchema = z
+  .object({
+    maxRequestLine: sizeSchema({ positive: true }).prefault(LIMITS_DEFAULTS.maxRequestLine),
+    maxHeaderValue: sizeSchema({ positive: true }).prefault(LIMITS_DEFAULTS.maxHeaderValue),
+    maxHeaders: count.default(LIMITS_DEFAULTS.maxHeaders),
+    maxHead: sizeSchema({ positive: true }).prefault(LIMITS_DEFAULTS.maxHead),
+    maxDrain: sizeSchema().prefault(LIMITS_DEFAULTS.maxDrain),
+    headerTimeout: durationMsSchema().prefault(LIMITS_DEFAULTS.headerTimeout),
+    bodyIdleTimeout: durationMsSchema().prefault(LIMITS_DEFAULTS.bodyIdleTimeout),
+    keepAliveTimeout: durationMsSchema().prefault(LIMITS_DEFAULTS.keepAliveTimeout),
+    writeIdleTimeout: durationMsSchema().prefault(LIMITS_DEFAULTS.writeIdleTimeout),
+  })
+  .strict()
+  .transform(({ headerTimeout, bodyIdleTimeout, keepAliveTimeout, writeIdleTimeout, ...sizes }) => ({
+    ...sizes,
+    /** Time allowed for a request head, from its first byte. */
+    headerTimeoutMs: headerTimeout,
+    /** Longest wait for the next body byte. */
+    bodyIdleTimeoutMs: bodyIdleTimeout,
+    /** Longest idle time between requests on a connection. */
+    keepAliveTimeoutMs: keepAliveTimeout,
+    /** Longest time a response write may make no progress. */
+    writeIdleTimeoutMs: writeIdleTimeout,
+  }));
+
+const listenDefaults = SERVER_DEFAULTS.listen;
+
+/** The whole configuration: the shape users write, read into the shape the server uses. */
+export const configSchema = z
+  .object({
+    listen: z
+      .object({
+        host: z.string().min(1).default(listenDefaults.host),
+        port: z
+          .number({ error: 'expected a port number, 0 to 65535 (0 picks a free one)' })
+          .int()
+          .min(0)
+          .max(65535)
+          .default(listenDefaults.port),
+      })
+      .strict()
+      .prefault({}),
+    tls: z
+      .object({
+        cert: z.string().min(1),
+        key: z.string().min(1),
+        /** CA bundle that client certificates must chain to (vdirs with the client-certificate scheme). */
+        ca: z.string().min(1).nullable().default(TLS_DEFAULTS.ca),
+      })
+      .strict()
+      .nullable()
+      .default(SERVER_DEFAULTS.tls),
+    /** The origin clients reach the server at; default: the listener's own address. */
+    publicUrl: publicUrl.nullable().default(SERVER_DEFAULTS.publicUrl),
+    stateDir: z.string().min(1).default(SERVER_DEFAULTS.stateDir),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(SERVER_DEFAULTS.logLevel),
+    sweepInterval: durationMsSchema().prefault(SERVER_DEFAULTS.sweepInterval),
+    shutdownGrace: durationMsSchema().prefault(SERVER_DEFAULTS.shutdownGrace),
+    limits: limitsSchema.prefault({}),
+    vdirs: z.array(vdirSchema).min(1),
+  })
+  .strict()
+  .transform(({ sweepInterval, shutdownGrace, ...rest }) => ({
+    ...rest,
+    /** Time between sweeps of expired sessions. */
+    sweepIntervalMs: sweepInterval,
+    /** Time requests in progress get to finish on shutdown. */
+    shutdownGraceMs: shutdownGrace,
+  }));
+
+/** One virtual directory, validated, with absolute paths and durations in milliseconds. */
+export type VdirConfig = z.output<typeof vdirSchema>;
+/** A vdir's authentication settings. */
+export type AuthConfig = z.output<typeof authSchema>;
+/** The server configuration, validated, with defaults applied, paths made absolute and durations in milliseconds. */
+export type ServerConfig = z.output<typeof configSchema>;
+/**
+ * The configuration as a user writes it: every key with a default may be left out; durations are
+ * seconds or strings such as "14d", sizes bytes or strings such as "32MB".
+ */
+export type ServerConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,82 @@
+import { DEFAULT_LIMITS } from '../http/limits.js';
+
+// The defaults of every configuration key, in the units the configuration is written in (seconds,
+// bytes). The schema (`config-schema.ts`) reads them, `bits serve --help` prints them, and
+// test/config-defaults.test.ts checks them against the README's tables, so they are written once.
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const MINUTE = 60; // seconds
+const DAY = 24 * 60 * MINUTE;
+
+/** Defaults of the top-level keys. */
+export const SERVER_DEFAULTS = {
+  listen: { host: '0.0.0.0', port: 8080 },
+  /** The origin clients reach the server at; null: the listener's own address. */
+  publicUrl: null,
+  /** No TLS: plain HTTP. */
+  tls: null,
+  stateDir: './data/.bits',
+  logLevel: 'info',
+  sweepInterval: MINUTE, // seconds between sweeps of expired sessions
+  shutdownGrace: 30, // seconds requests in progress get on shutdown
+} as const;
+
+/** Defaults of the `tls` block (`cert` and `key` have none). */
+export const TLS_DEFAULTS = {
+  /** No CA bundle: no client certificates. */
+  ca: null,
+} as const;
+
+/** Defaults of `limits`: the HTTP engine's own (`DEFAULT_LIMITS`, times there in milliseconds). */
+export const LIMITS_DEFAULTS = {
+  maxRequestLine: DEFAULT_LIMITS.maxRequestLine, // bytes
+  maxHeaderValue: DEFAULT_LIMITS.maxHeaderValue, // bytes
+  maxHeaders: DEFAULT_LIMITS.maxHeaders, // header fields
+  maxHead: DEFAULT_LIMITS.maxHead, // bytes
+  maxDrain: DEFAULT_LIMITS.maxDrain, // bytes
+  headerTimeout: DEFAULT_LIMITS.headerTimeoutMs / 1000, // seconds
+  bodyIdleTimeout: DEFAULT_LIMITS.bodyIdleTimeoutMs / 1000, // seconds
+  keepAliveTimeout: DEFAULT_LIMITS.keepAliveTimeoutMs / 1000, // seconds
+  writeIdleTimeout: DEFAULT_LIMITS.writeIdleTimeoutMs / 1000, // seconds
+} as const;
+
+/** Defaults of each `vdirs[]` entry (`path` and `directory` have none). */
+export const VDIR_DEFAULTS = {
+  uploadEnabled: true,
+  downloadEnabled: false,
+  maximumUploadSize: 0, // bytes; 0 = unlimited (D17)
+  maxFragmentSize: 32 * MiB, // bytes; 413 beyond
+  sessionTimeout: 14 * DAY, // seconds (IIS BITSSessionTimeout)
+  allowOverwrites: false,
+  hostId: null,
+  hostIdFallbackTimeout: DAY, // seconds, sent as BITS-Host-Id-Fallback-Timeout
+  notificationType: 'none',
+  notificationUrl: null,
+  notificationTimeout: 5 * MINUTE, // seconds the application may stay silent
+  maxReplySize: 64 * MiB, // bytes
+  /** null: the server's `publicUrl`. */
+  publicUrl: null,
+  /** null: everyone, anonymously. */
+  auth: null,
+  sessionsPerUserLimit: 50, // live sessions per principal; 0 = no limit
+} as const;
+
+/** Defaults of a vdir's `auth` block (`schemes` has none). */
+export const AUTH_DEFAULTS = {
+  realm: 'bits',
+  users: null,
+  allow: ['*'],
+  anonymous: false,
+  allowInsecureBasic: false,
+  sessionCapability: false,
+  certificateName: 'cn',
+} as const;
+
+/** What `bits serve` uses without `--config` where the configuration itself has no default. */
+export const SERVE_DEFAULTS = {
+  /** The folder served as vdir `/`. */
+  root: './data/uploads',
+  /** The notification type that `--notify-url` implies without `--notify-type`. */
+  notifyTypeWithUrl: 'by-value',
+} as const;
