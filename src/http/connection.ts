@@ -94,9 +94,7 @@ export class Connection {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
-    socket.on('error', (err) => {
-      this.logger.debug({ err, remote: socket.remoteAddress }, 'socket error');
-    });
+    socket.on('error', (err) => this.logger.debug({ err, remote: socket.remoteAddress }, 'socket error'));
     socket.on('close', () => this.onSocketClose());
     // (the first head of a connection has its deadline from the connect, and again from its first byte)
     this.arm('head');
@@ -159,17 +157,15 @@ export class Connection {
   }
 
   private pause(): void {
-    if (!this.paused) {
-      this.paused = true;
-      this.socket.pause();
-    }
+    if (this.paused) return;
+    this.paused = true;
+    this.socket.pause();
   }
 
   private resume(): void {
-    if (this.paused) {
-      this.paused = false;
-      this.socket.resume();
-    }
+    if (!this.paused) return;
+    this.paused = false;
+    this.socket.resume();
   }
 
   /** Parses and dispatches the next buffered request, if a whole head is there. */
@@ -302,6 +298,7 @@ export class Connection {
 
   /** The exchange is over when its answer is written and its body read: go on to the next request, or close. */
   private maybeFinish(): void {
+    assert.equal(this.phase, 'exchange');
     const ex = this.exchange;
     if (!ex || ex.answer !== 'done' || ex.bodyPhase !== 'complete') return;
     if (!ex.staysOpen) {

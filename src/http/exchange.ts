@@ -114,6 +114,7 @@ export class Exchange {
 
   /** Takes the body bytes at the start of `chunk` (framed by length or chunked); returns what follows the body. */
   take(chunk: Buffer): Buffer {
+    assert.ok(this.reading, `body bytes taken in body phase ${this.bodyPhase}`);
     let parts: Buffer[];
     let consumed: number;
     let complete: boolean;
@@ -144,6 +145,7 @@ export class Exchange {
 
   /** Hands body bytes to the handler's stream; pauses the socket when the handler does not keep up. */
   private deliver(parts: Buffer[], complete: boolean): void {
+    assert.equal(this.bodyPhase, 'streaming');
     const { host } = this;
     // (set before pushing: a handler may answer synchronously from a 'data' listener)
     if (complete) this.bodyPhase = 'complete';
@@ -163,6 +165,7 @@ export class Exchange {
 
   /** Discards body bytes after an early answer: the next request follows them, or beyond maxDrain we close. */
   private drain(consumed: number, complete: boolean): void {
+    assert.equal(this.bodyPhase, 'draining');
     this.drained += consumed;
     if (complete) {
       this.bodyPhase = 'complete';
@@ -310,6 +313,7 @@ export class Exchange {
    * socket's buffer are delivered.
    */
   peerEnded(): void {
+    assert.ok(this.reading, `FIN awaited in body phase ${this.bodyPhase}`);
     if (this.bodyPhase === 'streaming') this.body.destroy(new HttpError('HTTP_BODY_INCOMPLETE'));
     if (this.answer === 'started') {
       // (responseFinished() closes, since there is nothing to drain toward)
