@@ -45,6 +45,7 @@ const TIMER_PHASES: Readonly<Record<TimerKind, readonly Phase[]>> = {
  * One HTTP/1.1 connection: parses request heads (any method token), streams Content-Length and
  * chunked bodies with backpressure, answers pipelined requests in order, keeps the connection
  * alive, and enforces the limits and idle timeouts of {@link HttpLimits}.
+ * One per accepted socket, made by `HttpServer`; not part of the engine's exports.
  */
 export class Connection {
   private phase: Phase = 'idle';
@@ -139,7 +140,7 @@ export class Connection {
     if (ex?.reading) {
       chunk = ex.take(chunk);
       // the exchange may have closed the connection (shutdown, a drain too long): parse nothing more
-      if (chunk.length === 0 || this.is('lingering')) return;
+      if (chunk.length === 0 || this.isLingering()) return;
     }
     this.buffered.push(chunk);
     this.bufferedBytes += chunk.length;
@@ -151,9 +152,10 @@ export class Connection {
     this.parseNext();
   }
 
-  /** The phase test, unnarrowed: for checks after a call that may have moved the phase on. */
-  private is(phase: Phase): boolean {
-    return this.phase === phase;
+
+  /** (a method, not `this.phase === …`: the check follows a call that may have moved the phase on) */
+  private isLingering(): boolean {
+    return this.phase === 'lingering';
   }
 
   private pause(): void {
