@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { defaultMaxRetryDelay } from './retry-policy.js';
 import type { RetryTiming } from './retry-policy.js';
+import { isFieldValue, isToken } from '../http/token.js';
 
 /** Options every client job takes. Durations in milliseconds. */
 export interface ClientOptions {
@@ -136,9 +137,6 @@ export function resolveTiming(o: ClientOptions): ResolvedTiming {
   };
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-
 /**
  * Validates custom headers (token names, no line breaks in values).
  *
@@ -150,8 +148,8 @@ const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
  */
 export function checkHeaders(headers: Readonly<Record<string, string>> | undefined): void {
   for (const [name, value] of Object.entries(headers ?? {})) {
-    if (!TOKEN.test(name)) throw new TypeError(`invalid header name "${name}"`);
-    if (typeof value !== 'string' || !VALUE.test(value)) throw new TypeError(`invalid value for header ${name}`);
+    if (!isToken(name)) throw new TypeError(`invalid header name "${name}"`);
+    if (typeof value !== 'string' || !isFieldValue(value)) throw new TypeError(`invalid value for header ${name}`);
   }
 }
 

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { pipeline } from 'node:stream/promises';
 import { bodyFraming } from './body-framing.js';
+import { HttpError } from './errors.js';
 import type { BadRequestHandler } from './connection.js';
 import type { HeadError } from './request-head.js';
 import type { HttpHandler, HttpRequest, HttpResponse } from './types.js';
@@ -69,7 +70,7 @@ export function createNodeHttpHandler(
     }
     const abort = new AbortController();
     res.on('close', () => {
-      if (!res.writableFinished) abort.abort(new Error('connection closed'));
+      if (!res.writableFinished) abort.abort(new HttpError('HTTP_CONNECTION_CLOSED'));
     });
     const { framing: f } = framing;
     const request: HttpRequest = {

@@ -1,5 +1,5 @@
 import { Readable, pipeline } from 'node:stream';
-import { ChunkedBodyError } from '../../http/chunked-decoder.js';
+import { isHttpError } from '../../http/errors.js';
 import type { HttpRequest } from '../../http/types.js';
 import { BitsError } from '../../protocol/errors.js';
 import { skipBytes } from './skip-bytes.js';
@@ -53,7 +53,7 @@ async function* exactLength(body: Readable, skip: number, length: number): Async
       seen += chunk.length;
     }
   } catch (err) {
-    if (err instanceof ChunkedBodyError) throw new BitsError('BITS_TRANSFER_ENCODING', err.message, { cause: err });
+    if (isHttpError(err) && err.code === 'HTTP_BAD_CHUNKED_BODY') throw new BitsError('BITS_TRANSFER_ENCODING', err.message, { cause: err });
     throw err;
   }
   if (longer) throw new BitsError('BITS_LENGTH_MISMATCH', `chunked body longer than its Content-Range length ${length}`);

@@ -3,6 +3,7 @@ import type { Ack } from '../../protocol/ack.js';
 import type { FragmentRange } from '../../protocol/content-range.js';
 import { BitsError, isBitsError } from '../../protocol/errors.js';
 import type { FragmentPacket } from '../../protocol/packet.js';
+import { isHttpError } from '../../http/errors.js';
 import { PartialWriteError, UploadMissingError } from '../../store/types.js';
 import type { SessionLock, SessionRecord } from '../../store/types.js';
 import type { VdirConfig } from '../config.js';
@@ -31,9 +32,9 @@ function writeFailure(err: PartialWriteError, aborted: boolean, received: number
     if (aborted) return superseded(received);
     // a body refused for its length or framing (D13) says so itself
     if (isBitsError(err.cause)) return err.cause;
-    return new BitsError('BITS_CLIENT_DISCONNECTED', `fragment body ended early: ${(err.cause as Error)?.message ?? String(err.cause)}`, {
-      cause: err,
-    });
+    // the engine's reason, by its code when it has one (HTTP_BODY_IDLE_TIMEOUT, HTTP_CONNECTION_CLOSED…)
+    const why = isHttpError(err.cause) ? `${err.cause.code}: ${err.cause.message}` : err.cause instanceof Error ? err.cause.message : String(err.cause);
+    return new BitsError('BITS_CLIENT_DISCONNECTED', `fragment body ended early (${why})`, { cause: err });
   }
   return storageError(err, 'writing the fragment failed');
 }
