@@ -1,15 +1,19 @@
-export * from './protocol/index.js';
-export * from './http/index.js';
-export { BitsServer, effectiveMethod } from './server/bits-server.js';
-export type { BitsServerOptions } from './server/bits-server.js';
-export { parseConfig, loadConfigFile, ConfigError } from './server/config.js';
-export type { ServerConfig, ServerConfigInput, VdirConfig } from './server/config.js';
+// `bits-upload`: the server, its configuration, its errors and the types a hook is written against.
+// The client is `bits-upload/client`, the wire codecs `bits-upload/protocol`, the storage seams
+// `bits-upload/store` (and their compliance suite, `bits-upload/store/testing`).
+export { BitsServer } from './server/bits-server.js';
+export type { BitsServerOptions } from './server/server-options.js';
 export type { SessionEvents } from './server/sessions.js';
-export type { ByteStore, RecordStore, SessionLock, SessionRecord } from './store/types.js';
-export { PartialWriteError } from './store/types.js';
-export { FsByteStore } from './store/fs/fs-byte-store.js';
-export { FsRecordStore } from './store/fs/fs-record-store.js';
+export { ConfigError, loadConfigFile, parseConfig, parseConfigJson, readConfigFile } from './server/config.js';
+export type { AuthConfig, ConfigFile, ConfigIssue, ServerConfig, ServerConfigInput, VdirConfig } from './server/config.js';
+export { BitsError, ERRORS, isBitsError } from './protocol/errors.js';
+export type { BitsErrorCode } from './protocol/errors.js';
+export { HTTP_ERRORS, HttpError, isHttpError } from './http/errors.js';
+export type { HttpErrorCode } from './http/errors.js';
 export { NotificationError } from './server/notification/notification-error.js';
 export type { CompletedUpload, UploadCompleteHook, UploadCompleteResult, UploadReply } from './server/notification/hook.js';
-export type { ReplyRecord } from './store/types.js';
-export * from './client/index.js';
+export type { AuthDecision, AuthenticateHook, AuthHookResult, Principal } from './server/auth/authenticator.js';
+// Mounted mode: the same handler under node:http or express.
+export { createNodeHttpHandler } from './http/node-adapter.js';
+export type { NodeHttpHandlerOptions } from './http/node-adapter.js';
+export type { HttpHandler, HttpRequest, HttpResponse } from './http/types.js';
