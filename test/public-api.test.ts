@@ -1,0 +1,82 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+// The package is imported by its own name, as a user would import it: Node resolves a package's
+// self-reference through the `exports` map of package.json, so this fails if the map is wrong.
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const run = promisify(execFile);
+
+/**
+ * The runtime names each subpath exports. A change here is a change of the public API: update the
+ * list on purpose, and say so in CHANGELOG.md.
+ */
+const EXPORTS: Record<string, string[]> = {
+  'bits-upload': [],
+  'bits-upload/client': [],
+  'bits-upload/protocol': [],
+  'bits-upload/store': [],
+  'bits-upload/store/testing': [],
+};
+
+describe('public API', () => {
+  for (const [specifier, expected] of Object.entries(EXPORTS)) {
+    it(`${specifier} exports exactly its documented names`, async () => {
+      const module = (await import(specifier)) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(module).sort(), [...expected].sort());
+      for (const name of expected) assert.notEqual(module[name], undefined, `${specifier}: ${name} is undefined`);
+    });
+  }
+
+  it('only the documented subpaths can be imported', async () => {
+    await assert.rejects(import('bits-upload/dist/src/server/bits-server.js' as string), { code: 'ERR_PACKAGE_PATH_NOT_EXPORTED' });
+  });
+
+  it("the README's TypeScript examples type-check against the package's declarations", async () => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const blocks = [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+    assert.ok(blocks.length >= 3, `expected the README's examples, found ${blocks.length}`);
+    // Inside the package folder, so that `import … from 'bits-upload'` resolves through the exports map.
+    const dir = join(ROOT, 'dist', 'readme-examples');
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    // The names the examples leave to the reader's own program.
+    const prelude = [
+      "import type { Logger } from 'pino';",
+      'declare const logger: Logger;',
+      'declare const pemText: string;',
+      'declare const certPem: string;',
+      'declare function saveDump(stream: NodeJS.ReadableStream, signal: AbortSignal): Promise<string>;',
+      '',
+    ].join('\n');
+    const files = blocks.map((_, i) => `example-${i + 1}.mts`);
+    await Promise.all(blocks.map((code, i) => writeFile(join(dir, files[i]!), `${prelude}${code}\nexport {};\n`)));
+    await writeFile(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          lib: ['ES2023'],
+          types: ['node'],
+          strict: true,
+          noEmit: true,
+          skipLibCheck: true,
+        },
+        files,
+      }),
+    );
+    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+    const result = await run(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json')], { cwd: dir }).then(
+      () => '',
+      (err: { stdout?: string; stderr?: string }) => `${err.stdout ?? ''}${err.stderr ?? ''}`,
+    );
+    assert.equal(result, '', `README examples do not type-check:\n${result}`);
+  });
+});
