@@ -54,7 +54,7 @@ export function credentialsOf(o: ClientOptions, url: URL): Credentials | undefin
  * connectionOf({ user: 'u:p', insecure: true }, resolveTiming({}), new URL('http://h/a')).user; // 'u'
  * ```
  */
-export function connectionOf(o: ClientOptions, timing: ResolvedTiming, url: URL): JobConnection {
+function connectionOf(o: ClientOptions, timing: ResolvedTiming, url: URL): JobConnection {
   checkHeaders(o.headers);
   const journaled = o.stateDir !== false;
   const credential = credentialHeader(o.headers);

@@ -78,7 +78,7 @@ export function effectiveState(record: JobRecord): JobState {
  * summarize(record); // { id: '3f9c0a71b2e4', type: 'upload', state: 'interrupted', bytesDone: 4194304, ... }
  * ```
  */
-export function summarize(record: JobRecord): JobSummary {
+function summarize(record: JobRecord): JobSummary {
   const done = record.type === 'upload' ? record.offset : record.progress.offset;
   const total = record.type === 'upload' ? (record.fileSize < 0 ? undefined : record.fileSize) : record.progress.remote?.size;
   const message = record.error?.['message'];

@@ -45,7 +45,7 @@ function versionOf(res: ClientResponse, size: number | undefined): RemoteVersion
  * versionChanged({ size: 10, lastModified: 'a' }, { size: 10, lastModified: 'b' }); // true
  * ```
  */
-export function versionChanged(a: RemoteVersion, b: RemoteVersion): boolean {
+function versionChanged(a: RemoteVersion, b: RemoteVersion): boolean {
   if (a.size !== b.size) return true;
   if (a.etag !== undefined && b.etag !== undefined && a.etag !== b.etag) return true;
   if (a.lastModified !== undefined && b.lastModified !== undefined && a.lastModified !== b.lastModified) return true;

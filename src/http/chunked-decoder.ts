@@ -1,7 +1,7 @@
 import { HttpError } from './errors.js';
 
 /** Longest chunk-size line, extensions included, CRLF excluded. Real clients send a few hex digits. */
-export const MAX_CHUNK_LINE = 4096;
+const MAX_CHUNK_LINE = 4096;
 
 const CR = 0x0d;
 const LF = 0x0a;

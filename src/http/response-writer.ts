@@ -19,7 +19,7 @@ let cachedDateAt = 0;
  * httpDate(); // 'Wed, 02 Dec 2026 15:55:34 GMT'
  * ```
  */
-export function httpDate(): string {
+function httpDate(): string {
   const now = Date.now();
   if (now - cachedDateAt >= 1000) {
     cachedDate = new Date(now).toUTCString();

@@ -52,7 +52,7 @@ function decimal(value: string | undefined): number | undefined {
  * parseRetryAfter('Wed, 21 Oct 2015 07:28:00 GMT', Date.parse('Wed, 21 Oct 2015 07:27:00 GMT')); // 60000
  * ```
  */
-export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
   const v = nonEmpty(value);
   if (v === undefined) return undefined;
   const ms = /^\d{1,7}$/.test(v) ? Number(v) * 1000 : Date.parse(v) - now;

@@ -26,7 +26,7 @@ const FORBIDDEN = /[\\\0:]|^\.\.?$/;
  * decodePath('/up/a%20b.bin'); // ['up', 'a b.bin']
  * ```
  */
-export function decodePath(rawPath: string): string[] {
+function decodePath(rawPath: string): string[] {
   const out: string[] = [];
   for (const raw of rawPath.split('/')) {
     if (raw === '') continue;

@@ -48,7 +48,7 @@ async function storeReply(bytes: ByteStore, id: string, source: Readable, limit:
  * staticReply('https://tickets.example.com/42', false); // { url: …, static: true, token: '', copyToDestination: false }
  * ```
  */
-export function staticReply(url: string, copyToDestination: boolean): ReplyRecord {
+function staticReply(url: string, copyToDestination: boolean): ReplyRecord {
   return { url, static: true, token: '', copyToDestination };
 }
 
@@ -60,7 +60,7 @@ export function staticReply(url: string, copyToDestination: boolean): ReplyRecor
  * generatedReply(record.id, true).url; // 'BITS-Sessions/Replies/<GUID>/<token>/responsefile.bin'
  * ```
  */
-export function generatedReply(sessionId: string, copyToDestination: boolean): ReplyRecord {
+function generatedReply(sessionId: string, copyToDestination: boolean): ReplyRecord {
   const token = newReplyToken();
   return { url: replyUrl(sessionId, token), static: false, token, copyToDestination };
 }

@@ -159,7 +159,7 @@ function socketOrigin(req: HttpRequest): string {
  * publicOrigin(vdir, req); // 'https://bits.example.com'
  * ```
  */
-export function publicOrigin(vdir: VdirConfig, req: HttpRequest): string {
+function publicOrigin(vdir: VdirConfig, req: HttpRequest): string {
   return vdir.publicUrl ?? listeners.get(vdir) ?? socketOrigin(req);
 }
 
