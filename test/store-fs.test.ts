@@ -1,16 +1,20 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// The filesystem stores run the store compliance suites, as any other implementation would.
 import { FsByteStore } from '../src/store/fs/fs-byte-store.js';
 import { FsRecordStore } from '../src/store/fs/fs-record-store.js';
-import { storeCompliance } from './helpers/store-compliance.js';
+import { byteStoreCompliance, localPathsCompliance, recordStoreCompliance, replyStoreCompliance } from '../src/store/testing/index.js';
+import type { MakeStore } from '../src/store/testing/index.js';
+import { tempDir } from './helpers/temp-dir.js';
 
-storeCompliance('filesystem', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'bits-store-'));
-  return {
-    records: new FsRecordStore(dir),
-    bytes: new FsByteStore(dir),
-    reopen: async () => ({ records: new FsRecordStore(dir), bytes: new FsByteStore(dir) }),
-    cleanup: () => rm(dir, { recursive: true, force: true }),
+/** A store over a fresh state directory; `reopen` is a new instance over the same directory. */
+function inStateDir<S>(open: (stateDir: string) => S): MakeStore<S> {
+  return async () => {
+    const dir = await tempDir('bits-store-');
+    return { store: open(dir.path), reopen: async () => open(dir.path), cleanup: dir.cleanup };
   };
-});
+}
+
+recordStoreCompliance(inStateDir((dir) => new FsRecordStore(dir)), 'FsRecordStore');
+const bytes = inStateDir((dir) => new FsByteStore(dir));
+byteStoreCompliance(bytes, 'FsByteStore');
+replyStoreCompliance(bytes, 'FsByteStore');
+localPathsCompliance(bytes, 'FsByteStore');
