@@ -14,7 +14,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { peakRss, startChild, stopChild } from './child-process.js';
-import { SocketReader } from './socket-reader.js';
+import { SocketReader } from '../test/helpers/socket-reader.js';
 import { bitsUpload } from './upload-clients.js';
 
 const KiB = 1024;
@@ -49,7 +49,7 @@ async function leaveSession(port: number, path: string, authorization: string): 
       `BITS_POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${authorization}\r\nBITS-Packet-Type: Create-Session\r\n` +
         `BITS-Supported-Protocols: {7df0354d-249b-430f-820d-3d2a9bef4931}\r\nContent-Length: 0\r\n\r\n`,
     );
-    const res = await reader.response();
+    const res = await reader.response({ skipInterim: true });
     if (res.status !== 200) throw new Error(`Create-Session answered ${res.status}`);
   } finally {
     socket.destroy();
