@@ -12,6 +12,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { peakRss, startChild, stopChild } from './child-process.js';
 import { SocketReader } from '../test/helpers/socket-reader.js';
@@ -118,7 +119,7 @@ async function main(): Promise<number> {
       await leaveSession(server.port, `/abandoned-${abandoned++}.bin`, auth.Authorization).catch((err: unknown) => {
         failures.push(`abandoned session: ${(err as Error).message}`);
       });
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   };
 
