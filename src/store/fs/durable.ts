@@ -2,6 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
+/** Opens, fsyncs and closes `path`. */
+async function fsyncPath(path: string, flags: 'r' | 'r+'): Promise<void> {
+  const fh = await open(path, flags);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * Makes a directory's entries (creations, renames, deletions) durable.
  *
@@ -10,13 +20,8 @@ import { dirname } from 'node:path';
  * await syncDir('/var/lib/bits/sessions');
  * ```
  */
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+export function syncDir(dir: string): Promise<void> {
+  return fsyncPath(dir, 'r');
 }
 
 /**
@@ -28,14 +33,9 @@ export async function syncDir(dir: string): Promise<void> {
  * await syncFile('/state/sessions/ABC/reply.bin');
  * ```
  */
-export async function syncFile(path: string): Promise<void> {
+export function syncFile(path: string): Promise<void> {
   // 'r+' rather than 'r': some platforms refuse to fsync a descriptor opened read-only.
-  const fh = await open(path, 'r+');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  return fsyncPath(path, 'r+');
 }
 
 /** Options of {@link writeFileAtomic} and {@link commitAtomic}. */

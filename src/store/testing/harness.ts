@@ -48,10 +48,26 @@ export function sampleRecord(overrides: Partial<SessionRecord> = {}): SessionRec
   };
 }
 
-/** A source stream of the given parts. */
-export const source = (...parts: (string | Buffer)[]): Readable => Readable.from(parts.map((p) => Buffer.from(p)));
+/**
+ * A source stream of the given parts, one chunk each.
+ *
+ * @example
+ * ```ts
+ * await bytes.write(id, 0, source('hello ', 'world'));
+ * ```
+ */
+export function source(...parts: (string | Buffer)[]): Readable {
+  return Readable.from(parts.map((p) => Buffer.from(p)));
+}
 
-/** Reads a stream to its end. */
+/**
+ * Reads a stream to its end.
+ *
+ * @example
+ * ```ts
+ * assert.equal((await readAll(bytes.openRead(id))).toString(), 'hello world');
+ * ```
+ */
 export async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
@@ -69,6 +85,16 @@ export interface CaseContext<S> {
 /**
  * Registers the per-case set-up and tear-down of a suite (inside its `describe`), and returns the
  * current case's context.
+ *
+ * @example
+ * ```ts
+ * describe('RecordStore compliance', () => {
+ *   const ctx = perCase(make);
+ *   it('…', async () => {
+ *     const { store } = ctx();
+ *   });
+ * });
+ * ```
  */
 export function perCase<S>(make: MakeStore<S>): () => CaseContext<S> {
   let current: CaseContext<S> | undefined;
