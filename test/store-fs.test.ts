@@ -1,4 +1,11 @@
 // The filesystem stores run the store compliance suites, as any other implementation would.
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { newSessionId } from '../src/protocol/session-id.js';
 import { FsByteStore } from '../src/store/fs/fs-byte-store.js';
 import { FsRecordStore } from '../src/store/fs/fs-record-store.js';
 import { byteStoreCompliance, localPathsCompliance, recordStoreCompliance, replyStoreCompliance } from '../src/store/testing/index.js';
@@ -18,3 +25,23 @@ const bytes = inStateDir((dir) => new FsByteStore(dir));
 byteStoreCompliance(bytes, 'FsByteStore');
 replyStoreCompliance(bytes, 'FsByteStore');
 localPathsCompliance(bytes, 'FsByteStore');
+
+describe('FsByteStore, beyond the contract', () => {
+  it('a reply whose source fails leaves no temp file in the session folder', async () => {
+    const dir = await tempDir('bits-store-');
+    try {
+      const store = new FsByteStore(dir.path);
+      const id = newSessionId();
+      await store.open(id);
+      const input = new PassThrough();
+      const writing = store.writeReply(id, input);
+      input.write('half');
+      await sleep(20);
+      input.destroy(new Error('application went away'));
+      await assert.rejects(writing, /application went away/);
+      assert.deepEqual(await readdir(dirname(store.localPath(id)!)), ['data.bin']);
+    } finally {
+      await dir.cleanup();
+    }
+  });
+});
