@@ -6,8 +6,8 @@ import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { newSessionId } from '../src/protocol/session-id.js';
-import { FsByteStore } from '../src/store/fs/fs-byte-store.js';
-import { FsRecordStore } from '../src/store/fs/fs-record-store.js';
+// Through the bits-upload/store entry, as a user of the package gets them.
+import { FsByteStore, FsRecordStore } from '../src/store/index.js';
 import { byteStoreCompliance, localPathsCompliance, recordStoreCompliance, replyStoreCompliance } from '../src/store/testing/index.js';
 import type { MakeStore } from '../src/store/testing/index.js';
 import { tempDir } from './helpers/temp-dir.js';
