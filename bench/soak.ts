@@ -12,9 +12,10 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { peakRss, startChild, stopChild } from './child-process.js';
-import { SocketReader } from './socket-reader.js';
+import { SocketReader } from '../test/helpers/socket-reader.js';
 import { bitsUpload } from './upload-clients.js';
 
 const KiB = 1024;
@@ -49,7 +50,7 @@ async function leaveSession(port: number, path: string, authorization: string): 
       `BITS_POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${authorization}\r\nBITS-Packet-Type: Create-Session\r\n` +
         `BITS-Supported-Protocols: {7df0354d-249b-430f-820d-3d2a9bef4931}\r\nContent-Length: 0\r\n\r\n`,
     );
-    const res = await reader.response();
+    const res = await reader.response({ skipInterim: true });
     if (res.status !== 200) throw new Error(`Create-Session answered ${res.status}`);
   } finally {
     socket.destroy();
@@ -118,7 +119,7 @@ async function main(): Promise<number> {
       await leaveSession(server.port, `/abandoned-${abandoned++}.bin`, auth.Authorization).catch((err: unknown) => {
         failures.push(`abandoned session: ${(err as Error).message}`);
       });
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   };
 

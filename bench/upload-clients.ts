@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
-import { SocketReader } from './socket-reader.js';
+import { SocketReader } from '../test/helpers/socket-reader.js';
 
 /** The one BITS upload protocol GUID (spec §3.2). */
 const BITS_PROTOCOL = '{7df0354d-249b-430f-820d-3d2a9bef4931}';
@@ -57,7 +57,7 @@ export async function bitsUpload(port: number, urlPath: string, plan: UploadPlan
   const headOf = (type: string, extra: string): string =>
     `BITS_POST ${urlPath} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUser-Agent: bits-bench\r\n${extraLines}BITS-Packet-Type: ${type}\r\n${extra}`;
   const expect200 = async (what: string): Promise<Record<string, string>> => {
-    const res = await reader.response();
+    const res = await reader.response({ skipInterim: true });
     if (res.status !== 200) {
       throw new Error(`${what} of ${urlPath}: HTTP ${res.status}, BITS-Error-Code ${res.headers['bits-error-code'] ?? '-'}`);
     }

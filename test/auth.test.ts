@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BITS_PROTOCOL_GUID } from '../src/protocol/constants.js';
 import { assertAck, assertErr } from './helpers/assert-ack.js';
 import { startServer } from './helpers/bits-server.js';
@@ -226,11 +227,11 @@ describe('authentication and access control', () => {
 
   it('bits user remove takes effect on the running server', async () => {
     addUser(users, 'erin', 'erin-password', ['agents']);
-    await new Promise((r) => setTimeout(r, 1100));
+    await sleep(1100);
     assertAck(await tlsRequest(create('/basic/e.bin', basic('erin', 'erin-password'))));
     const r = spawnSync(process.execPath, [CLI, 'user', 'remove', 'erin', '--users', users], { encoding: 'utf8' });
     assert.equal(r.status, 0);
-    await new Promise((r) => setTimeout(r, 1100));
+    await sleep(1100);
     assert.equal((await tlsRequest(create('/basic/e.bin', basic('erin', 'erin-password')))).status, 401);
   });
 });
@@ -294,7 +295,7 @@ describe('users file at start-up and while running', () => {
     t = await startServer({ vdirs: [{ path: '/basic', directory: './basic', auth: { schemes: ['basic'], users, allowInsecureBasic: true } }] });
     assert.deepEqual(await logins(t, 32), Array(32).fill(200));
     addUser(users, 'bob', 'bob-password'); // (a new file, a new modification time: the next check reloads it)
-    await new Promise((r) => setTimeout(r, 1100));
+    await sleep(1100);
     assert.deepEqual(await logins(t, 32), Array(32).fill(200));
     assertAck(await t.request(create(basic('bob', 'bob-password'))));
   });
@@ -302,10 +303,10 @@ describe('users file at start-up and while running', () => {
   it('10: a users file that disappears or breaks while running keeps the last good accounts', async () => {
     assert.ok(t);
     await rename(users, `${users}.away`);
-    await new Promise((r) => setTimeout(r, 1100));
+    await sleep(1100);
     assert.deepEqual(await logins(t, 4), Array(4).fill(200), 'file gone');
     await writeFile(users, '{ "users": { broken');
-    await new Promise((r) => setTimeout(r, 1100));
+    await sleep(1100);
     assert.deepEqual(await logins(t, 4), Array(4).fill(200), 'file broken');
     assert.equal((await t.request(create(basic('alice', 'wrong')))).status, 401, 'wrong passwords still fail');
     await rename(`${users}.away`, users);
@@ -318,12 +319,12 @@ describe('users file at start-up and while running', () => {
     const tick = 1_700_000_000;
     addUser(users, 'erin', 'erin-password');
     await utimes(users, tick, tick);
-    await new Promise((r) => setTimeout(r, 1100));
+    await sleep(1100);
     assertAck(await t.request(create(basic('erin', 'erin-password'))));
     const r = spawnSync(process.execPath, [CLI, 'user', 'remove', 'erin', '--users', users], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     await utimes(users, tick, tick);
-    await new Promise((r) => setTimeout(r, 1100));
+    await sleep(1100);
     assert.equal((await t.request(create(basic('erin', 'erin-password')))).status, 401, 'the removed user is refused');
     assertAck(await t.request(create(basic('alice', 'alice-password'))));
   });

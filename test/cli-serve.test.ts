@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BITS_PROTOCOL_GUID } from '../src/protocol/constants.js';
 import { RawConnection, bitsRequestBytes } from './helpers/raw-http.js';
 import { exchange } from './helpers/upload.js';
@@ -124,7 +125,7 @@ describe('bits serve', () => {
       await exchange(c, bitsRequestBytes({ type: 'Close-Session', path: '/uploads/deep/x.bin', sessionId: id }));
       c.close();
       assert.equal(await readFile(join(dir, 'up-b', 'x.bin'), 'utf8'), 'abc');
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       const fragmentLog = lines.find((l) => l['msg'] === 'request' && l['packet'] === 'Fragment');
       assert.ok(fragmentLog, 'a log line for the fragment');
       assert.equal(fragmentLog['session'], id);

@@ -4,8 +4,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +18,7 @@ import type { FaultProxy } from './helpers/fault-proxy.js';
 import { startFakeBitsServer } from './helpers/fake-bits-server.js';
 import { randomFile, sha256File } from './helpers/client-files.js';
 import { runCli } from './helpers/cli-run.js';
+import { deadPort } from './helpers/dead-port.js';
 
 interface Run {
   code: number | null;
@@ -40,14 +39,6 @@ function start(args: string[]): { child: ChildProcess; done: Promise<Run> } {
 
 /** Runs the CLI asynchronously (the in-process servers must keep serving meanwhile). */
 const bits = (args: string[]): Promise<Run> => start(args).done;
-
-async function deadPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 async function journal(stateDir: string): Promise<UploadRecord[]> {
   const dir = join(stateDir, 'jobs');

@@ -1,8 +1,6 @@
 // Host-Id (spec §8) against our server: later packets go to the Host-Id host (Ping first), and back
 // to the original URL when that host stays unreachable past the fallback timeout.
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,16 +11,9 @@ import { startServer } from './helpers/bits-server.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import { startFakeBitsServer } from './helpers/fake-bits-server.js';
 import { randomFile, sha256File } from './helpers/client-files.js';
+import { deadPort } from './helpers/dead-port.js';
 
 const FRAG = 32 * 1024;
-
-async function deadPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 describe('Host-Id', () => {
   let dir: string;

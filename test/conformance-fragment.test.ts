@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { assertAck, assertErr } from './helpers/assert-ack.js';
 import { fragmentRequest, startServer } from './helpers/bits-server.js';
 import type { TestServer } from './helpers/bits-server.js';
@@ -230,7 +231,7 @@ describe('session timeout (spec §15 38)', () => {
     assertAck(await t.request(fragmentRequest('/up/idle.bin', id, 0, Buffer.from('abc'), 10)));
     const sessionDir = join(t.stateDir, 'sessions', id.slice(1, -1));
     assert.ok((await readdir(sessionDir)).includes('data.bin'));
-    await new Promise((r) => setTimeout(r, 1600));
+    await sleep(1600);
     assertErr(await t.request(fragmentRequest('/up/idle.bin', id, 3, Buffer.from('def'), 10)), 500, '0x8020001F');
     await assert.rejects(readdir(sessionDir), { code: 'ENOENT' });
   });
@@ -247,7 +248,7 @@ describe('session timeout (spec §15 38)', () => {
         break;
       }
       assert.ok(Date.now() < deadline, 'session folder still there after 5 s');
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
     }
   });
 });

@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BITS_PROTOCOL_GUID } from '../src/protocol/constants.js';
 import { RawConnection, bitsRequestBytes } from './helpers/raw-http.js';
 import { exchange, sendFrom } from './helpers/upload.js';
@@ -41,7 +42,7 @@ describe('crash recovery', () => {
       body: data.subarray(2 * fragment, 3 * fragment),
     });
     await c.write(third.subarray(0, third.length - fragment / 2));
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     server.child.kill('SIGKILL');
     await new Promise((r) => server.child.once('exit', r));
     c.close();

@@ -11,6 +11,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createNodeHttpHandler } from '../src/http/node-adapter.js';
 import { BitsError } from '../src/protocol/errors.js';
 import { parsePacket } from '../src/protocol/packet.js';
@@ -20,8 +21,6 @@ import type { TestServer } from './helpers/bits-server.js';
 import { chunkedBody, oneDriveRequestBytes, oneDriveUpload } from './helpers/onedrive-client.js';
 import { RawConnection } from './helpers/raw-http.js';
 import type { RawResponse } from './helpers/raw-http.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A chunked OneDrive-dialect Fragment of `body` claiming `range`. */
 const chunkedFragment = (path: string, sessionId: string, range: string, body: Buffer, chunkSize = 1000): Buffer =>

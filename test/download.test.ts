@@ -1,4 +1,5 @@
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
@@ -8,6 +9,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { HttpServer } from '../src/http/server.js';
 import { serveFile } from '../src/server/serve-file.js';
+import { SocketReader } from './helpers/socket-reader.js';
 
 /** One response as read off the wire. */
 interface RawResponse {
@@ -19,25 +21,10 @@ interface RawResponse {
 
 /** A raw HTTP/1.1 client connection: writes request text, reads responses framed by Content-Length. */
 class RawConnection {
-  private chunks: Buffer[] = [];
-  private length = 0;
-  private ended = false;
-  private wake: (() => void) | null = null;
+  private readonly reader: SocketReader;
 
   private constructor(readonly socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.chunks.push(chunk);
-      this.length += chunk.length;
-      this.notify();
-    });
-    socket.on('end', () => {
-      this.ended = true;
-      this.notify();
-    });
-    socket.on('error', () => {
-      this.ended = true;
-      this.notify();
-    });
+    this.reader = new SocketReader(socket);
   }
 
   static open(port: number): Promise<RawConnection> {
@@ -47,31 +34,6 @@ class RawConnection {
     });
   }
 
-  private notify(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
-  }
-
-  private async more(): Promise<void> {
-    if (this.ended) throw new Error('connection ended before the response was complete');
-    await new Promise<void>((resolve) => (this.wake = resolve));
-  }
-
-  private flat(): Buffer {
-    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.length)];
-    return this.chunks[0] ?? Buffer.alloc(0);
-  }
-
-  private take(n: number): Buffer {
-    const all = this.flat();
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length ? [rest] : [];
-    this.length = rest.length;
-    return out;
-  }
-
   /** Sends a request: `lines` are the request line and headers, without the final empty line. */
   send(...lines: string[]): void {
     this.socket.write(`${lines.join('\r\n')}\r\n\r\n`);
@@ -79,28 +41,21 @@ class RawConnection {
 
   /** Reads one response; `head` means the request was HEAD (no body follows whatever Content-Length says). */
   async read(head = false): Promise<RawResponse> {
-    let end: number;
-    while ((end = this.flat().indexOf('\r\n\r\n')) === -1) await this.more();
-    const text = this.take(end + 4).toString('latin1');
-    const [statusLine, ...headerLines] = text.slice(0, -4).split('\r\n');
-    const m = /^HTTP\/1\.1 (\d{3}) /.exec(statusLine ?? '');
-    assert.ok(m, `bad status line: ${statusLine}`);
-    const headers: Record<string, string> = {};
-    for (const line of headerLines) {
-      const colon = line.indexOf(':');
-      const name = line.slice(0, colon).toLowerCase();
-      assert.equal(headers[name], undefined, `repeated header ${name}`);
-      headers[name] = line.slice(colon + 1).trim();
+    const { statusLine, status, headers, rawHeaders, body } = await this.reader.response({ head });
+    assert.ok(/^HTTP\/1\.1 (\d{3}) /.test(statusLine), `bad status line: ${statusLine}`);
+    const names = new Set<string>();
+    for (const [name] of rawHeaders) {
+      assert.equal(names.has(name), false, `repeated header ${name}`);
+      names.add(name);
     }
     const length = head ? 0 : Number(headers['content-length'] ?? 'NaN');
     assert.ok(Number.isSafeInteger(length), 'response without Content-Length');
-    while (this.length < length) await this.more();
-    return { status: Number(m[1]), headers, body: Buffer.from(this.take(length)) };
+    return { status, headers, body };
   }
 
   /** Bytes received beyond the responses read so far. */
   get pending(): number {
-    return this.length;
+    return this.reader.pendingLength;
   }
 
   close(): void {
@@ -417,7 +372,7 @@ describe('serveFile over the HTTP engine', () => {
     conn.send('GET /large.bin HTTP/1.1', 'Host: test');
     await new Promise<void>((resolve) => conn.socket.once('data', () => resolve()));
     conn.close();
-    for (let i = 0; i < 100 && server.connectionCount > before; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && server.connectionCount > before; i++) await sleep(20);
     assert.ok(server.connectionCount <= before, 'the aborted connection was not cleaned up');
     const r = await request(port, 'GET', '/small.bin', ['Range: bytes=-5']);
     assert.equal(r.status, 206);

@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { pino } from 'pino';
 import { scanHead } from '../src/http/head-scanner.js';
@@ -18,8 +19,6 @@ import type { HttpHandler } from '../src/http/types.js';
 import { BITS_PROTOCOL_GUID } from '../src/protocol/constants.js';
 import { startServer } from './helpers/bits-server.js';
 import type { TestServer } from './helpers/bits-server.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Engine idle timeouts used here (ms); keep-alive is long so that an idle open connection is telling. */
 const IDLE_MS = 150;

@@ -5,14 +5,13 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { HttpServer } from '../src/http/server.js';
 import type { HttpLimits } from '../src/http/limits.js';
 import type { HttpHandler } from '../src/http/types.js';
 import { chunkedBody } from './helpers/onedrive-client.js';
 import { RawConnection } from './helpers/raw-http.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function startEngine(handler: HttpHandler, limits: Partial<HttpLimits> = {}): Promise<{ http: HttpServer; port: number }> {
   const http = new HttpServer({ handler, logger: pino({ level: 'silent' }), limits });

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { HttpServer } from '../src/http/server.js';
 import type { HttpLimits } from '../src/http/limits.js';
@@ -21,7 +22,6 @@ async function startEngine(handler: HttpHandler, limits: Partial<HttpLimits> = {
   return { http, port };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const ping = (sessionId: string, body?: string | Buffer): Buffer => bitsRequestBytes({ type: 'Ping', path: '/up/a.bin', sessionId, body });
 
 describe('keep-alive and pipelining (BitsServer)', () => {

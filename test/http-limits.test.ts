@@ -4,6 +4,7 @@
 // Content-Length).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { HttpServer } from '../src/http/server.js';
 import type { HttpLimits } from '../src/http/limits.js';
@@ -115,7 +116,7 @@ describe('HTTP engine: method tokens and request line', () => {
     const target = '/' + 'a'.repeat(8192 - 'GET / HTTP/1.1'.length);
     const c = await RawConnection.connect(e.port);
     await c.write(`GET ${target} HTTP/1.1\r`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     await c.write('\nHost: x\r\n\r\n');
     const res = await c.read({ timeoutMs: 2000 });
     c.close();

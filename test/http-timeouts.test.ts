@@ -8,6 +8,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { HttpServer } from '../src/http/server.js';
 import { HttpError } from '../src/http/errors.js';
@@ -17,8 +18,6 @@ import { assertAck } from './helpers/assert-ack.js';
 import { fragmentRequest, startServer } from './helpers/bits-server.js';
 import type { TestServer } from './helpers/bits-server.js';
 import { RawConnection, bitsRequestBytes } from './helpers/raw-http.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Engine {
   http: HttpServer;

@@ -8,6 +8,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseConfig } from '../src/server/config.js';
 import { assertAck, assertErr } from './helpers/assert-ack.js';
 import { fragmentRequest, startServer } from './helpers/bits-server.js';
@@ -222,7 +223,7 @@ describe("a hook's streamed reply is bounded by the deadline and by supersede", 
     const first = await t.connect();
     try {
       await first.write(bitsRequestBytes(fragmentRequest('/super/b.bin', id, 0, data, data.length)));
-      for (let i = 0; i < 200 && !calls.get('/super/b.bin'); i++) await new Promise((r) => setTimeout(r, 25));
+      for (let i = 0; i < 200 && !calls.get('/super/b.bin'); i++) await sleep(25);
       assert.equal(calls.get('/super/b.bin'), 1, 'the hook was called');
       const retry = await t.request(fragmentRequest('/super/b.bin', id, 0, data, data.length));
       assertAck(retry);

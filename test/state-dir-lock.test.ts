@@ -5,17 +5,19 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, readdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { BITS_PROTOCOL_GUID } from '../src/protocol/constants.js';
 import { StateDirInUseError, acquireStateDir } from '../src/store/fs/state-dir-lock.js';
 import { CLI, startCli } from './helpers/cli.js';
 import { RawConnection, bitsRequestBytes } from './helpers/raw-http.js';
 import { exchange } from './helpers/upload.js';
+import { tempDir } from './helpers/temp-dir.js';
+import type { TempDir } from './helpers/temp-dir.js';
 
 const hasProc = existsSync('/proc/self/stat');
 
@@ -58,14 +60,16 @@ async function serving(port: number): Promise<boolean> {
 }
 
 describe('state directory lock', { skip: !hasProc && 'needs /proc' }, () => {
+  let tmp: TempDir;
   let dir: string;
   const children: ChildProcess[] = [];
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'bits-lock-'));
+    tmp = await tempDir('bits-lock-');
+    dir = tmp.path;
   });
   after(async () => {
     for (const c of children) await stop(c);
-    await rm(dir, { recursive: true, force: true });
+    await tmp.cleanup();
   });
 
   async function serveOn(stateDir: string): Promise<{ child: ChildProcess; port: number }> {
@@ -82,7 +86,7 @@ describe('state directory lock', { skip: !hasProc && 'needs /proc' }, () => {
     const deadline = Date.now() + 5000;
     while ((await procStat(zombie)).state !== 'Z') {
       assert.ok(Date.now() < deadline, 'the child did not become a zombie');
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     const stateDir = join(dir, 'zombie');
     await mkdir(stateDir, { recursive: true });
@@ -136,11 +140,13 @@ describe('state directory lock', { skip: !hasProc && 'needs /proc' }, () => {
 });
 
 describe('state directory lock within one process', { skip: !hasProc && 'needs /proc' }, () => {
+  let tmp: TempDir;
   let dir: string;
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'bits-lock-self-'));
+    tmp = await tempDir('bits-lock-self-');
+    dir = tmp.path;
   });
-  after(() => rm(dir, { recursive: true, force: true }));
+  after(() => tmp.cleanup());
 
   it('8: a second acquire in the same process is refused, and a stale release never removes a later holder’s file', async () => {
     const stateDir = join(dir, 'same');
@@ -192,11 +198,13 @@ describe('state directory lock: servers starting at the same moment', { skip: !h
   `;
   const CHILDREN = 5;
   const ROUNDS = 12;
+  let tmp: TempDir;
   let dir: string;
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'bits-lock-race-'));
+    tmp = await tempDir('bits-lock-race-');
+    dir = tmp.path;
   });
-  after(() => rm(dir, { recursive: true, force: true }));
+  after(() => tmp.cleanup());
 
   interface Racer {
     child: ChildProcess;

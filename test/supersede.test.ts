@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { assertAck } from './helpers/assert-ack.js';
 import { fragmentRequest, startServer } from './helpers/bits-server.js';
 import type { TestServer } from './helpers/bits-server.js';
@@ -24,7 +25,7 @@ describe('per-session serialization and supersede (D10)', () => {
     const headLength = whole.length - data.length;
     // The old request: head and the first 300,000 body bytes, then silence.
     await stalled.write(whole.subarray(0, headLength + 300_000));
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
 
     const started = Date.now();
     const retry = await t.request(fragmentRequest('/up/stall.bin', id, 0, data, data.length));
@@ -62,7 +63,7 @@ describe('per-session serialization and supersede (D10)', () => {
     const whole = bitsRequestBytes(fragmentRequest('/up/late.bin', id, 200_000, data.subarray(200_000), data.length));
     const split = whole.length - 400_000 + 100_000;
     await live.write(whole.subarray(0, split));
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     // the stale retry of the first fragment
     const stale = await t.request(fragmentRequest('/up/late.bin', id, 0, data.subarray(0, 200_000), data.length));
     assertAck(stale);

@@ -6,6 +6,7 @@ import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BITS_PROTOCOL_GUID } from '../src/protocol/constants.js';
 import { fragmentRequest, startServer } from './helpers/bits-server.js';
 import type { TestServer } from './helpers/bits-server.js';
@@ -140,7 +141,7 @@ describe('served folders other users can change', () => {
       });
       let text = '';
       child.stdout.on('data', (d: Buffer) => (text += d.toString()));
-      for (let i = 0; i < 100 && !text.includes('"listening"'); i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 100 && !text.includes('"listening"'); i++) await sleep(100);
       child.kill('SIGKILL');
       const warning = text
         .split('\n')

@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { assertAck, assertErr } from './helpers/assert-ack.js';
 import { fragmentRequest, startServer } from './helpers/bits-server.js';
 import type { TestServer } from './helpers/bits-server.js';
@@ -180,7 +181,7 @@ describe('upload-reply (spec §15 47–59)', () => {
 
   it('55: an app that stays silent past the deadline → 408 0x80070112 context 0x7', async () => {
     app.set(async (_s, res) => {
-      await new Promise((r) => setTimeout(r, 2500));
+      await sleep(2500);
       res.writeHead(200, { 'Content-Length': '0' }).end();
     });
     const { ack } = await uploadAndComplete('/val/slow.bin', Buffer.from('x'));
@@ -207,7 +208,7 @@ describe('upload-reply (spec §15 47–59)', () => {
       pump();
     };
     const closed = async (): Promise<number> => {
-      for (let i = 0; i < 400 && sentBeforeClose === undefined; i++) await new Promise((r) => setTimeout(r, 25));
+      for (let i = 0; i < 400 && sentBeforeClose === undefined; i++) await sleep(25);
       assert.notEqual(sentBeforeClose, undefined, "the application's response was closed");
       return sentBeforeClose!;
     };
@@ -319,7 +320,7 @@ describe('upload-reply across a restart and expiry', () => {
     const ack = await t.request(fragmentRequest('/up/e.bin', id, 0, Buffer.from('x'), 1));
     const url = resolveReply(ack.headers['bits-reply-url']!, '/up/e.bin');
     assert.equal((await get(t.port, url)).status, 200);
-    await new Promise((r) => setTimeout(r, 3500));
+    await sleep(3500);
     assert.equal((await get(t.port, url)).status, 404);
     assert.equal(await exists(join(t.stateDir, 'sessions', id.slice(1, -1))), false);
   });

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import envPaths from 'env-paths';
+import { writeFileAtomic } from '../store/fs/durable.js';
+import { isProcessAlive } from '../store/fs/process-alive.js';
 
 /** Where a job stands. */
 export type JobState = 'running' | 'interrupted' | 'error';
@@ -162,24 +164,9 @@ export class Journal {
 
   private async write(id: string, text: string): Promise<void> {
     await this.ensureDir();
-    const file = join(this.dir, `${id}.json`);
-    const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(text, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-    const dir = await open(this.dir, 'r');
-    try {
-      await dir.sync();
-    } catch {
-      /* directories cannot be fsynced on every platform */
-    } finally {
-      await dir.close();
-    }
+    // Another process (a resume, a cancel) may save the same job: each write gets its own temp file.
+    // Directories cannot be fsynced on every platform.
+    await writeFileAtomic(join(this.dir, `${id}.json`), text, { tolerateDirSync: true, uniqueTemp: true });
   }
 
   /** Reads one record; `undefined` when there is none. */
@@ -238,10 +225,5 @@ export class Journal {
  */
 export function isRunningElsewhere(record: JobRecord): boolean {
   if (record.state !== 'running' || record.pid === undefined || record.pid === process.pid) return false;
-  try {
-    process.kill(record.pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return isProcessAlive(record.pid);
 }

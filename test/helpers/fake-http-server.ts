@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { StreamReader, parseHead, responseBytes } from './stream-reader.js';
+import { responseBytes } from './raw-http.js';
+import { SocketReader, parseHead } from './socket-reader.js';
 
 /** A request as the fake server saw it. */
 export interface FakeRequest {
@@ -47,7 +48,7 @@ export async function startFakeServer(
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
-    const reader = new StreamReader(socket);
+    const reader = new SocketReader(socket);
     void (async () => {
       for (;;) {
         const head = await reader.readHead();

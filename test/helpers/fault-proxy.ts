@@ -1,7 +1,8 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StreamReader, parseHead, responseBytes } from './stream-reader.js';
+import { responseBytes } from './raw-http.js';
+import { SocketReader, parseHead } from './socket-reader.js';
 
 /** A request passing through the proxy. */
 export interface ProxiedRequest {
@@ -82,18 +83,18 @@ export async function startFaultProxy(
       }),
   };
 
-  async function connectUpstream(): Promise<{ socket: net.Socket; reader: StreamReader }> {
+  async function connectUpstream(): Promise<{ socket: net.Socket; reader: SocketReader }> {
     const socket = track(net.connect(target.port, target.host ?? '127.0.0.1'));
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
     });
-    return { socket, reader: new StreamReader(socket) };
+    return { socket, reader: new SocketReader(socket) };
   }
 
   async function serve(client: net.Socket): Promise<void> {
-    const reader = new StreamReader(client);
-    let upstream: { socket: net.Socket; reader: StreamReader } | undefined;
+    const reader = new SocketReader(client);
+    let upstream: { socket: net.Socket; reader: SocketReader } | undefined;
     const cutAll = (): void => {
       client.destroy();
       upstream?.socket.destroy();

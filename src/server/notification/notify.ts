@@ -1,8 +1,9 @@
 import { createReadStream } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { HttpRequest } from '../../http/types.js';
 import { BitsError, isBitsError } from '../../protocol/errors.js';
+import { syncFile } from '../../store/fs/durable.js';
 import type { ByteStore, ReplyRecord, SessionRecord } from '../../store/types.js';
 import type { VdirConfig } from '../config.js';
 import type { CompletedUpload, UploadCompleteHook, UploadReply } from './hook.js';
@@ -131,21 +132,14 @@ async function runHook(input: NotifyInput, hook: UploadCompleteHook): Promise<Re
  * path on any failure (over the limit, not a file that opens, a failed sync).
  */
 async function adoptReplyFile(bytes: ByteStore, id: string, path: string, limit: number): Promise<void> {
-  let fh;
   try {
-    fh = await open(path, 'r+');
+    await syncFile(path);
   } catch (err) {
     if (errnoOf(err) !== 'ENOENT') throw err;
     await storeReply(bytes, id, Readable.from([]), limit);
     return;
   }
-  let size: number;
-  try {
-    size = (await fh.stat()).size;
-    if (size <= limit) await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  const size = (await stat(path)).size;
   if (size > limit) throw replyTooLarge(limit, size);
 }
 

@@ -1,33 +1,14 @@
 import { constants as fsc, createReadStream } from 'node:fs';
-import { link, lstat, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ByteStore, UploadDestination } from '../types.js';
 import { ConfinementError, canWalkByDescriptor, entryPath, openConfinedDir, stillInside } from './confined.js';
 import { PartialWriteError, UploadMissingError } from '../types.js';
-import { mkdirDurable, syncDir, writeFileAtomic } from './durable.js';
-import { DATA_FILE, PLACED_FILE, REPLY_FILE, sessionDir } from './layout.js';
-
-/**
- * Bytes gathered per disk write. Two batches per upload may be in memory (one being written), so the
- * batch shrinks as more uploads write at once: large for one fast stream, small for fifty.
- */
-const BATCH_BUDGET = 8 * 1024 * 1024;
-const BATCH_MAX = 1024 * 1024;
-const BATCH_MIN = 64 * 1024;
-
-/** Writes all of `buffers` at `position`, looping over short writes. */
-async function writeAll(fh: FileHandle, buffers: Buffer[], length: number, position: number): Promise<void> {
-  let done = 0;
-  let pending = buffers;
-  while (done < length) {
-    const { bytesWritten } = await fh.writev(pending, position + done);
-    done += bytesWritten;
-    if (done < length) pending = [Buffer.concat(pending).subarray(bytesWritten)];
-  }
-}
+import { BatchWriter, batchSize } from './batch-writer.js';
+import { commitAtomic, mkdirDurable, syncDir, syncFile, writeFileAtomic } from './durable.js';
+import { DATA_FILE, PLACED_FILE, REPLY_FILE, requireSessionDir, sessionDir } from './layout.js';
 
 /**
  * Upload bytes as one file per session under the state directory. Writes are streamed with
@@ -51,12 +32,9 @@ export class FsByteStore implements ByteStore {
   async open(id: string): Promise<void> {
     const dir = this.dirOf(id);
     await mkdirDurable(dir);
-    const fh = await open(join(dir, DATA_FILE), 'w', 0o600);
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    const data = join(dir, DATA_FILE);
+    await writeFile(data, '', { mode: 0o600 });
+    await syncFile(data);
     await syncDir(dir);
   }
 
@@ -64,60 +42,23 @@ export class FsByteStore implements ByteStore {
     const fh = await open(this.dataOf(id), 'r+').catch((err: NodeJS.ErrnoException) => {
       throw err.code === 'ENOENT' ? new UploadMissingError(id) : err;
     });
-    let written = 0;
     let failure: unknown;
     const onAbort = (): void => {
       source.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    // Batches go to disk with one writev while the next batch is read from the
-    // socket: at most two batches per upload are in memory.
-    let batch: Buffer[] = [];
-    let batchBytes = 0;
-    let inFlight: Promise<void> | undefined;
-    let diskFailed = false;
     this.writing++;
-    const batchSize = (): number => Math.max(BATCH_MIN, Math.min(BATCH_MAX, Math.floor(BATCH_BUDGET / this.writing)));
-    const flush = async (): Promise<void> => {
-      if (inFlight) await inFlight;
-      inFlight = undefined;
-      if (batchBytes === 0) return;
-      const buffers = batch;
-      const length = batchBytes;
-      batch = [];
-      batchBytes = 0;
-      inFlight = writeAll(fh, buffers, length, offset + written).then(
-        () => {
-          written += length;
-        },
-        (err: unknown) => {
-          diskFailed = true;
-          throw err;
-        },
-      );
-      // The failure is seen when the write is awaited; until then it must not count as unhandled
-      // (which would take the process down) while the loop is waiting for socket bytes.
-      inFlight.catch(() => undefined);
-    };
+    const writer = new BatchWriter(fh, offset, () => batchSize(this.writing));
     try {
       if (signal?.aborted) onAbort();
       for await (const chunk of source as AsyncIterable<Buffer>) {
-        batch.push(chunk);
-        batchBytes += chunk.length;
-        if (batchBytes >= batchSize()) await flush();
+        if (writer.push(chunk)) await writer.flush();
       }
-      await flush();
-      await inFlight;
+      await writer.settle();
     } catch (err) {
       failure = err;
       // The source failed (or the disk did): keep every byte that did arrive, in order.
-      await inFlight?.catch(() => undefined);
-      inFlight = undefined;
-      if (!diskFailed) {
-        await flush()
-          .then(() => inFlight)
-          .catch(() => undefined);
-      }
+      await writer.salvage();
     } finally {
       this.writing--;
       signal?.removeEventListener('abort', onAbort);
@@ -130,8 +71,8 @@ export class FsByteStore implements ByteStore {
       throw new PartialWriteError(0, failure ?? err, 'storage');
     }
     await fh.close();
-    if (failure !== undefined) throw new PartialWriteError(written, failure, diskFailed ? 'storage' : 'source');
-    return written;
+    if (failure !== undefined) throw new PartialWriteError(writer.written, failure, writer.storageFailed ? 'storage' : 'source');
+    return writer.written;
   }
 
   async commit(id: string, destination: UploadDestination, options: { overwrite: boolean }): Promise<void> {
@@ -257,20 +198,12 @@ export class FsByteStore implements ByteStore {
   async writeReply(id: string, source: Readable): Promise<number> {
     const target = join(this.dirOf(id), REPLY_FILE);
     const tmp = `${target}.tmp`;
-    // The file exists before the first byte is piped, so the removal below can never run ahead of
-    // a pending open and miss it.
     // Opened before a byte is piped, so the removal below can never run ahead of a pending open.
     const sink = (await open(tmp, 'w', 0o600)).createWriteStream();
     try {
       await pipeline(source, sink); // (which closes the file, also when it fails)
-      const fh = await open(tmp, 'r+');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, target);
-      await syncDir(dirname(target));
+      await syncFile(tmp);
+      await commitAtomic(tmp, target);
       return sink.bytesWritten;
     } catch (err) {
       // A failed reply (source cut, over its limit, disk full) leaves nothing behind.
@@ -303,9 +236,7 @@ export class FsByteStore implements ByteStore {
   }
 
   private dirOf(id: string): string {
-    const dir = sessionDir(this.stateDir, id);
-    if (!dir) throw new Error(`session id ${id} is not a GUID`);
-    return dir;
+    return requireSessionDir(this.stateDir, id);
   }
 
   private dataOf(id: string): string {

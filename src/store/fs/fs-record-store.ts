@@ -6,7 +6,7 @@ import { sessionKey } from '../../protocol/session-id.js';
 import { SessionLimitError } from '../types.js';
 import type { CreateOptions, RecordStore, SessionLock, SessionOwner, SessionRecord } from '../types.js';
 import { mkdirDurable, syncDir, writeFileAtomic } from './durable.js';
-import { RECORD_FILE, sessionDir, sessionsRoot } from './layout.js';
+import { RECORD_FILE, requireSessionDir, sessionDir, sessionsRoot } from './layout.js';
 
 /** What a readable `record.json` holds; anything else is quarantined, never trusted. */
 const recordSchema = z.object({
@@ -259,9 +259,7 @@ export class FsRecordStore implements RecordStore {
   }
 
   private dirOf(id: string): string {
-    const dir = sessionDir(this.stateDir, id);
-    if (!dir) throw new Error(`session id ${id} is not a GUID`);
-    return dir;
+    return requireSessionDir(this.stateDir, id);
   }
 }
 

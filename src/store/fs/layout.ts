@@ -18,6 +18,21 @@ export function sessionDir(stateDir: string, id: string): string | undefined {
   return KEY.test(key) ? join(stateDir, 'sessions', key) : undefined;
 }
 
+/**
+ * {@link sessionDir} for ids that must be GUIDs (the session exists, so its id was issued by us):
+ * anything else is a programming error, thrown rather than turned into a path.
+ *
+ * @example
+ * ```ts
+ * const data = join(requireSessionDir('/state', record.id), DATA_FILE);
+ * ```
+ */
+export function requireSessionDir(stateDir: string, id: string): string {
+  const dir = sessionDir(stateDir, id);
+  if (!dir) throw new Error(`session id ${id} is not a GUID`);
+  return dir;
+}
+
 /** The sessions folder of a state directory. */
 export function sessionsRoot(stateDir: string): string {
   return join(stateDir, 'sessions');

@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { link, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isProcessAlive } from './process-alive.js';
 
 /**
  * The pid file `<stateDir>/server.pid` names its holder on four lines: PID, the process's start
@@ -69,16 +71,6 @@ async function bootTimeMs(): Promise<number | undefined> {
   return m ? Number(m[1]) * 1000 : undefined;
 }
 
-/** Whether any process has this PID (a zombie included): signal 0, EPERM meaning another user's. */
-function pidExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** A pid file's holder. */
 interface Holder {
   readonly pid: number;
@@ -101,7 +93,7 @@ function parseHolder(text: string): Holder | undefined {
  * have started before the file was written.
  */
 async function holderAlive(holder: Holder, writtenAtMs: number): Promise<boolean> {
-  if (!pidExists(holder.pid)) return false;
+  if (!isProcessAlive(holder.pid)) return false;
   const proc = await procStat(holder.pid);
   // No /proc (or it hides the process): the PID is all there is to go by.
   if (!proc) return true;
@@ -123,7 +115,6 @@ async function ownContent(): Promise<string> {
 
 const readText = (file: string): Promise<string | undefined> => readFile(file, 'utf8').catch(() => undefined);
 const mtimeMs = async (file: string): Promise<number> => (await stat(file).catch(() => undefined))?.mtimeMs ?? 0;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A unique temp name next to `file`, for content that must appear whole. */
 const tempName = (file: string): string => `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
