@@ -240,7 +240,9 @@ export class Connection {
    * do not turn the close into a reset that destroys the response in flight.
    */
   private linger(): void {
-    assert.ok(this.phase !== 'lingering' && this.phase !== 'closed', `linger in phase ${this.phase}`);
+    // Idempotent: a handler that answers synchronously from an abort or 'data' listener may already
+    // have closed the exchange; asserting here would throw inside a socket event and end the process.
+    if (this.phase === 'lingering' || this.phase === 'closed') return;
     this.phase = 'lingering';
     this.exchange = null;
     this.keep(EMPTY);

@@ -152,10 +152,12 @@ export class Exchange {
     host.timer.refresh();
     // (one Buffer per socket read at most: see BodyStream)
     const room = this.body.feed(parts);
+    // (a handler that answered synchronously may have let go of this exchange: the timer and the
+    // socket are then the connection's, lingering or reading the next request)
     if (complete) {
       this.body.finish();
-      host.timer.clear();
-    } else if (!room && this.bodyPhase === 'streaming') {
+      if (host.isCurrent(this)) host.timer.clear();
+    } else if (!room && this.bodyPhase === 'streaming' && host.isCurrent(this)) {
       // The handler is not keeping up: stop reading, and stop the body idle clock too, since
       // the client is not the one who is idle. onBodyDemand() restarts both.
       host.pause();
@@ -214,11 +216,12 @@ export class Exchange {
     // A handler that fails because its connection went away, or because the client's chunked
     // framing is malformed, is not a server error: the latter is answered 400.
     const clientFault = this.bodyPhase === 'broken';
-    if (host.isClosed() || this.abort.signal.aborted || clientFault) {
+    if (host.isClosed() || host.socket.destroyed || this.abort.signal.aborted || clientFault) {
       host.logger.debug({ err }, 'request handler failed on a bad or lost request');
     } else host.logger.error({ err }, 'request handler failed');
     // (an exchange already let go of is closing gracefully: earlier answers are still flushing)
-    if (!host.isCurrent(this)) return;
+    // (a connection the handler destroyed itself, such as a superseded request's, has no one to answer)
+    if (!host.isCurrent(this) || host.socket.destroyed) return;
     if (this.answer === 'none') {
       this.keepAlive = false;
       this.answer = 'started';
