@@ -3,13 +3,16 @@
 // `bits-upload/store` (and their compliance suite, `bits-upload/store/testing`).
 export { BitsServer } from './server/bits-server.js';
 export type { BitsServerOptions } from './server/server-options.js';
-export type { SessionEvents } from './server/sessions.js';
+export type { SessionEvents, Sessions } from './server/sessions.js';
+// (start() and listen() refuse a state directory another live server holds)
+export { StateDirInUseError } from './store/fs/state-dir-lock.js';
 export { ConfigError, loadConfigFile, parseConfig, parseConfigJson, readConfigFile } from './server/config.js';
 export type { AuthConfig, ConfigFile, ConfigIssue, ServerConfig, ServerConfigInput, VdirConfig } from './server/config.js';
 export { BitsError, ERRORS, isBitsError } from './protocol/errors.js';
 export type { BitsErrorCode } from './protocol/errors.js';
 export { HTTP_ERRORS, HttpError, isHttpError } from './http/errors.js';
-export type { HttpErrorCode } from './http/errors.js';
+export type { HeadError, HttpErrorCode } from './http/errors.js';
+export type { BadRequestHandler } from './http/connection.js';
 export { NotificationError } from './server/notification/notification-error.js';
 export type { CompletedUpload, UploadCompleteHook, UploadCompleteResult, UploadReply } from './server/notification/hook.js';
 export type { AuthDecision, AuthenticateHook, AuthHookResult, Principal } from './server/auth/authenticator.js';

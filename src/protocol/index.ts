@@ -1,6 +1,6 @@
 // The protocol's public surface: both directions of every wire concept (see each module). Helpers
 // that serve one side only (reply tokens, URL redaction, the decimal parser) stay in their modules.
-export { BITS_METHOD, BITS_PROTOCOL_GUID, Header, MAX_BITS_HEADER_VALUE, MAX_REPLY_URL, MAX_SESSION_ID_LENGTH, PacketType, WireHeader } from './constants.js';
+export { BITS_METHOD, BITS_PROTOCOL_GUID, Header, MAX_BITS_HEADER_VALUE, MAX_REPLY_URL, MAX_SESSION_ID_LENGTH, PacketType, USER_AGENT, WireHeader } from './constants.js';
 export type { RequestPacketType } from './constants.js';
 export { ErrorContext, HResult, errorContextName, formatErrorContext, formatHresult, hresultName, parseHresult } from './hresult.js';
 export { ClientHResult, clientHresultName } from './client-hresults.js';
