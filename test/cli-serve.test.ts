@@ -108,12 +108,20 @@ describe('bits serve', () => {
     const child = spawn(process.execPath, [CLI, 'serve', '--config', file], { cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: Record<string, unknown>[] = [];
     const rl = createInterface({ input: child.stdout });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const port = await new Promise<number>((resolve, reject) => {
-      setTimeout(() => reject(new Error('no listening line')), 10_000);
+      // (a failure says what the server printed, and whether it exited)
+      const fail = (why: string): void => reject(new Error(`${why}; stdout ${JSON.stringify(lines)}; stderr ${stderr}`));
+      const timer = setTimeout(() => fail('no listening line within 10 s'), 10_000);
+      child.once('exit', (code, signal) => fail(`bits serve exited (${code ?? signal}) before listening`));
       rl.on('line', (l) => {
         const e = JSON.parse(l) as Record<string, unknown>;
         lines.push(e);
-        if (e['msg'] === 'listening') resolve(e['port'] as number);
+        if (e['msg'] === 'listening') {
+          clearTimeout(timer);
+          resolve(e['port'] as number);
+        }
       });
     });
     try {
