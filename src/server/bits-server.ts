@@ -171,18 +171,8 @@ export class BitsServer extends EventEmitter<SessionEvents> {
         this.logger.warn({ vdir: v.path }, 'Basic authentication without TLS is refused; configure tls or allowInsecureBasic');
       }
     }
-    const l = this.config.limits;
-    const limits: HttpLimits = {
-      maxRequestLine: l.maxRequestLine,
-      maxHeaderValue: l.maxHeaderValue,
-      maxHeaders: l.maxHeaders,
-      maxHead: l.maxHead,
-      maxDrain: l.maxDrain,
-      headerTimeoutMs: l.headerTimeoutMs,
-      bodyIdleTimeoutMs: l.bodyIdleTimeoutMs,
-      keepAliveTimeoutMs: l.keepAliveTimeoutMs,
-      writeIdleTimeoutMs: l.writeIdleTimeoutMs,
-    };
+    // (the configuration's limits are the engine's, already in bytes and milliseconds)
+    const limits: HttpLimits = this.config.limits;
     this.http = new HttpServer({ handler: this.handle, logger: this.logger, limits, badRequest: this.badRequest, tls });
     let address: AddressInfo;
     try {
