@@ -1,5 +1,15 @@
 import type { Readable } from 'node:stream';
 
+/** A JSON value, as records keep it. */
+export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+
+/**
+ * A byte store's own memo of one upload (an object store's multipart upload id, its parts and the
+ * current tail), kept in the session's record so that it is durable and fenced with it. The server
+ * stores it and hands it back; it never reads it.
+ */
+export type ByteState = { readonly [key: string]: JsonValue };
+
 /** What the server remembers about one upload session. */
 export interface SessionRecord {
   /** The id as issued to the client (`{GUID}`). */
@@ -8,7 +18,10 @@ export interface SessionRecord {
   readonly vdir: string;
   /** The decoded URL path the session uploads to (`/uploads/dump.bin`). */
   readonly urlPath: string;
-  /** Absolute filesystem path of the destination. */
+  /**
+   * Where the upload lands, as its destination store names it (`/srv/uploads/dump.bin`,
+   * `s3://bits-uploads/uploads/dump.bin`): for logs, hooks, and to notice a vdir that moved.
+   */
   readonly destination: string;
   readonly protocol: string;
   /** Entity size, fixed by the first accepted fragment; `null` before it. */
@@ -26,6 +39,10 @@ export interface SessionRecord {
   readonly principal: string | null;
   /** Set once the server application was notified successfully (upload-reply); survives restarts. */
   reply?: ReplyRecord | null;
+  /** The byte store's memo of the upload ({@link ByteState}); absent for stores that keep none. */
+  bytes?: ByteState | undefined;
+  /** The node that last wrote the record (farm mode); set by the record store. */
+  node?: string | undefined;
 }
 
 /** The outcome of a successful notification. */
@@ -40,10 +57,45 @@ export interface ReplyRecord {
   readonly copyToDestination: boolean;
 }
 
-/** A held per-session lock. `signal` aborts when a newer request for the session supersedes this one (D10). */
+/**
+ * A held per-session lease. `signal` aborts when a newer request for the session supersedes this one
+ * (D10), on this node or on another. `token` is the fencing token: it grows with every new holder,
+ * and the record store refuses writes made under a token that is no longer the session's newest.
+ */
 export interface SessionLock {
   readonly signal: AbortSignal;
-  release(): void;
+  readonly token: number;
+  /** Gives the lease up (no error when it was already superseded). */
+  release(): Promise<void>;
+}
+
+/**
+ * Thrown by {@link RecordStore.update} and {@link RecordStore.delete} when the lease they were made
+ * under has been superseded: a newer request owns the session, and the stale write changed nothing.
+ */
+export class LeaseLostError extends Error {
+  constructor(
+    readonly id: string,
+    readonly token: number,
+  ) {
+    super(`the lease ${token} of session ${id} was superseded`);
+    this.name = 'LeaseLostError';
+  }
+}
+
+/**
+ * Thrown by a store whose backing service (a database, an object store) cannot be reached or is
+ * failing transiently. The packet is answered 503 with `Retry-After`, which a BITS client retries;
+ * nothing acknowledged is lost.
+ */
+export class StoreUnavailableError extends Error {
+  constructor(
+    readonly service: string,
+    cause: unknown,
+  ) {
+    super(`${service} is unavailable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.name = 'StoreUnavailableError';
+  }
 }
 
 /** Whose sessions to count: one principal's on one vdir. */
@@ -83,8 +135,17 @@ export interface RecordStore {
   create(record: SessionRecord, options?: CreateOptions): Promise<void>;
   /** The record, or `undefined` when the id is unknown (ids compare case-insensitively, braces optional). */
   get(id: string): Promise<SessionRecord | undefined>;
-  update(record: SessionRecord): Promise<void>;
-  delete(id: string): Promise<void>;
+  /**
+   * Replaces the record, made under `lock`. When `lock` is no longer the session's newest lease the
+   * write is refused with {@link LeaseLostError} and nothing changes, so a stale node can never
+   * overwrite a newer record.
+   */
+  update(record: SessionRecord, lock: SessionLock): Promise<void>;
+  /**
+   * Deletes the record (no error when it is already gone). With `lock`, fenced as
+   * {@link RecordStore.update} is.
+   */
+  delete(id: string, lock?: SessionLock): Promise<void>;
   /** Up to `limit` records idle for longer than their timeout at `now` (for sweeps). */
   listExpired(now: number, limit: number): Promise<SessionRecord[]>;
   /** How many live (unexpired at `now`) sessions an owner holds. */
@@ -94,6 +155,15 @@ export interface RecordStore {
    * new caller gets the lock as soon as the holder releases it.
    */
   lock(id: string): Promise<SessionLock>;
+  /** Takes the session's lock only when nobody holds it (the sweeper); `undefined` otherwise. */
+  tryLock(id: string): Promise<SessionLock | undefined>;
+  /**
+   * Runs `work` on one node of a farm at a time (the expiry sweep); resolves `undefined` without
+   * running it while another node runs work of the same name. Single-node stores just run it.
+   */
+  exclusive<T>(name: string, work: () => Promise<T>): Promise<T | undefined>;
+  /** Closes connections and stops background work (the server is stopping). */
+  close?(): Promise<void>;
   /**
    * Start-up recovery, called once the server owns its state and before it serves: an
    * implementation may clean up what a crash left half-done.
@@ -101,17 +171,20 @@ export interface RecordStore {
   recover?(): Promise<void>;
 }
 
-/** Thrown by {@link ByteStore.write} when the source or the disk fails part way. */
+/** Thrown by {@link ByteStore.write} when the source or the storage fails part way. */
 export class PartialWriteError extends Error {
   /** Bytes durably written before the failure. */
   readonly written: number;
   /** What failed: the incoming stream (client gone, idle, aborted) or the storage itself. */
   readonly origin: 'source' | 'storage';
-  constructor(written: number, cause: unknown, origin: 'source' | 'storage' = 'storage') {
+  /** The store's memo that records the {@link PartialWriteError.written} bytes (`undefined`: unchanged). */
+  readonly bytes: ByteState | undefined;
+  constructor(written: number, cause: unknown, origin: 'source' | 'storage' = 'storage', bytes?: ByteState) {
     super(`write failed after ${written} bytes: ${(cause as Error)?.message ?? String(cause)}`, { cause });
     this.name = 'PartialWriteError';
     this.written = written;
     this.origin = origin;
+    this.bytes = bytes;
   }
   /** The errno code of the underlying failure (`ENOSPC`, …), if any. */
   get errno(): string | undefined {
@@ -119,12 +192,33 @@ export class PartialWriteError extends Error {
   }
 }
 
-/** Where a commit puts an upload: a path of names below a root folder. */
-export interface UploadDestination {
-  /** The vdir's folder. */
-  readonly root: string;
-  /** Decoded names below it, the file name last (`['crash', 'dump.bin']`). */
-  readonly path: readonly string[];
+/** Options of {@link ByteStore.open}. */
+export interface OpenOptions {
+  /**
+   * The data will be read back before it is committed (the vdir notifies an application): an
+   * object store keeps it where it can be read once complete, rather than at the destination.
+   */
+  readonly readBack?: boolean | undefined;
+}
+
+/** Options of {@link ByteStore.write}. */
+export interface WriteOptions {
+  /** Aborts when a newer request supersedes this one; the write then ends as a source failure. */
+  readonly signal?: AbortSignal | undefined;
+  /** The upload's total size, when known: a store may seal the upload once it is reached. */
+  readonly total?: number | undefined;
+  /** How many bytes `source` yields when it does not fail (an object store streams parts of known length). */
+  readonly length?: number | undefined;
+}
+
+/**
+ * Exclusive claims on destination names for the time of one commit, so that two sessions that
+ * commit the same name at once with overwrites off cannot both succeed on a store that has no
+ * atomic create-if-absent. A farm's record store provides them (PostgreSQL advisory locks).
+ */
+export interface DestinationClaims {
+  /** Claims `name`; `undefined` when another commit holds it. A claim ends with its holder's process. */
+  claim(name: string): Promise<{ release(): Promise<void> } | undefined>;
 }
 
 /** Thrown by {@link ByteStore.write} when the session's upload is no longer there (deleted from outside). */
@@ -136,34 +230,135 @@ export class UploadMissingError extends Error {
 }
 
 /**
- * The bytes of sessions' uploads.
+ * Thrown by {@link ByteStore.commit} when overwrites are off and something is already at the
+ * destination; both are left as they were. Its `code` is `EEXIST`, as a filesystem's would be.
+ */
+export class DestinationExistsError extends Error {
+  readonly code = 'EEXIST';
+  constructor(readonly destination: string) {
+    super(`${destination} exists`);
+    this.name = 'DestinationExistsError';
+  }
+}
+
+/** One upload as the byte store sees it: the session's id, its destination and the store's memo. */
+export type StoredUpload = Pick<SessionRecord, 'id' | 'destination' | 'bytes'>;
+
+/** What a successful {@link ByteStore.write} made durable. */
+export interface WriteResult {
+  /** Bytes written from `source` and made durable. */
+  readonly written: number;
+  /** The store's new memo of the upload, to be recorded with the new offset (`undefined`: unchanged). */
+  readonly bytes?: ByteState | undefined;
+}
+
+/** Where a commit puts an upload: a path of names in a vdir's destination store. */
+export interface UploadTarget {
+  readonly destinations: DestinationStore;
+  /** Decoded names below the vdir's root, the file name last (`['crash', 'dump.bin']`). */
+  readonly path: readonly string[];
+}
+
+/**
+ * A stored file or object, opened for reading ranges (downloads, reply files). Its `etag` and
+ * `modified` describe this version; reads of a version replaced meanwhile fail rather than mix.
+ */
+export interface StoredObject {
+  readonly size: number;
+  /** A strong entity tag, quoted (`"…"`). */
+  readonly etag: string;
+  readonly modified: Date;
+  /** The bytes `start..end`, both inclusive (`end` may be `start - 1` for none). */
+  read(start: number, end: number): Readable;
+  /** Releases what the open holds (a file descriptor). */
+  close(): Promise<void>;
+}
+
+/**
+ * A vdir's destination: a local folder, or a bucket and prefix. It names and checks where a path
+ * lands, and opens what is there for downloads. Placing an upload there is the byte store's
+ * {@link ByteStore.commit}.
+ */
+export interface DestinationStore {
+  /** What it is, for logs and errors (`/srv/uploads`, `s3://bits-uploads/uploads/`). */
+  readonly name: string;
+  /**
+   * The name of where `path` lands, as recorded in {@link SessionRecord.destination}; checks that it
+   * may land there.
+   *
+   * @throws {BitsError} `BITS_BAD_PATH` when it would escape the destination,
+   * `BITS_DESTINATION_IS_DIRECTORY` when it names a folder (or nothing, the vdir itself).
+   */
+  resolve(path: readonly string[]): Promise<string>;
+  /** Whether a file or object is at `path` (the overwrite policy at Create-Session). */
+  exists(path: readonly string[]): Promise<boolean>;
+  /** The file or object at `path` for a download; `undefined` when there is none. */
+  open(path: readonly string[]): Promise<StoredObject | undefined>;
+}
+
+/**
+ * The bytes of sessions' uploads, and the replies of upload-reply sessions. Every method that
+ * resolves has made what it reports durable.
  */
 export interface ByteStore {
-  /** Creates the empty upload of a session. */
-  open(id: string): Promise<void>;
   /**
-   * Writes `source` at `offset` and makes it durable (fdatasync) before resolving with the number of
-   * bytes written. On failure throws {@link PartialWriteError} with the bytes made durable, or
-   * {@link UploadMissingError} when the upload is gone.
+   * Creates the empty upload of a session bound for `target` and returns the store's memo of it, to
+   * be kept in the record. An object store may start the upload at the destination itself, so long
+   * as nothing appears there before {@link ByteStore.commit}.
    */
-  write(id: string, offset: number, source: Readable, signal?: AbortSignal): Promise<number>;
+  open(id: string, target: UploadTarget, options?: OpenOptions): Promise<ByteState | undefined>;
   /**
-   * Moves the upload to `destination` atomically. Without `overwrite` an existing destination makes
-   * it fail with an `EEXIST` error and leaves both files as they were. Missing folders are created.
-   * The file never lands outside `destination.root`, whatever is swapped in the tree meanwhile. A
-   * repeated commit of an upload that an interrupted earlier commit already placed succeeds.
+   * Writes `source` at `offset` (the upload's durable length) and makes it durable before
+   * resolving. On failure throws {@link PartialWriteError} with the bytes made durable (and the memo
+   * that records them), or {@link UploadMissingError} when the upload is gone.
    */
-  commit(id: string, destination: UploadDestination, options: { overwrite: boolean }): Promise<void>;
-  /** Whether the upload's data is still there. */
-  exists(id: string): Promise<boolean>;
-  /** Reads the upload's data (for by-value notification and in-process hooks). */
-  openRead(id: string): Readable;
-  /** A local filesystem path of the upload's data, when the store has one (by-reference notification). */
-  localPath(id: string): string | undefined;
-  /** Where the reply of an upload-reply session is (or is to be written by the application). */
-  replyPath(id: string): string | undefined;
-  /** Stores a reply from a stream, durably; returns its size. When it fails, nothing of it is left behind. */
-  writeReply(id: string, source: Readable): Promise<number>;
+  write(upload: StoredUpload, offset: number, source: Readable, options?: WriteOptions): Promise<WriteResult>;
+  /**
+   * Places the upload at `target` atomically. Without `overwrite` an existing destination makes it
+   * fail with {@link DestinationExistsError} and leaves both as they were, even when two sessions
+   * commit the same destination at once. The upload never lands outside the destination, whatever
+   * is swapped in meanwhile. A repeated commit of an upload that an interrupted earlier commit
+   * already placed succeeds.
+   */
+  commit(upload: StoredUpload, target: UploadTarget, options: { overwrite: boolean }): Promise<void>;
+  /** Whether the upload's data is still there (it is not once committed or discarded). */
+  exists(upload: StoredUpload): Promise<boolean>;
+  /** Reads the upload's data (by-value notification, in-process hooks). */
+  openRead(upload: StoredUpload): Readable;
+  /** Stores the reply of an upload-reply session from a stream, durably; returns its size. A failure leaves nothing. */
+  writeReply(upload: StoredUpload, source: Readable): Promise<number>;
+  /** The stored reply, opened for a download; `undefined` when there is none. */
+  openReply(upload: StoredUpload): Promise<StoredObject | undefined>;
   /** Deletes the upload's data and reply (no error when they are already gone). */
-  discard(id: string): Promise<void>;
+  discard(upload: StoredUpload): Promise<void>;
+  /**
+   * Capability: the upload's data and reply as local files, for by-reference notification. Absent
+   * on stores without local files.
+   */
+  readonly local?: LocalFiles;
+  /**
+   * Capability: the upload and reply as object URLs, for by-reference notification from an object
+   * store. Absent on stores with local files.
+   */
+  readonly remote?: RemoteObjects;
+}
+
+/** A byte store's local files (see {@link ByteStore.local}). */
+export interface LocalFiles {
+  /** The path of the upload's data file. */
+  dataPath(upload: StoredUpload): string | undefined;
+  /** The path where the reply is, or is to be written by the application. */
+  replyPath(upload: StoredUpload): string | undefined;
+  /** Adopts what the application wrote at {@link LocalFiles.replyPath}: makes it durable; returns its size (0 and an empty reply when it wrote none). */
+  adoptReply(upload: StoredUpload): Promise<number>;
+}
+
+/** A byte store's object addresses (see {@link ByteStore.remote}). */
+export interface RemoteObjects {
+  /** The committed-or-not upload data: its `s3://bucket/key` name and a presigned GET URL. */
+  request(upload: StoredUpload, expiresInSeconds: number): Promise<{ name: string; url: string }>;
+  /** Where the application puts its reply: its `s3://bucket/key` name and a presigned PUT URL. */
+  response(upload: StoredUpload, expiresInSeconds: number): Promise<{ name: string; url: string }>;
+  /** Adopts what the application PUT at the response URL; returns its size (0 and an empty reply when it put none). */
+  adoptReply(upload: StoredUpload): Promise<number>;
 }
