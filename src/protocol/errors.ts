@@ -56,6 +56,9 @@ export const ERRORS = {
   BITS_INTERNAL: { status: 500, hresult: HResult.Fail, context: ErrorContext.RemoteFile, message: 'internal error' },
   BITS_UPLOADS_DISABLED: { status: 501, hresult: HResult.AccessDenied, context: ErrorContext.RemoteFile, message: 'uploads are not enabled here' },
   BITS_TOO_MANY_SESSIONS: { status: 503, hresult: null, context: ErrorContext.RemoteFile, message: 'too many sessions for this principal' },
+  // A farm's database or object store cannot be reached: the client retries after Retry-After, and
+  // nothing acknowledged is lost.
+  BITS_STORE_UNAVAILABLE: { status: 503, hresult: null, context: ErrorContext.RemoteFile, message: 'storage temporarily unavailable' },
 
   // ── Server application (D11) ─────────────────────────────────────────────────────────────────────
   // The application's static reply URL is over 2,200 characters: a request-side limit (context 0x5).

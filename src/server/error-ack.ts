@@ -11,6 +11,8 @@ import { storageError } from './storage-error.js';
 
 /** Seconds after which a client refused for its session limit may try again. */
 const SESSION_LIMIT_RETRY_AFTER = 60;
+/** Seconds a client waits before retrying while a farm's database or object store is unreachable. */
+const STORE_RETRY_AFTER = 5;
 
 /**
  * The one place where failures become Acks. A `BitsError` (of any installed copy of the package)
@@ -30,7 +32,8 @@ export function errorToAck(err: unknown, sessionId: string | undefined, report?:
     report.log.failed(error.message, error.code);
     if (error.code === 'BITS_INTERNAL') report.logger.error({ err }, 'internal error');
   }
-  const retryAfter = error.code === 'BITS_TOO_MANY_SESSIONS' ? SESSION_LIMIT_RETRY_AFTER : undefined;
+  const retryAfter =
+    error.code === 'BITS_TOO_MANY_SESSIONS' ? SESSION_LIMIT_RETRY_AFTER : error.code === 'BITS_STORE_UNAVAILABLE' ? STORE_RETRY_AFTER : undefined;
   return errorAck(error, { sessionId, receivedContentRange: error.received, retryAfter });
 }
 

@@ -1,21 +1,17 @@
-import type { FileHandle } from 'node:fs/promises';
 import type { HttpRequest, HttpResponse } from '../http/types.js';
 import { isBitsError } from '../protocol/errors.js';
-import { canWalkByDescriptor, openConfinedFile } from '../store/fs/confined.js';
+import type { StoredObject } from '../store/types.js';
 import type { ServerParts } from './handlers/context.js';
 import { requestSessionId } from './request-fields.js';
 import { identify } from './identify.js';
 import { matchReplyPath, sameToken } from '../protocol/reply-url.js';
 import type { ReplyPath } from '../protocol/reply-url.js';
 import type { RequestLog } from './request-log.js';
-import { isNotFound, serveFile } from './serve-file.js';
+import { isNotFound, serveObject } from './serve-file.js';
 import { storageError } from './storage-error.js';
 
-/** What {@link serveFile} opens: a confined path, or an opener that walks by directory descriptors. */
-type FileSource = string | ((flags: number) => Promise<FileHandle>);
-
-/** A file to serve, or why there is none. */
-type Found = { readonly file: FileSource } | { readonly missing: string };
+/** A file or object to serve (none: a 404), or why there is nothing to look for. */
+type Found = { readonly file: StoredObject | undefined } | { readonly missing: string };
 
 /** The reply file a reply URL names, if its session is alive, notified, and the token and directory match. */
 async function replyFile(parts: ServerParts, reply: ReplyPath, log: RequestLog): Promise<Found> {
@@ -27,8 +23,7 @@ async function replyFile(parts: ServerParts, reply: ReplyPath, log: RequestLog):
   if (!sameToken(record.reply.token, reply.token)) return { missing: 'wrong reply token' };
   const dir = record.urlPath.slice(0, record.urlPath.lastIndexOf('/')) || '/';
   if (dir !== reply.directory) return { missing: `the reply belongs to ${dir}, not ${reply.directory}` };
-  const path = parts.sessions.bytes.replyPath(record.id);
-  return path ? { file: path } : { missing: 'the store keeps no reply file' };
+  return { file: await parts.sessions.bytes.openReply(record) };
 }
 
 /** Answers a refused or failed download: 404 when there is nothing to serve, 500 when the server failed. */
@@ -77,9 +72,8 @@ export async function serveDownload(parts: ServerParts, req: HttpRequest, res: H
       if (reply) found = await replyFile(parts, reply, log);
       else if (!loc.vdir.downloadEnabled) found = { missing: 'downloads are not enabled here' };
       else {
-        const path = await parts.vdirs.destination(loc);
-        // Opened through directory descriptors: a folder swapped for a symlink cannot redirect the read.
-        found = { file: canWalkByDescriptor ? (flags: number) => openConfinedFile(loc.vdir.directory, loc.segments, flags) : path };
+        // (a local folder opens through directory descriptors: a folder swapped for a symlink cannot redirect the read)
+        found = { file: await loc.destinations.open(loc.segments) };
       }
     }
   } catch (err) {
@@ -109,7 +103,7 @@ export async function serveDownload(parts: ServerParts, req: HttpRequest, res: H
     destroy: () => res.destroy(),
   };
   try {
-    await serveFile(req, watched, found.file);
+    await serveObject(req, watched, found.file);
   } catch (err) {
     // The engine answers a bare 500 (or drops the connection mid-body); the line says why.
     log.failed(storageError(err, 'serving the file failed').message);

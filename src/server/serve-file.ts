@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import type { BigIntStats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import rangeParser from 'range-parser';
 import type { HttpRequest, HttpResponse, ResponseHeaders } from '../http/types.js';
 import { ConfinementError } from '../store/fs/confined.js';
+import { fileObject } from '../store/fs/file-object.js';
+import type { StoredObject } from '../store/types.js';
 import { formatContentRange } from '../protocol/content-range.js';
 
 /** More ranges than this in one `Range` header and the header is ignored (200 with the whole file). */
@@ -54,11 +55,6 @@ export function isNotFound(err: unknown): boolean {
   return err instanceof ConfinementError || NOT_FOUND_CODES.has(errorCode(err) ?? '');
 }
 
-/** Strong entity tag of a file version: inode, size and modification time in nanoseconds, in hex. */
-function entityTag(st: BigIntStats): string {
-  return `"${st.ino.toString(16)}-${st.size.toString(16)}-${st.mtimeNs.toString(16)}"`;
-}
-
 /**
  * Whether `If-Range` names the current file version (RFC 9110 §13.1.5): an entity tag must match
  * strongly (a weak tag never does), a date must equal `Last-Modified` exactly.
@@ -86,31 +82,16 @@ function select(headers: Readonly<Record<string, string>>, size: number, etag: s
   return { kind: 'ranges', ranges: parsed.map((r) => ({ start: r.start, end: r.end })) };
 }
 
-/**
- * Yields exactly `end - start + 1` bytes of the file from `start`; throws if the file came up short
- * (truncated while being served), so the engine drops the connection instead of desynchronising it.
- */
-async function* fileSlice(handle: FileHandle, start: number, end: number): AsyncGenerator<Buffer> {
-  const expected = end - start + 1;
-  let seen = 0;
-  const stream = handle.createReadStream({ start, end, autoClose: false });
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    seen += chunk.length;
-    yield chunk;
-  }
-  if (seen !== expected) throw new Error(`file shrank while being served: got ${seen} of ${expected} bytes`);
-}
-
 /** The body of a `multipart/byteranges` response: each part's head, then its slice; then the close delimiter. */
 async function* multipartBody(
-  handle: FileHandle,
+  object: StoredObject,
   ranges: readonly ByteRange[],
   heads: readonly Buffer[],
   tail: Buffer,
 ): AsyncGenerator<Buffer> {
   for (let i = 0; i < ranges.length; i++) {
     yield heads[i]!;
-    yield* fileSlice(handle, ranges[i]!.start, ranges[i]!.end);
+    yield* object.read(ranges[i]!.start, ranges[i]!.end) as AsyncIterable<Buffer>;
   }
   yield tail;
 }
@@ -156,25 +137,33 @@ function bodyStream(source: AsyncGenerator<Buffer>): Readable {
  * ```
  */
 export async function serveFile(req: HttpRequest, res: HttpResponse, file: string | ((flags: number) => Promise<FileHandle>)): Promise<void> {
-  let handle: FileHandle;
+  let object: StoredObject | undefined;
   try {
-    handle = typeof file === 'string' ? await open(file, OPEN_FLAGS) : await file(OPEN_FLAGS);
+    object = await fileObject(typeof file === 'string' ? await open(file, OPEN_FLAGS) : await file(OPEN_FLAGS));
   } catch (err) {
-    if (isNotFound(err)) {
-      res.send(404, { 'Content-Length': '0' });
-      return;
-    }
-    throw err;
+    if (!isNotFound(err)) throw err;
+  }
+  await serveObject(req, res, object);
+}
+
+/**
+ * Answers a GET or HEAD for a stored file or object as {@link serveFile} does for a file; no object
+ * is a 404. Closes the object when done.
+ *
+ * @example
+ * ```ts
+ * await serveObject(req, res, await destinations.open(['reports', 'q3.pdf']));
+ * ```
+ */
+export async function serveObject(req: HttpRequest, res: HttpResponse, object: StoredObject | undefined): Promise<void> {
+  if (!object) {
+    res.send(404, { 'Content-Length': '0' });
+    return;
   }
   try {
-    const st = await handle.stat({ bigint: true });
-    if (!st.isFile()) {
-      res.send(404, { 'Content-Length': '0' });
-      return;
-    }
-    const size = Number(st.size);
-    const mtimeSeconds = Math.floor(Number(st.mtimeMs) / 1000);
-    const etag = entityTag(st);
+    const size = object.size;
+    const mtimeSeconds = Math.floor(object.modified.getTime() / 1000);
+    const etag = object.etag;
     const validators = {
       'Last-Modified': new Date(mtimeSeconds * 1000).toUTCString(),
       ETag: etag,
@@ -191,7 +180,7 @@ export async function serveFile(req: HttpRequest, res: HttpResponse, file: strin
     if (selection.kind === 'full') {
       const headers = { ...validators, 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) };
       if (head || size === 0) res.send(200, headers);
-      else await streamBody(req, res, 200, headers, bodyStream(fileSlice(handle, 0, size - 1)));
+      else await streamBody(req, res, 200, headers, object.read(0, size - 1));
       return;
     }
 
@@ -205,7 +194,7 @@ export async function serveFile(req: HttpRequest, res: HttpResponse, file: strin
         'Content-Length': String(end - start + 1),
       };
       if (head) res.send(206, headers);
-      else await streamBody(req, res, 206, headers, bodyStream(fileSlice(handle, start, end)));
+      else await streamBody(req, res, 206, headers, object.read(start, end));
       return;
     }
 
@@ -228,8 +217,8 @@ export async function serveFile(req: HttpRequest, res: HttpResponse, file: strin
       'Content-Length': String(length),
     };
     if (head) res.send(206, headers);
-    else await streamBody(req, res, 206, headers, bodyStream(multipartBody(handle, ranges, partHeads, tail)));
+    else await streamBody(req, res, 206, headers, bodyStream(multipartBody(object, ranges, partHeads, tail)));
   } finally {
-    await handle.close();
+    await object.close();
   }
 }

@@ -63,7 +63,7 @@ export class Sessions {
       lock = await this.records.lock(id);
       return await work(lock);
     } finally {
-      lock?.release();
+      await lock?.release().catch((err: unknown) => this.logger.warn({ session: id, err }, 'releasing the session lease failed'));
       const n = (this.busy.get(key) ?? 1) - 1;
       if (n <= 0) this.busy.delete(key);
       else this.busy.set(key, n);
@@ -94,25 +94,37 @@ export class Sessions {
     return record;
   }
 
-  /** Deletes a session's data and record. */
-  async remove(record: SessionRecord): Promise<void> {
-    await this.bytes.discard(record.id);
-    await this.records.delete(record.id);
+  /** Deletes a session's data and record; with `lock`, only while it still holds the session. */
+  async remove(record: SessionRecord, lock?: SessionLock): Promise<void> {
+    await this.bytes.discard(record);
+    await this.records.delete(record.id, lock);
   }
 
-  /** Removes every expired session that has no request in progress. Returns how many went. */
+  /**
+   * Removes every expired session that has no request in progress, on one node of a farm at a time.
+   * Returns how many went (0 while another node sweeps).
+   */
   async sweep(): Promise<number> {
+    return (await this.records.exclusive('sweep', () => this.sweepHere())) ?? 0;
+  }
+
+  private async sweepHere(): Promise<number> {
     let removed = 0;
     for (const record of await this.records.listExpired(this.now(), SWEEP_LIMIT)) {
       if (this.busy.has(sessionKey(record.id))) continue;
-      await this.withLock(record.id, async () => {
+      // A session with a request in progress (here or on another node) is left for the next sweep.
+      const lock = await this.records.tryLock(record.id);
+      if (!lock) continue;
+      try {
         const fresh = await this.records.get(record.id);
-        if (!fresh || !this.isExpired(fresh)) return;
-        await this.remove(fresh);
+        if (!fresh || !this.isExpired(fresh)) continue;
+        await this.remove(fresh, lock);
         removed++;
         this.logger.info({ session: fresh.id, url: fresh.urlPath }, 'session expired');
         this.emit('session-expired', fresh);
-      });
+      } finally {
+        await lock.release().catch((err: unknown) => this.logger.warn({ session: record.id, err }, 'releasing the session lease failed'));
+      }
     }
     return removed;
   }

@@ -1,8 +1,6 @@
-import { lstat, realpath } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { isInside } from '../store/fs/is-inside.js';
 import { BitsError } from '../protocol/errors.js';
-import { errnoOf } from './storage-error.js';
+import { FsDestinationStore } from '../store/fs/fs-destination-store.js';
+import type { DestinationStore } from '../store/types.js';
 import type { VdirConfig } from './config.js';
 
 /** A request path matched to its virtual directory. */
@@ -12,6 +10,8 @@ export interface Location {
   readonly segments: readonly string[];
   /** The decoded, normalised URL path (`/uploads/a/b.bin`): the session's identity of its destination. */
   readonly urlPath: string;
+  /** Where the vdir's uploads land and its downloads come from. */
+  readonly destinations: DestinationStore;
 }
 
 const FORBIDDEN = /[\\\0:]|^\.\.?$/;
@@ -45,23 +45,29 @@ function decodePath(rawPath: string): string[] {
 }
 
 
+/** Makes the destination store of a vdir. */
+export type DestinationFactory = (vdir: VdirConfig) => DestinationStore;
+
+/** A vdir's local folder (the default {@link DestinationFactory}). */
+export const localFolder: DestinationFactory = (vdir) => new FsDestinationStore(vdir.directory);
+
 /**
  * The virtual directories of a server: maps request paths to vdirs (longest prefix wins, compared
- * case-insensitively) and to confined filesystem paths.
+ * case-insensitively), each with its destination store.
  *
  * @example
  * ```ts
  * const table = new VdirTable(config.vdirs);
  * const loc = table.locate('/uploads/dump.bin');
- * const file = await table.destination(loc!);
+ * const name = await loc!.destinations.resolve(loc!.segments); // '/srv/uploads/dump.bin'
  * ```
  */
 export class VdirTable {
-  private readonly entries: { vdir: VdirConfig; segments: string[] }[];
+  private readonly entries: { vdir: VdirConfig; segments: string[]; destinations: DestinationStore }[];
 
-  constructor(vdirs: readonly VdirConfig[]) {
+  constructor(vdirs: readonly VdirConfig[], destinations: DestinationFactory = localFolder) {
     this.entries = vdirs
-      .map((vdir) => ({ vdir, segments: vdir.path.split('/').filter(Boolean).map((s) => s.toLowerCase()) }))
+      .map((vdir) => ({ vdir, segments: vdir.path.split('/').filter(Boolean).map((s) => s.toLowerCase()), destinations: destinations(vdir) }))
       .sort((a, b) => b.segments.length - a.segments.length);
   }
 
@@ -75,53 +81,9 @@ export class VdirTable {
     const lower = segments.map((s) => s.toLowerCase());
     for (const e of this.entries) {
       if (e.segments.length <= lower.length && e.segments.every((s, i) => s === lower[i])) {
-        return { vdir: e.vdir, segments: segments.slice(e.segments.length), urlPath: '/' + segments.join('/') };
+        return { vdir: e.vdir, segments: segments.slice(e.segments.length), urlPath: '/' + segments.join('/'), destinations: e.destinations };
       }
     }
     return undefined;
-  }
-
-  /**
-   * The filesystem path of a location, checked to stay inside its vdir's directory even through
-   * symlinks (D23). Does not require the file to exist.
-   *
-   * @throws {BitsError} `BITS_BAD_PATH` when it would escape, `BITS_DESTINATION_IS_DIRECTORY` when
-   * it names a directory (including the vdir itself).
-   */
-  async destination(loc: Location): Promise<string> {
-    const root = loc.vdir.directory;
-    if (loc.segments.length === 0) throw new BitsError('BITS_DESTINATION_IS_DIRECTORY', `${loc.urlPath} is a directory`);
-    const target = join(root, ...loc.segments);
-    let realRoot: string;
-    try {
-      realRoot = await realpath(root);
-    } catch {
-      realRoot = root; // not created yet: nothing below it can be a symlink either
-    }
-    // Resolve the deepest existing ancestor (or the target itself) and check where it really is.
-    let probe = target;
-    for (;;) {
-      try {
-        const real = await realpath(probe);
-        if (!isInside(real, realRoot)) throw new BitsError('BITS_BAD_PATH', `${loc.urlPath} resolves outside its vdir`);
-        break;
-      } catch (err) {
-        if (err instanceof BitsError) throw err;
-        const code = errnoOf(err);
-        if (code === 'ENOENT') {
-          // A dangling symlink at the target would be followed by nothing we do, but refuse it anyway.
-          const st = await lstat(probe).catch(() => undefined);
-          if (st?.isSymbolicLink()) throw new BitsError('BITS_BAD_PATH', `${loc.urlPath} is a dangling link`);
-          if (probe === root || dirname(probe) === probe) break;
-          probe = dirname(probe);
-          continue;
-        }
-        if (code === 'ENOTDIR') throw new BitsError('BITS_BAD_PATH', `a parent of ${loc.urlPath} is a file`);
-        throw err;
-      }
-    }
-    const st = await lstat(target).catch(() => undefined);
-    if (st?.isDirectory()) throw new BitsError('BITS_DESTINATION_IS_DIRECTORY', `${loc.urlPath} is a directory`);
-    return target;
   }
 }

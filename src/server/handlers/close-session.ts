@@ -4,6 +4,7 @@ import { BitsError } from '../../protocol/errors.js';
 import type { CloseSessionPacket } from '../../protocol/packet.js';
 import type { SessionRecord } from '../../store/types.js';
 import { ConfinementError } from '../../store/fs/confined.js';
+import type { SessionLock } from '../../store/types.js';
 import { notifies, notifyApplication } from '../notification/notify.js';
 import { errnoOf, storageError } from '../storage-error.js';
 import type { PacketContext } from './context.js';
@@ -19,27 +20,27 @@ export async function closeSession(ctx: PacketContext, packet: CloseSessionPacke
     const { sessions } = ctx;
     const record = await sessions.live(packet.sessionId, ctx.loc.urlPath, ctx.principal);
     const complete = record.total === null || record.received === record.total;
-    if (record.total === null && notifies(ctx.loc.vdir, ctx.hook) && !record.reply) await notifyEmpty(ctx, record, lock.signal);
+    if (record.total === null && notifies(ctx.loc.vdir, ctx.hook) && !record.reply) await notifyEmpty(ctx, record, lock);
     // Notified uploads reach their destination only if the application asked for it (spec §9.3).
     const placeAtDestination = !notifies(ctx.loc.vdir, ctx.hook) || record.reply?.copyToDestination === true;
     let committed = false;
-    if (record.state === 'committing' && !(await sessions.bytes.exists(record.id))) {
+    if (record.state === 'committing' && !(await sessions.bytes.exists(record))) {
       // A crash after the data reached its destination but before the session was dropped.
       committed = true;
     } else if (complete && placeAtDestination) {
-      if (!(await sessions.bytes.exists(record.id))) {
-        await sessions.records.delete(record.id);
+      if (!(await sessions.bytes.exists(record))) {
+        await sessions.records.delete(record.id, lock);
         throw new BitsError('BITS_SESSION_NOT_FOUND', 'the uploaded data is gone');
       }
       // The vdir may have changed since Create-Session (a symlink swapped in): check again.
-      const destination = await ctx.vdirs.destination(ctx.loc);
+      const destination = await ctx.loc.destinations.resolve(ctx.loc.segments);
       if (destination !== record.destination) {
         throw new BitsError('BITS_BAD_PATH', `destination moved from ${record.destination} to ${destination}`);
       }
-      await commitUpload(ctx, record);
+      await commitUpload(ctx, record, lock);
       committed = true;
     }
-    await sessions.remove(record);
+    await sessions.remove(record, lock);
     ctx.log.set('committed', committed);
     sessions.emit('session-closed', record, committed);
     return okAck({ sessionId: packet.sessionId });
@@ -52,19 +53,19 @@ export async function closeSession(ctx: PacketContext, packet: CloseSessionPacke
  * (the data has left the session, which happens only once it is durably in place) is a committed
  * upload whose cleanup failed, logged.
  */
-async function commitUpload(ctx: PacketContext, record: SessionRecord): Promise<void> {
+async function commitUpload(ctx: PacketContext, record: SessionRecord, lock: SessionLock): Promise<void> {
   const { sessions } = ctx;
   record.state = 'committing';
-  await sessions.records.update(record);
+  await sessions.records.update(record, lock);
   try {
-    await sessions.bytes.commit(record.id, { root: ctx.loc.vdir.directory, path: ctx.loc.segments }, { overwrite: ctx.loc.vdir.allowOverwrites });
+    await sessions.bytes.commit(record, { destinations: ctx.loc.destinations, path: ctx.loc.segments }, { overwrite: ctx.loc.vdir.allowOverwrites });
   } catch (err) {
-    if (!(await sessions.bytes.exists(record.id))) {
+    if (!(await sessions.bytes.exists(record))) {
       ctx.logger.warn({ session: record.id, err }, 'upload committed; cleaning up after it failed');
       return;
     }
     record.state = 'receiving';
-    await sessions.records.update(record);
+    await sessions.records.update(record, lock);
     if (err instanceof ConfinementError) throw new BitsError('BITS_BAD_PATH', `${record.urlPath}: ${err.message}`);
     if (errnoOf(err) === 'EEXIST') throw new BitsError('BITS_DESTINATION_EXISTS', `${record.urlPath} appeared and overwrites are off`);
     throw storageError(err, 'committing the upload failed');
@@ -76,11 +77,11 @@ async function commitUpload(ctx: PacketContext, record: SessionRecord): Promise<
  * application hears of it as of any other upload, and its answer decides whether the file is placed;
  * its reply cannot reach the client (no Fragment Ack carries a reply URL) and ends with the session.
  */
-async function notifyEmpty(ctx: PacketContext, record: SessionRecord, signal: AbortSignal): Promise<void> {
+async function notifyEmpty(ctx: PacketContext, record: SessionRecord, lock: SessionLock): Promise<void> {
   record.total = 0;
-  record.reply = await notifyApplication({ req: ctx.req, vdir: ctx.loc.vdir, record, bytes: ctx.sessions.bytes, hook: ctx.hook, signal });
+  record.reply = await notifyApplication({ req: ctx.req, vdir: ctx.loc.vdir, record, bytes: ctx.sessions.bytes, hook: ctx.hook, signal: lock.signal });
   record.updatedAt = Date.now();
-  await ctx.sessions.records.update(record);
+  await ctx.sessions.records.update(record, lock);
   ctx.log.set('reply', 'empty upload');
   ctx.sessions.emit('upload-notified', record);
 }

@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import { okAck } from '../../protocol/ack.js';
 import type { Ack } from '../../protocol/ack.js';
 import { BitsError } from '../../protocol/errors.js';
@@ -7,6 +6,7 @@ import { newSessionId } from '../../protocol/session-id.js';
 import { SessionLimitError } from '../../store/types.js';
 import type { SessionRecord } from '../../store/types.js';
 import { loggedSessionId } from '../redact.js';
+import { notifies } from '../notification/notify.js';
 import type { PacketContext } from './context.js';
 
 /**
@@ -16,10 +16,10 @@ import type { PacketContext } from './context.js';
  */
 export async function createSession(ctx: PacketContext, packet: CreateSessionPacket): Promise<Ack> {
   const { vdir } = ctx.loc;
-  const destination = await ctx.vdirs.destination(ctx.loc);
-  if (!vdir.allowOverwrites) {
-    const existing = await stat(destination).catch(() => undefined);
-    if (existing) throw new BitsError('BITS_DESTINATION_EXISTS', `${ctx.loc.urlPath} exists and overwrites are off`);
+  const { destinations, segments } = ctx.loc;
+  const destination = await destinations.resolve(segments);
+  if (!vdir.allowOverwrites && (await destinations.exists(segments))) {
+    throw new BitsError('BITS_DESTINATION_EXISTS', `${ctx.loc.urlPath} exists and overwrites are off`);
   }
   const id = newSessionId();
   const now = Date.now();
@@ -49,8 +49,14 @@ export async function createSession(ctx: PacketContext, packet: CreateSessionPac
     throw err;
   }
   try {
-    await ctx.sessions.bytes.open(id);
+    const bytes = await ctx.sessions.bytes.open(id, { destinations, path: segments }, { readBack: notifies(vdir, ctx.hook) });
+    if (bytes !== undefined) {
+      // The store's memo of the upload (an object store's upload id) must be durable before the Ack.
+      record.bytes = bytes;
+      await ctx.sessions.withLock(id, (lock) => ctx.sessions.records.update(record, lock));
+    }
   } catch (err) {
+    await ctx.sessions.bytes.discard(record).catch(() => undefined);
     await ctx.sessions.records.delete(id).catch(() => undefined);
     throw err;
   }

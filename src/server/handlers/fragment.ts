@@ -5,7 +5,7 @@ import { BitsError, isBitsError } from '../../protocol/errors.js';
 import type { FragmentPacket } from '../../protocol/packet.js';
 import { isHttpError } from '../../http/errors.js';
 import { PartialWriteError, UploadMissingError } from '../../store/types.js';
-import type { SessionLock, SessionRecord } from '../../store/types.js';
+import type { ByteState, SessionLock, SessionRecord } from '../../store/types.js';
 import type { VdirConfig } from '../config.js';
 import { errnoOf, storageError } from '../storage-error.js';
 import { notifies, notifyApplication } from '../notification/notify.js';
@@ -79,17 +79,19 @@ async function writeTail(
   record: SessionRecord,
   range: FragmentRange,
   lock: SessionLock,
-): Promise<{ written: number; failure: BitsError | undefined }> {
+): Promise<{ written: number; failure: BitsError | undefined; bytes?: ByteState | undefined }> {
   const n = record.received;
   if (range.last < n) {
     // Nothing to write, but the bytes it would confirm may have been deleted from outside.
-    if (await ctx.sessions.bytes.exists(record.id)) return { written: 0, failure: undefined };
+    if (await ctx.sessions.bytes.exists(record)) return { written: 0, failure: undefined };
     await ctx.sessions.remove(record);
     throw new BitsError('BITS_SESSION_NOT_FOUND', `session ${record.id} lost its data`);
   }
   const source = fragmentSource(ctx.req, n - range.first, range.length);
   try {
-    return { written: await ctx.sessions.bytes.write(record.id, n, source, lock.signal), failure: undefined };
+    const length = range.last + 1 - n;
+    const done = await ctx.sessions.bytes.write(record, n, source, { signal: lock.signal, total: range.total, length });
+    return { written: done.written, failure: undefined, bytes: done.bytes };
   } catch (err) {
     if (err instanceof UploadMissingError) {
       // Deleted from outside: the session cannot go on, and the client must start over.
@@ -97,7 +99,7 @@ async function writeTail(
       throw new BitsError('BITS_SESSION_NOT_FOUND', `session ${record.id} lost its data`);
     }
     if (!(err instanceof PartialWriteError)) throw err;
-    return { written: err.written, failure: writeFailure(err, lock.signal.aborted, n + err.written) };
+    return { written: err.written, failure: writeFailure(err, lock.signal.aborted, n + err.written), bytes: err.bytes };
   }
 }
 
@@ -116,7 +118,7 @@ async function notifyOnce(ctx: PacketContext, record: SessionRecord, lock: Sessi
       throw withReceived(isBitsError(err) ? err : new BitsError('BITS_INTERNAL', String(err), { cause: err }), record.received);
     }
     record.updatedAt = Date.now();
-    await ctx.sessions.records.update(record);
+    await ctx.sessions.records.update(record, lock);
     ctx.log.set('reply', record.reply.static ? 'static' : 'generated');
     ctx.sessions.emit('upload-notified', record);
   }
@@ -137,7 +139,7 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
   const known = await ctx.sessions.live(packet.sessionId, ctx.loc.urlPath, ctx.principal);
   const replyReady = !notifies(vdir, ctx.hook) || known.reply;
   const duplicate = range.length > 0 && known.total === range.total && range.last < known.received && replyReady;
-  if (duplicate && (await ctx.sessions.bytes.exists(known.id))) {
+  if (duplicate && (await ctx.sessions.bytes.exists(known))) {
     ctx.log.set('bytes', 0);
     return okAck({ sessionId: packet.sessionId, receivedContentRange: known.received, replyUrl: known.reply?.url });
   }
@@ -145,15 +147,16 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
     const record = await ctx.sessions.live(packet.sessionId, ctx.loc.urlPath, ctx.principal);
     checkFragment(record, range, vdir);
     const n = record.received;
-    const { written, failure } = await writeTail(ctx, record, range, lock);
+    const { written, failure, bytes } = await writeTail(ctx, record, range, lock);
     // (A pure retransmission writes nothing; the engine drains its body after the Ack.)
     const wasComplete = record.total !== null && n === record.total;
     record.received = n + written;
     record.total = range.total;
+    if (bytes !== undefined) record.bytes = bytes;
     if (written > 0 || failure === undefined) {
       record.updatedAt = Date.now();
       try {
-        await ctx.sessions.records.update(record);
+        await ctx.sessions.records.update(record, lock);
       } catch (err) {
         if (errnoOf(err) === 'ENOENT') {
           // The session's folder was deleted from outside: the client must start over.

@@ -1,16 +1,14 @@
 import { createReadStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { HttpRequest } from '../../http/types.js';
 import { BitsError, isBitsError } from '../../protocol/errors.js';
-import { syncFile } from '../../store/fs/durable.js';
 import type { ByteStore, ReplyRecord, SessionRecord } from '../../store/types.js';
 import type { VdirConfig } from '../config.js';
 import type { CompletedUpload, UploadCompleteHook, UploadReply } from './hook.js';
 import { postNotification } from './http-notifier.js';
 import type { NotificationAnswer } from './http-notifier.js';
 import { notificationTarget, uploadUrl } from './public-url.js';
-import { errnoOf, fullDiskError } from '../storage-error.js';
+import { fullDiskError } from '../storage-error.js';
 import { knownSize, limitReply, replyTooLarge } from './reply-limit.js';
 import type { ReplyBounds } from './reply-limit.js';
 import { MAX_REPLY_URL } from '../../protocol/constants.js';
@@ -31,9 +29,9 @@ export interface NotifyInput {
  * Stores a reply within the vdir's `maxReplySize` (and `bounds`). The store removes its partial
  * file on any failure; a full disk is reported as such (D9), not as an application error.
  */
-async function storeReply(bytes: ByteStore, id: string, source: Readable, limit: number, bounds?: ReplyBounds): Promise<void> {
+async function storeReply(bytes: ByteStore, upload: SessionRecord, source: Readable, limit: number, bounds?: ReplyBounds): Promise<void> {
   try {
-    await bytes.writeReply(id, limitReply(source, limit, bounds));
+    await bytes.writeReply(upload, limitReply(source, limit, bounds));
   } catch (err) {
     if (isBitsError(err)) throw err;
     // (other failures are the caller's to name: a broken application reply, or an internal error)
@@ -96,8 +94,8 @@ async function runHook(input: NotifyInput, hook: UploadCompleteHook): Promise<Re
     destination: record.destination,
     size: record.total ?? 0,
     principal: record.principal,
-    path: bytes.localPath(record.id),
-    stream: () => bytes.openRead(record.id),
+    path: bytes.local?.dataPath(record),
+    stream: () => bytes.openRead(record),
   };
   try {
     const timedOut = new Promise<never>((_, reject) => deadline.signal.addEventListener('abort', () => reject(deadline.signal.reason)));
@@ -118,7 +116,7 @@ async function runHook(input: NotifyInput, hook: UploadCompleteHook): Promise<Re
     if (size !== undefined && size > vdir.maxReplySize) throw replyTooLarge(vdir.maxReplySize, size);
     timer.refresh();
     const bounds: ReplyBounds = { signal: deadline.signal, onProgress: () => timer.refresh() };
-    await storeReply(bytes, record.id, reply === undefined ? Readable.from([]) : toStream(reply), vdir.maxReplySize, bounds);
+    await storeReply(bytes, record, reply === undefined ? Readable.from([]) : toStream(reply), vdir.maxReplySize, bounds);
     return generatedReply(record.id, copyToDestination);
   } finally {
     clearTimeout(timer);
@@ -127,29 +125,50 @@ async function runHook(input: NotifyInput, hook: UploadCompleteHook): Promise<Re
 }
 
 /**
- * Makes the reply file a by-reference application wrote durable, or creates an empty one if it wrote
- * none. A file over `limit` is refused: the application's fault. The caller removes what is at the
- * path on any failure (over the limit, not a file that opens, a failed sync).
+ * Adopts the reply a by-reference application wrote (a local file, or an object it PUT), or an empty
+ * one if it wrote none. One over `limit` is refused, the application's fault, and removed.
  */
-async function adoptReplyFile(bytes: ByteStore, id: string, path: string, limit: number): Promise<void> {
+async function adoptReply(bytes: ByteStore, record: SessionRecord, limit: number): Promise<void> {
+  const files = bytes.local ?? bytes.remote;
+  if (!files) throw new BitsError('BITS_INTERNAL', 'by-reference notification needs a store with local files or object URLs');
+  let size: number;
   try {
-    await syncFile(path);
+    size = await files.adoptReply(record);
   } catch (err) {
-    if (errnoOf(err) !== 'ENOENT') throw err;
-    await storeReply(bytes, id, Readable.from([]), limit);
-    return;
+    throw fullDiskError(err, 'no space left for the reply') ?? err;
   }
-  const size = (await stat(path)).size;
-  if (size > limit) throw replyTooLarge(limit, size);
+  if (size > limit) {
+    await files.removeReply(record);
+    throw replyTooLarge(limit, size);
+  }
 }
+
+/** Removes what a by-reference application left as its reply (a failure or a static answer leaves none). */
+async function removeReply(bytes: ByteStore, record: SessionRecord): Promise<void> {
+  await (bytes.local ?? bytes.remote)?.removeReply(record);
+}
+
+/** How long an application's presigned object URLs stay valid beyond the notification timeout. */
+const URL_GRACE_SECONDS = 300;
 
 async function runHttp(input: NotifyInput): Promise<ReplyRecord> {
   const { req, vdir, record, bytes } = input;
   const type = vdir.notificationType === 'by-reference' ? 'by-reference' : 'by-value';
-  const responseFile = bytes.replyPath(record.id);
-  const requestFile = bytes.localPath(record.id);
-  if (type === 'by-reference' && (!responseFile || !requestFile)) {
-    throw new BitsError('BITS_INTERNAL', 'by-reference notification needs a store with local files');
+  let requestFile: string | undefined;
+  let responseFile: string | undefined;
+  if (type === 'by-reference') {
+    if (bytes.local) {
+      requestFile = bytes.local.dataPath(record);
+      responseFile = bytes.local.replyPath(record);
+    } else if (bytes.remote) {
+      // Object mode: the application gets presigned URLs of the upload and of where to put its reply.
+      const expires = Math.ceil(vdir.notificationTimeoutMs / 1000) + URL_GRACE_SECONDS;
+      requestFile = (await bytes.remote.request(record, expires)).url;
+      responseFile = (await bytes.remote.response(record, expires)).url;
+    }
+    if (!responseFile || !requestFile) {
+      throw new BitsError('BITS_INTERNAL', 'by-reference notification needs a store with local files or object URLs');
+    }
   }
   let answer: NotificationAnswer;
   try {
@@ -159,31 +178,23 @@ async function runHttp(input: NotifyInput): Promise<ReplyRecord> {
       originalUrl: uploadUrl(vdir, req),
       requestFile,
       responseFile,
-      body: () => bytes.openRead(record.id),
+      body: () => bytes.openRead(record),
       size: record.total ?? 0,
       timeoutMs: vdir.notificationTimeoutMs,
       maxReplySize: vdir.maxReplySize,
       signal: input.signal,
-      storeReply: (body) => storeReply(bytes, record.id, body, vdir.maxReplySize),
+      storeReply: (body) => storeReply(bytes, record, body, vdir.maxReplySize),
     });
   } catch (err) {
     // A failed notification leaves no reply behind, whatever the application wrote before failing.
-    if (type === 'by-reference') await rm(responseFile!, { recursive: true, force: true });
+    if (type === 'by-reference') await removeReply(bytes, record);
     throw err;
   }
   if (answer.staticUrl !== undefined) {
-    if (type === 'by-reference') await rm(responseFile!, { recursive: true, force: true });
+    if (type === 'by-reference') await removeReply(bytes, record);
     return staticReply(answer.staticUrl, answer.copyToDestination);
   }
-  if (type === 'by-reference') {
-    try {
-      await adoptReplyFile(bytes, record.id, responseFile!, vdir.maxReplySize);
-    } catch (err) {
-      // Whatever the application left there (a file, a folder, a FIFO) is no reply.
-      await rm(responseFile!, { recursive: true, force: true });
-      throw err;
-    }
-  }
+  if (type === 'by-reference') await adoptReply(bytes, record, vdir.maxReplySize);
   return generatedReply(record.id, answer.copyToDestination);
 }
 

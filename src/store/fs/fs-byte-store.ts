@@ -1,13 +1,15 @@
 import { constants as fsc, createReadStream } from 'node:fs';
 import { link, lstat, mkdir, open, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ByteStore, UploadDestination } from '../types.js';
+import type { ByteState, ByteStore, LocalFiles, StoredObject, StoredUpload, UploadTarget, WriteOptions, WriteResult } from '../types.js';
 import { ConfinementError, canWalkByDescriptor, entryPath, openConfinedDir, stillInside } from './confined.js';
 import { PartialWriteError, UploadMissingError } from '../types.js';
 import { BatchWriter, batchSize } from './batch-writer.js';
 import { commitAtomic, mkdirDurable, syncDir, syncFile, writeFileAtomic } from './durable.js';
+import { fileObject } from './file-object.js';
+import { FsDestinationStore } from './fs-destination-store.js';
 import { DATA_FILE, PLACED_FILE, REPLY_FILE, requireSessionDir, sessionDir } from './layout.js';
 
 /**
@@ -29,16 +31,19 @@ export class FsByteStore implements ByteStore {
 
   constructor(private readonly stateDir: string) {}
 
-  async open(id: string): Promise<void> {
+  async open(id: string): Promise<ByteState | undefined> {
     const dir = this.dirOf(id);
     await mkdirDurable(dir);
     const data = join(dir, DATA_FILE);
     await writeFile(data, '', { mode: 0o600 });
     await syncFile(data);
     await syncDir(dir);
+    return undefined;
   }
 
-  async write(id: string, offset: number, source: Readable, signal?: AbortSignal): Promise<number> {
+  async write(upload: StoredUpload, offset: number, source: Readable, options: WriteOptions = {}): Promise<WriteResult> {
+    const { id } = upload;
+    const signal = options.signal;
     const fh = await open(this.dataOf(id), 'r+').catch((err: NodeJS.ErrnoException) => {
       throw err.code === 'ENOENT' ? new UploadMissingError(id) : err;
     });
@@ -72,10 +77,15 @@ export class FsByteStore implements ByteStore {
     }
     await fh.close();
     if (failure !== undefined) throw new PartialWriteError(writer.written, failure, writer.storageFailed ? 'storage' : 'source');
-    return writer.written;
+    return { written: writer.written };
   }
 
-  async commit(id: string, destination: UploadDestination, options: { overwrite: boolean }): Promise<void> {
+  async commit(upload: StoredUpload, target: UploadTarget, options: { overwrite: boolean }): Promise<void> {
+    const { id } = upload;
+    if (!(target.destinations instanceof FsDestinationStore)) {
+      throw new Error(`the filesystem byte store places uploads in local folders, not in ${target.destinations.name}`);
+    }
+    const destination = { root: target.destinations.root, path: target.path };
     const name = destination.path.at(-1);
     if (name === undefined) throw new Error('a destination needs a file name');
     const folders = destination.path.slice(0, -1);
@@ -172,8 +182,8 @@ export class FsByteStore implements ByteStore {
     return true;
   }
 
-  async exists(id: string): Promise<boolean> {
-    const dir = sessionDir(this.stateDir, id);
+  async exists(upload: StoredUpload): Promise<boolean> {
+    const dir = sessionDir(this.stateDir, upload.id);
     if (!dir) return false;
     return stat(join(dir, DATA_FILE)).then(
       () => true,
@@ -181,22 +191,57 @@ export class FsByteStore implements ByteStore {
     );
   }
 
-  openRead(id: string): Readable {
-    return createReadStream(this.dataOf(id));
+  openRead(upload: StoredUpload): Readable {
+    return createReadStream(this.dataOf(upload.id));
   }
 
-  localPath(id: string): string | undefined {
-    const dir = sessionDir(this.stateDir, id);
-    return dir && join(dir, DATA_FILE);
+  async openReply(upload: StoredUpload): Promise<StoredObject | undefined> {
+    const path = this.replyFile(upload.id);
+    if (!path) return undefined;
+    const handle = await open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW | (fsc.O_NONBLOCK ?? 0)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ELOOP') return undefined;
+      throw err;
+    });
+    return handle && fileObject(handle);
   }
 
-  replyPath(id: string): string | undefined {
+  /** The session's data and reply as local files (by-reference notification). */
+  readonly local: LocalFiles = {
+    dataPath: (upload) => {
+      const dir = sessionDir(this.stateDir, upload.id);
+      return dir && join(dir, DATA_FILE);
+    },
+    replyPath: (upload) => this.replyFile(upload.id),
+    adoptReply: async (upload) => {
+      const path = join(this.dirOf(upload.id), REPLY_FILE);
+      const st = await lstat(path).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return undefined;
+        throw err;
+      });
+      if (!st) return this.writeReply(upload, Readable.from([]));
+      try {
+        // Whatever else the application left there (a folder, a FIFO, a link) is no reply.
+        if (!st.isFile()) throw new Error('the reply is not a regular file');
+        await syncFile(path);
+        return st.size;
+      } catch (err) {
+        await rm(path, { recursive: true, force: true });
+        throw err;
+      }
+    },
+    removeReply: async (upload) => {
+      const path = this.replyFile(upload.id);
+      if (path) await rm(path, { recursive: true, force: true });
+    },
+  };
+
+  private replyFile(id: string): string | undefined {
     const dir = sessionDir(this.stateDir, id);
     return dir && join(dir, REPLY_FILE);
   }
 
-  async writeReply(id: string, source: Readable): Promise<number> {
-    const target = join(this.dirOf(id), REPLY_FILE);
+  async writeReply(upload: StoredUpload, source: Readable): Promise<number> {
+    const target = join(this.dirOf(upload.id), REPLY_FILE);
     const tmp = `${target}.tmp`;
     // Opened before a byte is piped, so the removal below can never run ahead of a pending open.
     const sink = (await open(tmp, 'w', 0o600)).createWriteStream();
@@ -212,8 +257,8 @@ export class FsByteStore implements ByteStore {
     }
   }
 
-  async discard(id: string): Promise<void> {
-    const dir = sessionDir(this.stateDir, id);
+  async discard(upload: StoredUpload): Promise<void> {
+    const dir = sessionDir(this.stateDir, upload.id);
     if (!dir) return;
     await rm(join(dir, DATA_FILE), { force: true });
     await rm(join(dir, REPLY_FILE), { force: true });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { sessionKey } from '../../protocol/session-id.js';
-import { SessionLimitError } from '../types.js';
+import { LeaseLostError, SessionLimitError } from '../types.js';
 import type { CreateOptions, RecordStore, SessionLock, SessionOwner, SessionRecord } from '../types.js';
 import { mkdirDurable, syncDir, writeFileAtomic } from './durable.js';
 import { RECORD_FILE, requireSessionDir, sessionDir, sessionsRoot } from './layout.js';
@@ -26,6 +26,8 @@ const recordSchema = z.object({
     .object({ url: z.string(), static: z.boolean(), token: z.string(), copyToDestination: z.boolean() })
     .nullable()
     .optional(),
+  bytes: z.record(z.string(), z.json()).optional(),
+  node: z.string().optional(),
 });
 
 /** Where unreadable session folders are moved, under the state directory. */
@@ -51,12 +53,18 @@ export interface FsRecordStoreOptions {
  * ```ts
  * const records = new FsRecordStore('/var/lib/bits');
  * const lock = await records.lock(id);
- * try { ... } finally { lock.release(); }
+ * try { ... } finally { await lock.release(); }
  * ```
  */
 export class FsRecordStore implements RecordStore {
   private readonly contenders = new Map<string, Set<AbortController>>();
   private readonly queues = new Map<string, Promise<void>>();
+  /** The token of the lease that holds each locked session. */
+  private readonly holders = new Map<string, number>();
+  /** The last fencing token handed out. */
+  private tokens = 0;
+  /** Names of {@link FsRecordStore.exclusive} work in progress. */
+  private readonly running = new Set<string>();
   /** Every durable record, by session key. Callers get copies. */
   private readonly records = new Map<string, SessionRecord>();
   /** Session keys by owner (vdir + principal), for {@link countLive}. */
@@ -104,14 +112,16 @@ export class FsRecordStore implements RecordStore {
     return record && { ...record };
   }
 
-  async update(record: SessionRecord): Promise<void> {
+  async update(record: SessionRecord, lock: SessionLock): Promise<void> {
     await this.load();
+    this.checkHolder(record.id, lock);
     await writeFileAtomic(join(this.dirOf(record.id), RECORD_FILE), JSON.stringify(record));
     this.remember({ ...record });
   }
 
-  async delete(id: string): Promise<void> {
+  async delete(id: string, lock?: SessionLock): Promise<void> {
     await this.load();
+    if (lock) this.checkHolder(id, lock);
     const dir = sessionDir(this.stateDir, id);
     if (!dir) return;
     this.forget(sessionKey(id));
@@ -168,19 +178,43 @@ export class FsRecordStore implements RecordStore {
     const released = new Promise<void>((r) => (release = r));
     const mine = previous.then(() => released);
     this.queues.set(key, mine);
+    const token = ++this.tokens;
     await previous;
+    // The superseded holder has finished: from here on only this lease may write the session.
+    this.holders.set(key, token);
     let done = false;
     return {
       signal: controller.signal,
-      release: () => {
+      token,
+      release: async () => {
         if (done) return;
         done = true;
+        if (this.holders.get(key) === token) this.holders.delete(key);
         contenders.delete(controller);
         if (contenders.size === 0 && this.contenders.get(key) === contenders) this.contenders.delete(key);
         if (this.queues.get(key) === mine) this.queues.delete(key);
         release();
       },
     };
+  }
+
+  async tryLock(id: string): Promise<SessionLock | undefined> {
+    return this.queues.has(sessionKey(id)) ? undefined : this.lock(id);
+  }
+
+  async exclusive<T>(name: string, work: () => Promise<T>): Promise<T | undefined> {
+    if (this.running.has(name)) return undefined;
+    this.running.add(name);
+    try {
+      return await work();
+    } finally {
+      this.running.delete(name);
+    }
+  }
+
+  /** Refuses a write under a lease that no longer holds the session. */
+  private checkHolder(id: string, lock: SessionLock): void {
+    if (this.holders.get(sessionKey(id)) !== lock.token) throw new LeaseLostError(id, lock.token);
   }
 
   private countOwner(owner: string, now: number): number {
