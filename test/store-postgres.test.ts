@@ -209,7 +209,8 @@ describe('PostgresRecordStore: two nodes on one database', () => {
   });
 
   it('a node whose connections are cut reconnects its listener and still learns it was superseded', async (t) => {
-    const nodes = await twoNodes(t);
+    // a long lease: the heartbeat (every 10 s) must not be what tells A
+    const nodes = await twoNodes(t, 30_000);
     if (!nodes) return;
     const [a, b] = nodes;
     const id = newSessionId();
@@ -218,8 +219,8 @@ describe('PostgresRecordStore: two nodes on one database', () => {
       `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = 'bits-upload node-a' AND pid <> pg_backend_pid()`,
     );
     assert.ok(rows[0]!.n >= 1, 'no backend of node A to cut');
-    await b.lock(id);
-    const ms = await until(() => la.signal.aborted, 8000, 'A was not told after its listener reconnected');
+    await b.lock(id); // while A's listener is down (it waits 100 ms before it reconnects)
+    const ms = await until(() => la.signal.aborted, 5000, 'A was not told after its listener reconnected');
     t.diagnostic(`A aborted ${ms} ms after B's lock, its connections cut just before`);
     // and A's pool works again
     assert.equal(await a.get(id), undefined);
