@@ -86,6 +86,7 @@ export class PostgresRecordStore implements RecordStore {
   private readonly queues = new Map<string, Promise<void>>();
   private heartbeat: NodeJS.Timeout | undefined;
   private renewing = false;
+  private renewAgain = false;
   private closed = false;
 
   /**
@@ -239,6 +240,8 @@ export class PostgresRecordStore implements RecordStore {
    * is told through NOTIFY and its signal aborts (at once on this node, within a round trip on
    * others). Waits for a holder on this node to release (at most `leaseTtlMs`); a holder on another
    * node is not waited for, the fencing keeps its late writes out. Works for ids without a record.
+   * (Should a newer token's NOTIFY overtake the reply that hands this lock its own, older token, the
+   * next heartbeat aborts it instead: at most `leaseTtlMs / 3` later; the fencing holds meanwhile.)
    */
   lock(id: string): Promise<SessionLock> {
     return this.acquire(sessionKey(id), false) as Promise<SessionLock>;
@@ -368,7 +371,12 @@ export class PostgresRecordStore implements RecordStore {
 
   /** The heartbeat: extends every held lease still current, and aborts those that are not. */
   private async renew(): Promise<void> {
-    if (this.renewing || this.closed) return;
+    if (this.closed) return;
+    if (this.renewing) {
+      // one is in flight, but it may predate what we must check (a reconnect): run again after it
+      this.renewAgain = true;
+      return;
+    }
     const held = this.allHeld().filter((h) => !h.controller.signal.aborted);
     if (held.length === 0) return;
     this.renewing = true;
@@ -387,6 +395,10 @@ export class PostgresRecordStore implements RecordStore {
       this.logger?.warn({ err }, 'could not renew the leases held on this node');
     } finally {
       this.renewing = false;
+      if (this.renewAgain) {
+        this.renewAgain = false;
+        void this.renew();
+      }
     }
   }
 

@@ -4,6 +4,8 @@ import pg from 'pg';
 export interface SchemaNames {
   /** The schema itself, quoted. */
   readonly schema: string;
+  /** The schema's name as given (unquoted). */
+  readonly schemaName: string;
   /** `bits_sessions`: one row per session; the record as jsonb plus the columns queries need. */
   readonly sessions: string;
   /** `bits_leases`: one row per held (or expired, not yet taken) lease. */
@@ -30,6 +32,7 @@ export function schemaNames(schema: string): SchemaNames {
   const s = pg.escapeIdentifier(schema);
   return {
     schema: s,
+    schemaName: schema,
     sessions: `${s}.bits_sessions`,
     leases: `${s}.bits_leases`,
     tokens: `${s}.bits_lease_tokens`,
@@ -92,7 +95,9 @@ export async function migrate(pool: pg.Pool, n: SchemaNames): Promise<number> {
   try {
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${n.lockPrefix}migrate`]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${n.schema}`);
+    // CREATE SCHEMA needs the CREATE privilege on the database even when the schema exists: ask first
+    const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [n.schemaName]);
+    if (exists.rowCount === 0) await client.query(`CREATE SCHEMA IF NOT EXISTS ${n.schema}`);
     await client.query(
       `CREATE TABLE IF NOT EXISTS ${n.migrations} (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
     );
