@@ -2,15 +2,16 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { newSessionId } from '../../protocol/session-id.js';
-import { SessionLimitError } from '../types.js';
-import type { RecordStore } from '../types.js';
+import { LeaseLostError, SessionLimitError } from '../types.js';
+import type { ByteState, RecordStore, SessionLock } from '../types.js';
 import { perCase, sampleRecord } from './harness.js';
 import type { MakeStore } from './harness.js';
 
 /**
- * Registers the {@link RecordStore} contract as `node:test` cases: create / get / update /
- * delete, expiry, per-owner counts and limits, the superseding lock, and that a fresh instance
- * over the same storage sees every acknowledged record.
+ * Registers the {@link RecordStore} contract as `node:test` cases: create / get / fenced update /
+ * delete, the byte store's memo and the writing node kept with the record, expiry, per-owner
+ * counts and limits, the superseding lock and its fencing, `tryLock`, `exclusive`, and that a
+ * fresh instance over the same storage sees every acknowledged record.
  *
  * @example
  * ```ts
@@ -35,11 +36,43 @@ export function recordStoreCompliance(make: MakeStore<RecordStore>, name = 'reco
       const r = (await store.get(id))!;
       r.received = 42;
       r.total = 100;
-      await store.update(r);
+      await withLock(store, id, (lock) => store.update(r, lock));
       assert.equal((await store.get(id))?.received, 42);
-      await store.delete(id);
+      await withLock(store, id.toLowerCase(), (lock) => store.delete(id, lock));
       assert.equal(await store.get(id), undefined);
       await store.delete(id); // idempotent
+      await withLock(store, id, (lock) => store.delete(id, lock)); // idempotent under a lock too
+    });
+
+    it("the byte store's memo (nested JSON) and the writing node round-trip", async () => {
+      const { store } = ctx();
+      const bytes: ByteState = {
+        uploadId: 'mpu-1',
+        parts: [
+          { n: 1, etag: '"abc"', size: 5 * 1024 * 1024 },
+          { n: 2, etag: '"d\\"ef"', size: 1 },
+        ],
+        tail: { key: 'sessions/x/tail-2', size: 17, sealed: false, note: null },
+        obsolete: ['sessions/x/tail-1'],
+        unicode: 'Grüße ✓',
+      };
+      const created = sampleRecord({ bytes, node: 'node-a' });
+      await store.create(created);
+      const got = (await store.get(created.id))!;
+      assert.deepEqual(got.bytes, bytes);
+      // the store may set `node` to its own id ("set by the record store"); it is a string then
+      assert.equal(typeof got.node, 'string');
+      const next: ByteState = { ...bytes, tail: { key: 'sessions/x/tail-3', size: 4 }, obsolete: ['sessions/x/tail-2'] };
+      got.bytes = next;
+      got.received = 5 * 1024 * 1024 + 5;
+      await withLock(store, created.id, (lock) => store.update(got, lock));
+      const again = (await store.get(created.id))!;
+      assert.deepEqual(again.bytes, next);
+      assert.equal(again.received, 5 * 1024 * 1024 + 5);
+      assert.equal(typeof again.node, 'string');
+      const plain = sampleRecord();
+      await store.create(plain);
+      assert.equal((await store.get(plain.id))?.bytes, undefined, 'no memo given, none got');
     });
 
     it('a record given or got is the caller\'s own: changing it changes nothing stored until update', async () => {
@@ -54,7 +87,7 @@ export function recordStoreCompliance(make: MakeStore<RecordStore>, name = 'reco
       const again = await store.get(created.id);
       assert.equal(again?.received, 0, 'changed after get');
       assert.equal(again?.state, 'receiving');
-      await store.update(got);
+      await withLock(store, created.id, (lock) => store.update(got, lock));
       got.received = 11;
       assert.equal((await store.get(created.id))?.received, 9, 'changed after update');
     });
@@ -109,6 +142,7 @@ export function recordStoreCompliance(make: MakeStore<RecordStore>, name = 'reco
     it('durability: a fresh instance over the same storage sees every acknowledged record', async () => {
       const { h, store } = ctx();
       const now = Date.now();
+      const bytes: ByteState = { uploadId: 'u-7', parts: [{ n: 1, etag: '"e1"' }], tail: { key: 't/2', size: 2 } };
       const kept = sampleRecord({ principal: 'alice' });
       const expired = sampleRecord({ principal: 'alice', updatedAt: now - 120_000 });
       const deleted = sampleRecord({ principal: 'alice' });
@@ -116,16 +150,23 @@ export function recordStoreCompliance(make: MakeStore<RecordStore>, name = 'reco
       const r = (await store.get(kept.id))!;
       r.received = 7;
       r.total = 10;
-      await store.update(r);
-      await store.delete(deleted.id);
+      r.bytes = bytes;
+      await withLock(store, r.id, (lock) => store.update(r, lock));
+      await withLock(store, deleted.id, (lock) => store.delete(deleted.id, lock));
       const again = await h.reopen();
       const seen = await again.get(kept.id);
       assert.equal(seen?.received, 7);
       assert.equal(seen?.total, 10);
       assert.equal(seen?.principal, 'alice');
+      assert.deepEqual(seen?.bytes, bytes);
       assert.equal(await again.get(deleted.id), undefined, 'a deleted record stays deleted');
       assert.equal(await again.countLive({ vdir: '/up', principal: 'alice' }, now), 1);
       assert.deepEqual((await again.listExpired(now, 100)).map((x) => x.id), [expired.id]);
+      // and the reopened store takes leases and writes under them
+      seen!.received = 8;
+      await withLock(again, kept.id, (lock) => again.update(seen!, lock));
+      assert.equal((await again.get(kept.id))?.received, 8);
+      await again.close?.();
     });
 
     it('the lock serializes and a newer taker supersedes the holder', async () => {
@@ -138,16 +179,115 @@ export function recordStoreCompliance(make: MakeStore<RecordStore>, name = 'reco
         secondHeld = true;
         return l;
       });
+      await aborted(first.signal);
       await sleep(20);
-      assert.equal(first.signal.aborted, true, 'holder told to stop');
       assert.equal(secondHeld, false, 'second waits for the release');
-      first.release();
+      await first.release();
       const l2 = await second;
       assert.equal(secondHeld, true);
       assert.equal(l2.signal.aborted, false);
-      l2.release();
+      assert.ok(l2.token > first.token, `token ${l2.token} after ${first.token}`);
+      await l2.release();
       const other = await store.lock(newSessionId()); // other sessions are independent
-      other.release();
+      assert.equal(other.signal.aborted, false);
+      await other.release();
+    });
+
+    it('fencing: a superseded lease writes nothing, update and delete under it throw LeaseLostError', async () => {
+      const { store } = ctx();
+      const created = sampleRecord({ bytes: { tail: 'a' } });
+      await store.create(created);
+      const first = await store.lock(created.id);
+      const stale = (await store.get(created.id))!;
+      const second = store.lock(created.id);
+      await aborted(first.signal);
+      stale.received = 99;
+      stale.bytes = { tail: 'stale' };
+      await assert.rejects(store.update(stale, first), LeaseLostError);
+      await assert.rejects(store.delete(created.id, first), LeaseLostError);
+      const kept = await store.get(created.id);
+      assert.equal(kept?.received, 0, 'the stale update changed nothing');
+      assert.deepEqual(kept?.bytes, { tail: 'a' });
+      await first.release(); // no error although superseded
+      const l2 = await second;
+      kept!.received = 3;
+      await store.update(kept!, l2);
+      await assert.rejects(store.update(kept!, first), LeaseLostError, 'still refused after the release');
+      assert.equal((await store.get(created.id))?.received, 3);
+      await l2.release();
+      const l3 = await store.lock(created.id);
+      await assert.rejects(store.update(kept!, l2), LeaseLostError, 'a released lease is no licence either');
+      await store.delete(created.id, l3);
+      assert.equal(await store.get(created.id), undefined);
+      await l3.release();
+    });
+
+    it('lock works for an id without a record, and tryLock only takes a free lease', async () => {
+      const { store } = ctx();
+      const id = newSessionId();
+      const held = await store.tryLock(id);
+      assert.ok(held, 'a free lease is taken');
+      assert.equal(await store.tryLock(id), undefined, 'not while held');
+      assert.equal(await store.tryLock(id.toLowerCase().slice(1, -1)), undefined, 'not under another spelling either');
+      assert.equal(held.signal.aborted, false, 'a failed tryLock supersedes nobody');
+      await held.release();
+      const again = await store.tryLock(id);
+      assert.ok(again, 'taken again after the release');
+      assert.ok(again.token > held.token);
+      await again.release();
+      const locked = await store.lock(id);
+      assert.equal(await store.tryLock(id), undefined, 'not while held through lock()');
+      await locked.release();
+      const last = await store.tryLock(id);
+      assert.ok(last);
+      await last.release();
+    });
+
+    it('exclusive runs work once at a time per name and returns its result', async () => {
+      const { store } = ctx();
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let runs = 0;
+      const first = store.exclusive('sweep', async () => {
+        runs++;
+        await gate;
+        return 'first';
+      });
+      await until(() => runs === 1);
+      assert.equal(await store.exclusive('sweep', async () => (runs++, 'second')), undefined, 'a concurrent caller does not run');
+      assert.equal(await store.exclusive('other', async () => 'other'), 'other', 'other names are independent');
+      release();
+      assert.equal(await first, 'first');
+      assert.equal(runs, 1);
+      assert.equal(await store.exclusive('sweep', async () => 'third'), 'third', 'free again once done');
+      await assert.rejects(
+        store.exclusive('sweep', async () => {
+          throw new Error('boom');
+        }),
+        /boom/,
+      );
+      assert.equal(await store.exclusive('sweep', async () => 'after a failure'), 'after a failure');
     });
   });
+}
+
+/** Runs `work` under the session's lock, released afterwards. */
+async function withLock<T>(store: RecordStore, id: string, work: (lock: SessionLock) => Promise<T>): Promise<T> {
+  const lock = await store.lock(id);
+  try {
+    return await work(lock);
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Resolves once `signal` aborts; fails after two seconds. */
+async function aborted(signal: AbortSignal): Promise<void> {
+  await until(() => signal.aborted, 'the holder was not told to stop');
+}
+
+/** Polls `condition` every 5 ms for up to two seconds. */
+async function until(condition: () => boolean, message = 'condition not met'): Promise<void> {
+  for (let i = 0; i < 400 && !condition(); i++) await sleep(5);
+  assert.ok(condition(), `${message} within 2 s`);
 }
