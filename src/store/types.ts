@@ -136,9 +136,10 @@ export interface RecordStore {
   /** The record, or `undefined` when the id is unknown (ids compare case-insensitively, braces optional). */
   get(id: string): Promise<SessionRecord | undefined>;
   /**
-   * Replaces the record, made under `lock`. When `lock` is no longer the session's newest lease the
-   * write is refused with {@link LeaseLostError} and nothing changes, so a stale node can never
-   * overwrite a newer record.
+   * Replaces the record, made under `lock`. Once a newer holder has taken the session over, writes
+   * under the older lease are refused with {@link LeaseLostError} and change nothing, so a stale
+   * node can never overwrite a newer record. (Across nodes a newer request takes over at once; a
+   * single-process store may let the superseded holder finish, and record what it wrote, first.)
    */
   update(record: SessionRecord, lock: SessionLock): Promise<void>;
   /**
@@ -349,8 +350,14 @@ export interface LocalFiles {
   dataPath(upload: StoredUpload): string | undefined;
   /** The path where the reply is, or is to be written by the application. */
   replyPath(upload: StoredUpload): string | undefined;
-  /** Adopts what the application wrote at {@link LocalFiles.replyPath}: makes it durable; returns its size (0 and an empty reply when it wrote none). */
+  /**
+   * Adopts what the application wrote at {@link LocalFiles.replyPath} as the reply: makes it durable
+   * and returns its size (an empty reply, 0, when it wrote none). Anything there that is not a
+   * regular file is removed, and the call fails.
+   */
   adoptReply(upload: StoredUpload): Promise<number>;
+  /** Removes whatever is at {@link LocalFiles.replyPath} (no error when nothing is). */
+  removeReply(upload: StoredUpload): Promise<void>;
 }
 
 /** A byte store's object addresses (see {@link ByteStore.remote}). */
@@ -359,6 +366,8 @@ export interface RemoteObjects {
   request(upload: StoredUpload, expiresInSeconds: number): Promise<{ name: string; url: string }>;
   /** Where the application puts its reply: its `s3://bucket/key` name and a presigned PUT URL. */
   response(upload: StoredUpload, expiresInSeconds: number): Promise<{ name: string; url: string }>;
-  /** Adopts what the application PUT at the response URL; returns its size (0 and an empty reply when it put none). */
+  /** Adopts what the application PUT at the response URL as the reply; returns its size (an empty reply, 0, when it put none). */
   adoptReply(upload: StoredUpload): Promise<number>;
+  /** Removes what the application PUT at the response URL (no error when nothing is). */
+  removeReply(upload: StoredUpload): Promise<void>;
 }
