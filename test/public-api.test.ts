@@ -99,18 +99,28 @@ const EXPORTS: Record<string, string[]> = {
   ],
   'bits-upload/store': [
     'ConfinementError',
+    'DestinationExistsError',
     'FsByteStore',
+    'FsDestinationStore',
     'FsRecordStore',
+    'LeaseLostError',
     'PartialWriteError',
     'SessionLimitError',
+    'StoreUnavailableError',
     'UploadMissingError',
   ],
   'bits-upload/store/testing': [
+    'TestUpload',
     'byteStoreCompliance',
+    'contentOf',
+    'destinationStoreCompliance',
     'localPathsCompliance',
+    'readAll',
     'recordStoreCompliance',
+    'remoteObjectsCompliance',
     'replyStoreCompliance',
     'sampleRecord',
+    'source',
   ],
 };
 

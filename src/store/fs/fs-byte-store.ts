@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ByteState, ByteStore, LocalFiles, StoredObject, StoredUpload, UploadTarget, WriteOptions, WriteResult } from '../types.js';
 import { ConfinementError, canWalkByDescriptor, entryPath, openConfinedDir, stillInside } from './confined.js';
-import { PartialWriteError, UploadMissingError } from '../types.js';
+import { DestinationExistsError, PartialWriteError, UploadMissingError } from '../types.js';
 import { BatchWriter, batchSize } from './batch-writer.js';
 import { commitAtomic, mkdirDurable, syncDir, syncFile, writeFileAtomic } from './durable.js';
 import { fileObject } from './file-object.js';
@@ -31,7 +31,7 @@ export class FsByteStore implements ByteStore {
 
   constructor(private readonly stateDir: string) {}
 
-  async open(id: string): Promise<ByteState | undefined> {
+  async open(id: string, _target?: UploadTarget): Promise<ByteState | undefined> {
     const dir = this.dirOf(id);
     await mkdirDurable(dir);
     const data = join(dir, DATA_FILE);
@@ -125,6 +125,8 @@ export class FsByteStore implements ByteStore {
     const tmp = at(`.bits-${basename(this.dirOf(id))}.part`);
     // A resent Close after a crash part way through an earlier commit finishes that commit.
     if (await this.finishPlaced(id, target, tmp, sync)) return;
+    // A commit resent after one that completed: the data has left the session and is in place.
+    if (!(await stat(data).catch(() => undefined)) && (await lstat(target).catch(() => undefined))?.isFile()) return;
     try {
       await this.place(data, target, options.overwrite, sync);
       return;
@@ -275,7 +277,12 @@ export class FsByteStore implements ByteStore {
       await sync();
       return;
     }
-    await link(from, to);
+    try {
+      await link(from, to);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new DestinationExistsError(to);
+      throw err;
+    }
     await sync();
     await unlink(from);
   }

@@ -128,6 +128,7 @@ export class S3ByteStore implements ByteStore {
       request: (upload, expiresIn) => this.#request(upload, expiresIn),
       response: (upload, expiresIn) => this.#response(upload, expiresIn),
       adoptReply: (upload) => this.#adoptReply(upload),
+      removeReply: (upload) => this.#removeResponse(upload),
     };
   }
 
@@ -139,6 +140,11 @@ export class S3ByteStore implements ByteStore {
   /** The read-back data object of a session. */
   dataKey(id: string): string {
     return `${this.sessionPrefix(id)}data`;
+  }
+
+  /** Where an application PUTs its reply (by-reference notification), until it is adopted. */
+  responseKey(id: string): string {
+    return `${this.sessionPrefix(id)}response`;
   }
 
   /** The reply object of an upload-reply session. */
@@ -594,17 +600,30 @@ export class S3ByteStore implements ByteStore {
   }
 
   async #response(upload: StoredUpload, expiresIn: number): Promise<{ name: string; url: string }> {
-    const key = this.replyKey(upload.id);
+    const key = this.responseKey(upload.id);
     const url = await getSignedUrl(this.client, new PutObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn });
     return { name: s3Name(this.bucket, key), url };
   }
 
   async #adoptReply(upload: StoredUpload): Promise<number> {
-    const key = this.replyKey(upload.id);
-    const head = await this.#head(this.bucket, key);
-    if (head) return head.ContentLength ?? 0;
-    await this.#try(this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: Buffer.alloc(0), ContentLength: 0 })));
-    return 0;
+    const from = this.responseKey(upload.id);
+    const to = this.replyKey(upload.id);
+    const head = await this.#head(this.bucket, from);
+    if (!head) {
+      await this.#try(this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: to, Body: Buffer.alloc(0), ContentLength: 0 })));
+      return 0;
+    }
+    await this.#try(
+      this.client.send(
+        new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: `${this.bucket}/${from.split('/').map(encodeURIComponent).join('/')}`, CopySourceIfMatch: head.ETag }),
+      ),
+    );
+    await this.#removeResponse(upload);
+    return head.ContentLength ?? 0;
+  }
+
+  async #removeResponse(upload: StoredUpload): Promise<void> {
+    await this.#try(this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: [{ Key: this.responseKey(upload.id) }], Quiet: true } })));
   }
 }
 
