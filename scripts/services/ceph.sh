@@ -10,9 +10,11 @@
 #   start        create the cluster on first use, start mon, osd and rgw, wait until S3
 #                answers, create the S3 user; prints shell `export` lines:
 #                  BITS_TEST_S3_ENDPOINT, BITS_TEST_S3_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
-#   stop         stop rgw, osd and mon (memstore: object data is lost)
-#   stop-rgw     stop only the gateway (the cluster keeps its data)
-#   start-rgw    start only the gateway and wait until S3 answers
+#   stop         stop every gateway, the osd and the mon (memstore: object data is lost)
+#   kill         SIGKILL every daemon of the cluster at once (fast teardown of a throw-away run)
+#   stop-rgw     stop only the gateway on RGW_PORT (the cluster keeps its data)
+#   start-rgw    start a gateway on RGW_PORT (any free port: a second gateway on the same
+#                cluster, same data and users) and wait until S3 answers
 #   restart-rgw  stop-rgw then start-rgw
 #   status       exit 0 when S3 answers on RGW_PORT, 1 otherwise
 #   env          print the export lines again (cluster already made)
@@ -23,7 +25,7 @@ set -euo pipefail
 
 cmd="${1:-}"; dir="${2:-}"; rgw_port="${3:-}"
 if [[ -z "$cmd" || -z "$dir" || -z "$rgw_port" ]]; then
-  echo "usage: $0 {start|stop|stop-rgw|start-rgw|restart-rgw|status|env} DIR RGW_PORT [MON_PORT]" >&2; exit 2
+  echo "usage: $0 {start|stop|kill|stop-rgw|start-rgw|restart-rgw|status|env} DIR RGW_PORT [MON_PORT]" >&2; exit 2
 fi
 mon_port="${4:-$((rgw_port + 1))}"
 timeout_s="${CEPH_READY_TIMEOUT_S:-90}"
@@ -39,7 +41,7 @@ CEPH=(ceph -c "$conf" -n client.admin -k "$dir/admin.keyring" --connect-timeout 
 log() { echo "ceph.sh: $*" >&2; }
 die() { log "$*"; exit 5; }
 
-s3_ready() { curl -s -o /dev/null -m 3 -w '%{http_code}' "http://127.0.0.1:$rgw_port/" 2>/dev/null | grep -q '^200$'; }
+s3_ready() { curl -s -o /dev/null -m 3 -w '%{http_code}' "http://127.0.0.1:${1:-$rgw_port}/" 2>/dev/null | grep -q '^200$'; }
 
 wait_until() { # wait_until SECONDS DESCRIPTION CMD...
   local limit="$1" what="$2"; shift 2
@@ -115,7 +117,6 @@ osd op num shards = 1
 osd op num threads per shard = 2
 [client.rgw]
 keyring = $dir/rgw.keyring
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
 rgw data = $dir/rgw
 rgw thread pool size = 128
 rgw enable usage log = false
@@ -155,12 +156,24 @@ start_osd() {
   wait_until "$timeout_s" "osd up" osd_up || die "osd.0 not up within ${timeout_s}s (see $dir/osd.0.log)"
 }
 
-start_rgw() {
-  if ! pid_alive "$dir/client.rgw.pid"; then
-    radosgw -c "$conf" -n client.rgw -k "$dir/rgw.keyring" >>"$dir/client.rgw.stderr" 2>&1 || die "radosgw failed to start, see $dir/client.rgw.log"
+rgw_pidfile() { echo "$dir/rgw.$1.pid"; }
+
+start_rgw() { # start_rgw PORT: a gateway on the cluster, one per port (the first is the main one)
+  local port="$1" pidf
+  pidf="$(rgw_pidfile "$port")"
+  if ! pid_alive "$pidf"; then
+    radosgw -c "$conf" -n client.rgw -k "$dir/rgw.keyring" --rgw-frontends "beast endpoint=127.0.0.1:$port" \
+      --pid-file "$pidf" --admin-socket "$dir/rgw.$port.asok" --log-file "$dir/rgw.$port.log" \
+      >>"$dir/rgw.$port.stderr" 2>&1 || die "radosgw failed to start, see $dir/rgw.$port.log"
   fi
-  wait_until "$timeout_s" "rgw answers on 127.0.0.1:$rgw_port" s3_ready \
-    || die "radosgw not answering on http://127.0.0.1:$rgw_port within ${timeout_s}s (see $dir/client.rgw.log)"
+  wait_until "$timeout_s" "rgw answers on 127.0.0.1:$port" s3_ready "$port" \
+    || die "radosgw not answering on http://127.0.0.1:$port within ${timeout_s}s (see $dir/rgw.$port.log)"
+}
+
+stop_all_rgw() {
+  local f
+  for f in "$dir"/rgw.*.pid; do [[ -e "$f" ]] && stop_pidfile "$f" radosgw; done
+  return 0
 }
 
 ensure_user() {
@@ -191,19 +204,24 @@ case "$cmd" in
     make_cluster
     start_mon
     start_osd
-    start_rgw
+    start_rgw "$rgw_port"
     ensure_user
     print_env
     ;;
   stop)
-    stop_pidfile "$dir/client.rgw.pid" radosgw
+    stop_all_rgw
     stop_pidfile "$dir/osd.0.pid" ceph-osd
     stop_pidfile "$dir/mon.a.pid" ceph-mon
     ;;
-  stop-rgw) stop_pidfile "$dir/client.rgw.pid" radosgw ;;
-  start-rgw) start_rgw ;;
-  restart-rgw) stop_pidfile "$dir/client.rgw.pid" radosgw; start_rgw ;;
+  kill)
+    for f in "$dir"/rgw.*.pid "$dir/osd.0.pid" "$dir/mon.a.pid"; do
+      [[ -s "$f" ]] && { kill -KILL "$(cat "$f")" 2>/dev/null || true; rm -f "$f"; }
+    done
+    ;;
+  stop-rgw) stop_pidfile "$(rgw_pidfile "$rgw_port")" radosgw ;;
+  start-rgw) [[ -s "$dir/.made" ]] || die "no cluster in $dir: run start first"; start_rgw "$rgw_port" ;;
+  restart-rgw) stop_pidfile "$(rgw_pidfile "$rgw_port")" radosgw; start_rgw "$rgw_port" ;;
   status) s3_ready ;;
   env) print_env ;;
-  *) echo "usage: $0 {start|stop|stop-rgw|start-rgw|restart-rgw|status|env} DIR RGW_PORT [MON_PORT]" >&2; exit 2 ;;
+  *) echo "usage: $0 {start|stop|kill|stop-rgw|start-rgw|restart-rgw|status|env} DIR RGW_PORT [MON_PORT]" >&2; exit 2 ;;
 esac
