@@ -73,12 +73,15 @@ async function freePorts(n) {
  */
 function runScript(script, args, timeoutMs) {
   return new Promise((resolveRun, reject) => {
-    const child = spawn('bash', [join(scripts, script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // own process group: a Ctrl-C reaches the runner only, which stops these and cleans up
+    const child = spawn('bash', [join(scripts, script), ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    starting.add(child);
+    child.on('close', () => starting.delete(child));
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    const timer = setTimeout(() => killGroup(child), timeoutMs);
     child.on('error', (e) => {
       clearTimeout(timer);
       reject(e);
@@ -89,6 +92,21 @@ function runScript(script, args, timeoutMs) {
       else reject(new Error(`${script} ${args[0]} failed (${signal ?? `exit ${code}`}):\n${err.trim().split('\n').slice(-15).join('\n')}`));
     });
   });
+}
+
+/** The signal that interrupted the run, if any. @type {NodeJS.Signals | undefined} */
+let signalled;
+
+/** Scripts still starting services. @type {Set<import('node:child_process').ChildProcess>} */
+const starting = new Set();
+
+/** @param {import('node:child_process').ChildProcess} child */
+function killGroup(child) {
+  try {
+    if (child.pid) process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
 }
 
 /** Parses `export A=b` / `A=b` lines. @param {string} text */
@@ -123,7 +141,11 @@ function cleanup() {
   const t0 = Date.now();
   if (running.ceph) spawnSync('bash', [join(scripts, 'ceph.sh'), 'kill', running.ceph.dir, String(running.ceph.port)], { stdio: 'ignore', timeout: 30_000 });
   if (running.pg) spawnSync('bash', [join(scripts, 'postgres.sh'), 'stop', running.pg.dir, String(running.pg.port)], { stdio: 'ignore', timeout: 30_000 });
-  rmSync(running.dir, { recursive: true, force: true, maxRetries: 3 });
+  try {
+    rmSync(running.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  } catch (e) {
+    note(`could not remove ${running.dir}: ${e instanceof Error ? e.message : e}`);
+  }
   note(`services stopped in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
 }
 
@@ -166,6 +188,7 @@ async function startServices() {
     ? runScript('ceph.sh', ['start', cephDir, String(rgwPort), String(monPort)], 150_000)
     : Promise.reject(new Error('Ceph (mon, osd, radosgw) is not installed (run: bash scripts/services/install.sh)'));
   const [pg, ceph] = await Promise.allSettled([pgStart, cephStart]);
+  if (signalled) return env;
   if (pg.status === 'fulfilled') {
     Object.assign(env, parseEnv(pg.value));
     env.BITS_TEST_PG_DIR = pgDir;
@@ -204,11 +227,13 @@ function testArgs(argv) {
 async function main() {
   process.chdir(root);
   let child;
-  let signalled;
   const onSignal = (sig) => {
     signalled = sig;
     if (child && child.exitCode === null) child.kill(sig);
-    else {
+    else if (!child) {
+      // still starting: stop the start scripts; main cleans up once they are gone
+      for (const c of starting) killGroup(c);
+    } else {
       cleanup();
       process.exit(sig === 'SIGINT' ? 130 : 143);
     }
@@ -224,8 +249,11 @@ async function main() {
     warn(`services could not be started: ${e instanceof Error ? e.message : e}`);
   }
   if (signalled) {
+    note(`${signalled} while starting the services: stopping them`);
+    // a daemon forked by a killed start script writes its pid file a moment later
+    await new Promise((r) => setTimeout(r, 1500));
     cleanup();
-    process.exit(130);
+    process.exit(signalled === 'SIGINT' ? 130 : 143);
   }
   const args = testArgs(process.argv.slice(2));
   child = spawn(process.execPath, args, { stdio: 'inherit', env: { ...process.env, ...env } });
