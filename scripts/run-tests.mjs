@@ -2,6 +2,7 @@
 // The test runner behind `npm test` and `npm run coverage`.
 //
 // Usage: node scripts/run-tests.mjs [node flags…] [test files…]
+//        node scripts/run-tests.mjs --exec COMMAND [ARGS…]   (e.g. a benchmark: same services, any command)
 //   With no test file, runs dist/test/*.test.js. Every other argument goes to `node --test` as is,
 //   in order (e.g. --experimental-test-coverage, --test-reporter=spec, --test-name-pattern=…).
 //   --test-concurrency=2 is added unless a --test-concurrency is given.
@@ -141,6 +142,11 @@ function cleanup() {
   const t0 = Date.now();
   if (running.ceph) spawnSync('bash', [join(scripts, 'ceph.sh'), 'kill', running.ceph.dir, String(running.ceph.port)], { stdio: 'ignore', timeout: 30_000 });
   if (running.pg) spawnSync('bash', [join(scripts, 'postgres.sh'), 'stop', running.pg.dir, String(running.pg.port)], { stdio: 'ignore', timeout: 30_000 });
+  // clusters of single tests (privatePostgres) that a crashed test left running
+  const privates = existsSync(running.dir) ? readdirSync(running.dir).filter((f) => f.startsWith('pg-private-')) : [];
+  for (const f of privates) {
+    spawnSync('bash', [join(scripts, 'postgres.sh'), 'stop', join(running.dir, f), '0'], { stdio: 'ignore', timeout: 30_000 });
+  }
   try {
     rmSync(running.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   } catch (e) {
@@ -255,11 +261,13 @@ async function main() {
     cleanup();
     process.exit(signalled === 'SIGINT' ? 130 : 143);
   }
-  const args = testArgs(process.argv.slice(2));
-  child = spawn(process.execPath, args, { stdio: 'inherit', env: { ...process.env, ...env } });
+  const argv = process.argv.slice(2);
+  const [cmd, ...args] = argv[0] === '--exec' ? argv.slice(1) : [process.execPath, ...testArgs(argv)];
+  if (!cmd) throw new Error('--exec needs a command');
+  child = spawn(cmd, args, { stdio: 'inherit', env: { ...process.env, ...env } });
   const code = await new Promise((resolveCode) => {
     child.on('error', (e) => {
-      note(`could not run node --test: ${e.message}`);
+      note(`could not run ${cmd}: ${e.message}`);
       resolveCode(1);
     });
     child.on('exit', (c, sig) => resolveCode(c ?? (sig === 'SIGINT' ? 130 : 1)));
