@@ -1,88 +1,90 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { newSessionId } from '../../protocol/session-id.js';
-import type { ByteStore } from '../types.js';
-import { perCase, source } from './harness.js';
-import type { MakeStore } from './harness.js';
-
-/** The reply's bytes at the store's reply path, or `undefined` when there is no reply file. */
-async function replyAt(store: ByteStore, id: string): Promise<Buffer | undefined> {
-  const path = store.replyPath(id);
-  assert.ok(path !== undefined, 'a store with replies names where each reply is');
-  return readFile(path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return undefined;
-    throw err;
-  });
-}
+import { contentOf, perCase, readAll, source, TestUpload } from './harness.js';
+import type { MakeByteStore } from './harness.js';
 
 /**
- * Registers the reply capability of a {@link ByteStore} (upload-reply sessions) as `node:test`
- * cases: `writeReply` stores a stream durably and reports its size, a failed reply leaves nothing
- * behind, `replyPath` names where it is, `discard` removes it, and a fresh instance still has it.
+ * Registers the reply side of a {@link ByteStore} (upload-reply sessions) as `node:test` cases:
+ * `writeReply` stores a stream durably and reports its size, `openReply` serves it whole and in
+ * ranges, a failed reply leaves nothing behind, `discard` removes it, and a fresh instance still
+ * has it.
  *
  * @example
  * ```ts
- * replyStoreCompliance(async () => {
- *   const dir = await mkdtemp(join(tmpdir(), 'bytes-'));
- *   return { store: new FsByteStore(dir), reopen: async () => new FsByteStore(dir), cleanup: () => rm(dir, { recursive: true }) };
- * }, 'FsByteStore');
+ * replyStoreCompliance(makeBytes, 'S3ByteStore');
  * ```
  */
-export function replyStoreCompliance(make: MakeStore<ByteStore>, name = 'byte store'): void {
+export function replyStoreCompliance(make: MakeByteStore, name = 'byte store'): void {
   describe(`ByteStore reply compliance: ${name}`, () => {
     const ctx = perCase(make);
 
     it('writeReply stores the whole stream and returns its size; a second reply replaces it', async () => {
-      const { store } = ctx();
-      const id = newSessionId();
-      await store.open(id);
-      assert.equal(await replyAt(store, id), undefined, 'no reply before one is written');
-      assert.equal(await store.writeReply(id, source('<ok ', 'id="1"/>')), 12);
-      assert.equal((await replyAt(store, id))?.toString(), '<ok id="1"/>');
-      assert.equal(await store.writeReply(id, source('2')), 1);
-      assert.equal((await replyAt(store, id))?.toString(), '2');
+      const { h, store } = ctx();
+      const up = await TestUpload.open(store, h.destinations, ['a.bin'], { readBack: true });
+      assert.equal(await store.openReply(up.upload), undefined, 'no reply before one is written');
+      assert.equal(await store.writeReply(up.upload, source('<ok ', 'id="1"/>')), 12);
+      assert.equal((await contentOf(await store.openReply(up.upload)))?.toString(), '<ok id="1"/>');
+      assert.equal(await store.writeReply(up.upload, source('2')), 1);
+      assert.equal((await contentOf(await store.openReply(up.upload)))?.toString(), '2');
+    });
+
+    it('openReply serves ranges, with a size, a quoted etag and a date', async () => {
+      const { h, store } = ctx();
+      const up = await TestUpload.open(store, h.destinations, ['a.bin'], { readBack: true });
+      await store.writeReply(up.upload, source('0123456789'));
+      const reply = await store.openReply(up.upload);
+      assert.ok(reply);
+      try {
+        assert.equal(reply.size, 10);
+        assert.match(reply.etag, /^"[^"]+"$/);
+        assert.ok(reply.modified instanceof Date && !Number.isNaN(reply.modified.getTime()));
+        assert.equal((await readAll(reply.read(2, 4))).toString(), '234');
+        assert.equal((await readAll(reply.read(9, 9))).toString(), '9');
+        assert.equal((await readAll(reply.read(5, 4))).length, 0);
+      } finally {
+        await reply.close();
+      }
     });
 
     it('an empty reply is a reply of 0 bytes', async () => {
-      const { store } = ctx();
-      const id = newSessionId();
-      await store.open(id);
-      assert.equal(await store.writeReply(id, source()), 0);
-      assert.equal((await replyAt(store, id))?.length, 0);
+      const { h, store } = ctx();
+      const up = await TestUpload.open(store, h.destinations, ['a.bin'], { readBack: true });
+      assert.equal(await store.writeReply(up.upload, source()), 0);
+      const reply = await store.openReply(up.upload);
+      assert.equal(reply?.size, 0);
+      assert.deepEqual(await contentOf(reply), Buffer.alloc(0));
     });
 
     it('a reply whose source fails leaves nothing behind', async () => {
-      const { store } = ctx();
-      const id = newSessionId();
-      await store.open(id);
+      const { h, store } = ctx();
+      const up = await TestUpload.open(store, h.destinations, ['a.bin'], { readBack: true });
       const input = new PassThrough();
-      const writing = store.writeReply(id, input);
+      const writing = store.writeReply(up.upload, input);
       input.write('half a rep');
       await sleep(20);
       input.destroy(new Error('application went away'));
       await assert.rejects(writing, /application went away/);
-      assert.equal(await replyAt(store, id), undefined);
+      assert.equal(await store.openReply(up.upload), undefined);
     });
 
     it('discard removes the reply with the data', async () => {
-      const { store } = ctx();
-      const id = newSessionId();
-      await store.open(id);
-      await store.writeReply(id, source('reply'));
-      await store.discard(id);
-      assert.equal(await replyAt(store, id), undefined);
+      const { h, store } = ctx();
+      const up = await TestUpload.open(store, h.destinations, ['a.bin'], { readBack: true });
+      await up.write('data', { total: 4 });
+      await store.writeReply(up.upload, source('reply'));
+      await up.discard();
+      assert.equal(await store.openReply(up.upload), undefined);
+      assert.equal(await up.exists(), false);
     });
 
     it('durability: a fresh instance over the same storage has the reply', async () => {
       const { h, store } = ctx();
-      const id = newSessionId();
-      await store.open(id);
-      await store.writeReply(id, source('kept'));
+      const up = await TestUpload.open(store, h.destinations, ['a.bin'], { readBack: true });
+      await store.writeReply(up.upload, source('kept'));
       const again = await h.reopen();
-      assert.equal((await replyAt(again, id))?.toString(), 'kept');
+      assert.equal((await contentOf(await again.openReply(up.upload)))?.toString(), 'kept');
     });
   });
 }
