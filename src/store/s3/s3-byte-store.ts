@@ -73,6 +73,8 @@ const DELETE_BATCH = 1000;
 const MAX_LIST_PAGES = 1000;
 /** CopyObject's limit; a larger read-back upload cannot be committed (multipart copy is not implemented). */
 const MAX_COPY_BYTES = 5 * 1024 ** 3;
+/** Tail segments requested ahead while a part streams them. */
+const SEGMENT_PREFETCH = 8;
 
 /** The session's slug in keys: the GUID, lowercase, without braces. */
 function slugOf(id: string): string {
@@ -173,16 +175,20 @@ export class S3ByteStore implements ByteStore {
       if (!(await reader.atEnd())) throw new PartialWriteError(0, new Error('the upload is complete: no bytes may follow'), 'storage');
       return { written: 0 };
     }
-    let alive: boolean;
-    try {
-      [alive] = await Promise.all([this.#uploadAlive(start), this.#deleteKeys(start.obsolete)]);
-    } catch (err) {
-      throw s3Failure(err);
-    }
-    if (!alive) {
-      const sealedMeanwhile = await this.#sealedMeanwhile(upload, start, reader, options);
-      if (sealedMeanwhile) return sealedMeanwhile;
-      throw new UploadMissingError(upload.id);
+    // Whether the upload is still there (not discarded meanwhile). A read-back upload is checked
+    // first (a superseded write may have sealed it); otherwise the check runs alongside the write.
+    const checking = Promise.all([this.#uploadAlive(start), this.#deleteKeys(start.obsolete)]).then(
+      ([alive]) => ({ alive, failure: undefined as unknown }),
+      (failure: unknown) => ({ alive: true, failure }),
+    );
+    if (start.readBack) {
+      const { alive, failure } = await checking;
+      if (failure !== undefined) throw s3Failure(failure);
+      if (!alive) {
+        const sealedMeanwhile = await this.#sealedMeanwhile(upload, start, reader, options);
+        if (sealedMeanwhile) return sealedMeanwhile;
+        throw new UploadMissingError(upload.id);
+      }
     }
     let memo: UploadMemo = { ...start, obsolete: [], partSize: start.partSize ?? partSizeFor(this.partSize, options.total) };
     const P = memo.partSize!;
@@ -212,12 +218,23 @@ export class S3ByteStore implements ByteStore {
       }
       if (memo.readBack && options.total !== undefined && memoSize(memo) === options.total) memo = await this.#seal(memo, upload.id);
     } catch (err) {
+      const { alive } = await checking;
       const fromSource = reader.failure !== undefined;
-      if (!fromSource && isNoSuchUpload(err) && written === 0) throw new UploadMissingError(upload.id);
+      if (!alive || (!fromSource && isNoSuchUpload(err) && written === 0)) {
+        await this.#deleteKeys(memo.tail.filter((seg) => !start.tail.includes(seg)).map((seg) => seg.key));
+        throw new UploadMissingError(upload.id);
+      }
       const cause = fromSource ? reader.failure : s3Failure(err);
       if (!fromSource && written === 0 && cause instanceof StoreUnavailableError) throw cause;
       throw new PartialWriteError(written, cause, fromSource ? 'source' : 'storage', written > 0 ? toByteState(memo) : undefined);
     }
+    const { alive, failure } = await checking;
+    if (!alive) {
+      // Discarded meanwhile: what this write added must not outlive it.
+      await this.#deleteKeys(memo.tail.filter((seg) => !start.tail.includes(seg)).map((seg) => seg.key));
+      throw new UploadMissingError(upload.id);
+    }
+    if (failure !== undefined) throw s3Failure(failure);
     return { written, bytes: toByteState(memo) };
   }
 
@@ -456,14 +473,30 @@ export class S3ByteStore implements ByteStore {
   }
 
   async *#concat(tail: readonly TailSegment[], incoming: AsyncIterable<Buffer> | Buffer[]): AsyncGenerator<Buffer> {
-    for (const seg of tail) {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: seg.key }));
-      let got = 0;
-      for await (const chunk of res.Body as AsyncIterable<Buffer>) {
-        got += chunk.length;
-        yield chunk;
+    // Segments are requested a few ahead of the one being streamed: each costs a round trip.
+    const requests: Promise<Readable>[] = [];
+    const request = (i: number): void => {
+      const seg = tail[i];
+      if (!seg) return;
+      const pending = this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: seg.key })).then((res) => res.Body as Readable);
+      pending.catch(() => undefined);
+      requests[i] = pending;
+    };
+    for (let i = 0; i < SEGMENT_PREFETCH; i++) request(i);
+    try {
+      for (const [i, seg] of tail.entries()) {
+        const body = await requests[i]!;
+        request(i + SEGMENT_PREFETCH);
+        let got = 0;
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          got += chunk.length;
+          yield chunk;
+        }
+        if (got !== seg.size) throw new Error(`the tail segment ${seg.key} holds ${got} bytes, not ${seg.size}`);
       }
-      if (got !== seg.size) throw new Error(`the tail segment ${seg.key} holds ${got} bytes, not ${seg.size}`);
+    } finally {
+      // Bodies fetched ahead but not read (the part failed) are let go.
+      for (const pending of requests.slice()) void pending?.then((body) => body.destroy(), () => undefined);
     }
     yield* incoming;
   }

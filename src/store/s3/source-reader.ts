@@ -20,6 +20,10 @@ export class SourceReader {
 
   constructor(source: Readable, signal?: AbortSignal) {
     this.#it = source[Symbol.asyncIterator]();
+    // The iterator listens only once it is read: a source failing before must not go unheard.
+    source.on('error', (err: unknown) => {
+      this.failure ??= err;
+    });
     if (signal) {
       const stop = (): void => {
         source.destroy(signal.reason instanceof Error ? signal.reason : new Error('the write was superseded'));
