@@ -160,7 +160,7 @@ export interface RecordStore {
   tryLock(id: string): Promise<SessionLock | undefined>;
   /**
    * Runs `work` on one node of a farm at a time (the expiry sweep); resolves `undefined` without
-   * running it while another node runs work of the same name. Single-node stores just run it.
+   * running it while another node runs work of the same name. A single-process store runs it once at a time the same way.
    */
   exclusive<T>(name: string, work: () => Promise<T>): Promise<T | undefined>;
   /** Closes connections and stops background work (the server is stopping). */
