@@ -1,26 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import rangeParser from 'range-parser';
 import type { HttpRequest, HttpResponse, ResponseHeaders } from '../http/types.js';
 import { ConfinementError } from '../store/fs/confined.js';
-import { fileObject } from '../store/fs/file-object.js';
+import { fileObject, isMissingFile, READ_FLAGS } from '../store/fs/file-object.js';
 import type { StoredObject } from '../store/types.js';
 import { formatContentRange } from '../protocol/content-range.js';
 
 /** More ranges than this in one `Range` header and the header is ignored (200 with the whole file). */
 const MAX_RANGES = 100;
 
-/** Open errors that mean "there is no file to serve here". */
-const NOT_FOUND_CODES = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP', 'ENAMETOOLONG']);
 
 /** Errors of a response stream that only mean the client went away. */
 const CLIENT_GONE_CODES = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ECONNRESET', 'EPIPE']);
 
-/** Opening with O_NONBLOCK keeps a FIFO planted at the path from blocking a libuv thread. */
-const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
 /** A byte range of the file, both ends inclusive. */
 interface ByteRange {
@@ -52,7 +47,7 @@ function errorCode(err: unknown): string | undefined {
  * ```
  */
 export function isNotFound(err: unknown): boolean {
-  return err instanceof ConfinementError || NOT_FOUND_CODES.has(errorCode(err) ?? '');
+  return err instanceof ConfinementError || isMissingFile(err);
 }
 
 /**
@@ -139,7 +134,7 @@ function bodyStream(source: AsyncGenerator<Buffer>): Readable {
 export async function serveFile(req: HttpRequest, res: HttpResponse, file: string | ((flags: number) => Promise<FileHandle>)): Promise<void> {
   let object: StoredObject | undefined;
   try {
-    object = await fileObject(typeof file === 'string' ? await open(file, OPEN_FLAGS) : await file(OPEN_FLAGS));
+    object = await fileObject(typeof file === 'string' ? await open(file, READ_FLAGS) : await file(READ_FLAGS));
   } catch (err) {
     if (!isNotFound(err)) throw err;
   }

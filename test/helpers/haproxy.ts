@@ -1,8 +1,9 @@
 // A real HAProxy (Debian's) in front of test nodes: TCP mode, round-robin per connection, no
 // affinity, health checks fast enough that a killed node is marked down within about 1–2 s.
+import { deadPort } from './dead-port.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -52,18 +53,6 @@ export function requireHaproxy(t: TestContext): boolean {
   process.stderr.write(`\n!!! ${msg}\n\n`);
   t.skip(msg);
   return false;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
 }
 
 /** The HAProxy configuration {@link startHaproxy} runs (exported for documentation and tests). */
@@ -133,7 +122,7 @@ export async function waitForPort(port: number, timeoutMs = 10_000): Promise<voi
 export async function startHaproxy(backendPorts: readonly number[], opts: HaproxyOptions = {}): Promise<Haproxy> {
   if (backendPorts.length === 0) throw new Error('startHaproxy: no backend ports');
   const dir = mkdtempSync(join(tmpdir(), 'bits-haproxy-'));
-  const port = await freePort();
+  const port = await deadPort();
   const cfg = join(dir, 'haproxy.cfg');
   writeFileSync(cfg, haproxyConfig(port, backendPorts, opts));
   const check = spawnSync(HAPROXY, ['-c', '-q', '-f', cfg], { encoding: 'utf8', timeout: 10_000 });

@@ -1,10 +1,10 @@
 // Access to the real PostgreSQL and Ceph RADOS Gateway that scripts/run-tests.mjs starts once per
 // test run (see scripts/services/*.sh). Everything is read from the environment it exports; a test
 // whose service is absent skips loudly through requireServices / servicesSkipReason.
+import { deadPort } from './dead-port.js';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, chmodSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -233,19 +233,6 @@ async function restartGateway(cephDir: string, port: number, endpoint: string, o
   await waitFor(`RGW on ${endpoint}`, () => s3Answers(endpoint), 30_000);
 }
 
-/** A free TCP port on 127.0.0.1. */
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
 /** A PostgreSQL cluster of one test's own, to restart without disturbing other tests. */
 export interface PrivatePostgres {
   url: string;
@@ -267,7 +254,7 @@ export async function privatePostgres(): Promise<PrivatePostgres> {
   const base = process.env.BITS_TEST_SERVICES_DIR || tmpdir();
   const dir = mkdtempSync(join(base, 'pg-private-'));
   chmodSync(dir, 0o755);
-  const port = await freePort();
+  const port = await deadPort();
   let url: string;
   try {
     const out = await runScript('postgres.sh', ['start', dir, String(port)], PG_SCRIPT_TIMEOUT_MS);
@@ -320,7 +307,7 @@ export async function privateRgw(): Promise<PrivateRgw> {
   const s = s3Service();
   if (!s?.cephDir) throw new Error('privateRgw: no BITS_TEST_CEPH_DIR (services not started by scripts/run-tests.mjs)');
   const cephDir = s.cephDir;
-  const port = await freePort();
+  const port = await deadPort();
   const endpoint = `http://127.0.0.1:${port}`;
   await runScript('ceph.sh', ['start-rgw', cephDir, String(port)], CEPH_SCRIPT_TIMEOUT_MS);
   return {

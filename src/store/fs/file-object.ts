@@ -1,7 +1,28 @@
+import { constants } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { StoredObject } from '../types.js';
+
+/** Opening with O_NONBLOCK keeps a FIFO planted at a path from blocking a libuv thread. */
+export const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
+
+/** Open errors that mean "there is no file to read here". */
+const MISSING_CODES = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP', 'ENAMETOOLONG']);
+
+/**
+ * Whether an open failed because there is no regular file at the path (missing, not a folder
+ * where one was needed, a link refused), rather than because the storage failed.
+ *
+ * @example
+ * ```ts
+ * const handle = await open(path, READ_FLAGS).catch((err) => (isMissingFile(err) ? undefined : Promise.reject(err)));
+ * ```
+ */
+export function isMissingFile(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && MISSING_CODES.has(code);
+}
 
 /** Strong entity tag of a file version: inode, size and modification time in nanoseconds, in hex. */
 function entityTag(st: BigIntStats): string {

@@ -1,17 +1,11 @@
-import { constants } from 'node:fs';
 import { lstat, open, realpath } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BitsError } from '../../protocol/errors.js';
 import type { DestinationStore, StoredObject } from '../types.js';
 import { ConfinementError, canWalkByDescriptor, openConfinedFile } from './confined.js';
-import { fileObject } from './file-object.js';
+import { fileObject, isMissingFile, READ_FLAGS } from './file-object.js';
 import { isInside } from './is-inside.js';
 
-/** Open errors that mean "there is no file to serve here". */
-const NOT_FOUND_CODES = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'ELOOP', 'ENAMETOOLONG']);
-
-/** Opening with O_NONBLOCK keeps a FIFO planted at the path from blocking a libuv thread. */
-const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
 function errnoCode(err: unknown): string | undefined {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
@@ -85,10 +79,10 @@ export class FsDestinationStore implements DestinationStore {
   async open(path: readonly string[]): Promise<StoredObject | undefined> {
     const target = await this.resolve(path);
     try {
-      const handle = canWalkByDescriptor ? await openConfinedFile(this.root, path, OPEN_FLAGS) : await open(target, OPEN_FLAGS);
+      const handle = canWalkByDescriptor ? await openConfinedFile(this.root, path, READ_FLAGS) : await open(target, READ_FLAGS);
       return await fileObject(handle);
     } catch (err) {
-      if (err instanceof ConfinementError || NOT_FOUND_CODES.has(errnoCode(err) ?? '')) return undefined;
+      if (err instanceof ConfinementError || isMissingFile(err)) return undefined;
       throw err;
     }
   }
