@@ -7,7 +7,10 @@ export type { SessionEvents, Sessions } from './server/sessions.js';
 // (start() and listen() refuse a state directory another live server holds)
 export { StateDirInUseError } from './store/fs/state-dir-lock.js';
 export { ConfigError, loadConfigFile, parseConfig, parseConfigJson, readConfigFile } from './server/config.js';
-export type { AuthConfig, ConfigFile, ConfigIssue, ServerConfig, ServerConfigInput, VdirConfig } from './server/config.js';
+export type { AuthConfig, ConfigFile, ConfigIssue, PostgresConfig, S3Config, ServerConfig, ServerConfigInput, StoreConfig, VdirConfig } from './server/config.js';
+// (`bits serve --check`)
+export { checkStores } from './server/check-stores.js';
+export type { StoreCheck } from './server/check-stores.js';
 export { BitsError, ERRORS, isBitsError } from './protocol/errors.js';
 export type { BitsErrorCode } from './protocol/errors.js';
 export { HTTP_ERRORS, HttpError, isHttpError } from './http/errors.js';

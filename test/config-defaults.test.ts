@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../src/server/config.js';
-import { AUTH_DEFAULTS, LIMITS_DEFAULTS, SERVER_DEFAULTS, TLS_DEFAULTS, VDIR_DEFAULTS } from '../src/server/defaults.js';
+import { AUTH_DEFAULTS, LIMITS_DEFAULTS, POSTGRES_DEFAULTS, S3_DEFAULTS, SERVER_DEFAULTS, STORE_DEFAULTS, TLS_DEFAULTS, VDIR_DEFAULTS } from '../src/server/defaults.js';
 import { DEFAULT_LIMITS } from '../src/http/limits.js';
 import { CLI } from './helpers/cli.js';
 
@@ -58,6 +58,10 @@ const TABLE: ReadonlyMap<string, unknown> = new Map<string, unknown>([
   ...Object.entries(LIMITS_DEFAULTS).map(([k, v]) => [`limits.${k}`, v] as const),
   ...Object.entries(VDIR_DEFAULTS).map(([k, v]) => [`vdirs[].${k}`, v] as const),
   ...Object.entries(AUTH_DEFAULTS).map(([k, v]) => [`auth.${k}`, v] as const),
+  ['store.records.type', STORE_DEFAULTS.records.type],
+  ['store.bytes.type', STORE_DEFAULTS.bytes.type],
+  ...Object.entries(POSTGRES_DEFAULTS).map(([k, v]) => [`store.records.${k}`, v] as const),
+  ...Object.entries(S3_DEFAULTS).map(([k, v]) => [`store.bytes.${k}`, v] as const),
 ]);
 
 /** Entries the README documents in another row (the `tls` block by its keys) or in words. */
@@ -67,7 +71,17 @@ const DOCUMENTED_AS: Readonly<Record<string, { row: string; text: string }>> = {
 };
 
 /** README rows that are not defaults-table entries: required keys, and the `tls` block's own keys. */
-const NOT_IN_TABLE = new Set(['vdirs[].path', 'vdirs[].directory', 'tls.cert', 'tls.key', 'auth.schemes', 'sessionsPerUserLimit']);
+const NOT_IN_TABLE = new Set([
+  'vdirs[].path',
+  'vdirs[].directory',
+  'vdirs[].destination',
+  'tls.cert',
+  'tls.key',
+  'auth.schemes',
+  'sessionsPerUserLimit',
+  'store.records.url',
+  'store.bytes.bucket',
+]);
 
 const configuration = documentedDefaults(section('Configuration'));
 const security = documentedDefaults(section('Security'));

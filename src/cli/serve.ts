@@ -3,6 +3,7 @@ import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { BitsServer } from '../server/bits-server.js';
+import { checkStores } from '../server/check-stores.js';
 import { ConfigError, parseConfigJson, readConfigFile, readTlsFiles } from '../server/config.js';
 import type { ServerConfig } from '../server/config.js';
 import { SERVE_DEFAULTS, SERVER_DEFAULTS, VDIR_DEFAULTS } from '../server/defaults.js';
@@ -12,6 +13,7 @@ import { printAndExit } from './print-and-exit.js';
 
 interface ServeFlags {
   config?: string;
+  check?: boolean;
   host?: string;
   port?: string;
   root?: string;
@@ -116,6 +118,24 @@ async function resolveConfig(flags: ServeFlags): Promise<ServerConfig> {
   }
 }
 
+/** `bits serve --check`: one line per store check on stdout; exit 0 when every one passed, else 1. */
+async function check(config: ServerConfig): Promise<number> {
+  let failed = 0;
+  try {
+    await readTlsFiles(config.tls);
+    if (config.tls) process.stdout.write('ok    TLS files: certificate and key make a usable context\n');
+  } catch (err) {
+    failed++;
+    process.stdout.write(`FAIL  TLS files: ${(err as Error).message}\n`);
+  }
+  for (const c of await checkStores(config)) {
+    if (!c.ok) failed++;
+    process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.subject}: ${c.detail}\n`);
+  }
+  process.stdout.write(failed === 0 ? 'configuration ok\n' : `${failed} check${failed === 1 ? '' : 's'} failed\n`);
+  return failed === 0 ? ExitCode.Done : ExitCode.Fatal;
+}
+
 const sizeDefault = (bytes: number) => `(bytes or e.g. 1G; default ${formatSize(bytes)})`;
 const durationDefault = (seconds: number) => `(seconds or e.g. 2h; default ${formatDuration(seconds * 1000)})`;
 
@@ -127,6 +147,7 @@ export function registerServe(program: Command): void {
     .description('run the BITS upload server')
     .addHelpText('after', `\nSizes: ${SIZE_FORMS}.\nDurations: ${DURATION_FORMS}.`)
     .option('-c, --config <file>', 'JSON configuration file (see README)')
+    .option('--check', 'check the configuration and connect to its stores (PostgreSQL, S3, folders), print what is wrong, and exit')
     .option('--host <host>', `address to listen on (default ${SERVER_DEFAULTS.listen.host})`)
     .option('-p, --port <port>', `port to listen on (default ${SERVER_DEFAULTS.listen.port}; 0 picks a free one)`)
     .option('--root <dir>', `folder served as vdir "/" (default ${SERVE_DEFAULTS.root})`)
@@ -153,6 +174,7 @@ export function registerServe(program: Command): void {
         throw err;
       }
       const config = await resolveConfig(flags).catch(usage);
+      if (flags.check) process.exit(await check(config));
       // TLS files given by flag are checked here, so that a missing one is named by its flag (the
       // server checks them again at listen, by key).
       if (flags.tlsCert !== undefined) {

@@ -6,8 +6,6 @@ import { HttpServer } from '../http/server.js';
 import type { HttpLimits } from '../http/limits.js';
 import type { HttpRequest, HttpResponse } from '../http/types.js';
 import { BITS_METHOD } from '../protocol/constants.js';
-import { FsByteStore } from '../store/fs/fs-byte-store.js';
-import { FsRecordStore } from '../store/fs/fs-record-store.js';
 import { acquireStateDir } from '../store/fs/state-dir-lock.js';
 import { readTlsFiles } from './config.js';
 import type { ServerConfig } from './config.js';
@@ -17,6 +15,8 @@ import { badRequest } from './error-ack.js';
 import { answerPacket } from './answer-packet.js';
 import type { ServerParts } from './handlers/context.js';
 import { Sessions } from './sessions.js';
+import { buildStores } from './stores.js';
+import type { ServerStores } from './stores.js';
 import type { SessionEvents } from './sessions.js';
 import { bindListener } from './notification/public-url.js';
 import { RequestLog } from './request-log.js';
@@ -52,7 +52,9 @@ export class BitsServer extends EventEmitter<SessionEvents> {
   private http: HttpServer | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private releaseStateDir: (() => Promise<void>) | undefined;
+  private started = false;
   private readonly auth: Authenticator;
+  private readonly stores: ServerStores;
 
   /** @throws {ConfigError} when the options do not fit the configuration (see `validateServerOptions`). */
   constructor(
@@ -63,13 +65,15 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     const hooks = validateServerOptions(config, options);
     this.logger = options.logger;
     this.auth = new Authenticator(this.logger, options.authenticate);
-    this.sessions = new Sessions(
-      options.records ?? new FsRecordStore(config.stateDir, { logger: this.logger }),
-      options.bytes ?? new FsByteStore(config.stateDir),
-      this.logger,
-      { events: this },
-    );
-    this.parts = { vdirs: new VdirTable(config.vdirs), sessions: this.sessions, auth: this.auth, logger: this.logger, hooks };
+    this.stores = buildStores(config, this.logger, options);
+    this.sessions = new Sessions(this.stores.records, this.stores.bytes, this.logger, { events: this });
+    this.parts = {
+      vdirs: new VdirTable(config.vdirs, (vdir) => this.stores.destinations(vdir)),
+      sessions: this.sessions,
+      auth: this.auth,
+      logger: this.logger,
+      hooks,
+    };
   }
 
   /**
@@ -100,11 +104,13 @@ export class BitsServer extends EventEmitter<SessionEvents> {
   /**
    * Makes the server ready to answer requests, without a listener of its own (what `listen()` does
    * first; call it yourself when `handle` is mounted under another server): loads the users files,
-   * takes the state directory's lock (one server per state directory), creates missing vdir folders,
-   * runs the store's crash recovery, removes sessions that expired while it was down, and starts the
+   * takes the state directory's lock (one server per state directory) when a store keeps files
+   * there, connects the configured stores (PostgreSQL: connect and migrate), creates missing vdir
+   * folders, runs the store's crash recovery, removes sessions that expired while it was down, and starts the
    * sweep of expired sessions. Undo it with {@link BitsServer.stop}.
    *
    * @throws {StateDirInUseError} when another live process holds the state directory.
+   * @throws {StoreUnavailableError} when the configured PostgreSQL cannot be reached.
    * @example
    * ```ts
    * await server.start();
@@ -114,11 +120,14 @@ export class BitsServer extends EventEmitter<SessionEvents> {
    * ```
    */
   async start(): Promise<void> {
-    if (this.releaseStateDir) throw new Error('BitsServer is already started');
+    if (this.started) throw new Error('BitsServer is already started');
     await this.auth.load(this.config.vdirs);
-    this.releaseStateDir = await acquireStateDir(this.config.stateDir);
+    if (this.stores.usesStateDir) this.releaseStateDir = await acquireStateDir(this.config.stateDir);
+    this.started = true;
     try {
+      await this.stores.open();
       for (const v of this.config.vdirs) {
+        if (v.directory === undefined) continue;
         await mkdir(v.directory, { recursive: true });
         for (const problem of await foreignWritable(v.directory)) {
           this.logger.warn({ vdir: v.path, problem }, 'other local users can change this served folder; keep it writable by the server only');
@@ -138,14 +147,21 @@ export class BitsServer extends EventEmitter<SessionEvents> {
   }
 
   /**
-   * Ends what {@link BitsServer.start} began: the sweep stops and the state directory is released.
+   * Ends what {@link BitsServer.start} began: the sweep stops, the configured stores are closed (a
+   * server on PostgreSQL or S3 cannot be started again) and the state directory is released.
    * For a mounted server, call it once the host server stops sending requests.
    */
   async stop(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
-    await this.releaseStateDir?.();
-    this.releaseStateDir = undefined;
+    if (!this.started) return;
+    this.started = false;
+    try {
+      await this.stores.close();
+    } finally {
+      await this.releaseStateDir?.();
+      this.releaseStateDir = undefined;
+    }
   }
 
   /**

@@ -1,8 +1,10 @@
 import { z } from 'zod';
-import { AUTH_DEFAULTS, LIMITS_DEFAULTS, SERVER_DEFAULTS, TLS_DEFAULTS, VDIR_DEFAULTS } from './defaults.js';
+import { AUTH_DEFAULTS, LIMITS_DEFAULTS, POSTGRES_DEFAULTS, S3_DEFAULTS, SERVER_DEFAULTS, STORE_DEFAULTS, TLS_DEFAULTS, VDIR_DEFAULTS } from './defaults.js';
 import { DURATION_FORMS, SIZE_FORMS, durationMs, sizeBytes } from './human-units.js';
 import { notificationUrlProblem, publicUrlProblem } from './notification/public-url.js';
 import { MAX_REPLY_URL } from '../protocol/constants.js';
+import { MIN_PART_SIZE } from '../store/s3/part-layout.js';
+import { parseS3Url } from '../store/s3/s3-url.js';
 
 // The configuration as it is written (seconds, bytes, or human units) and, through the transforms,
 // as the server reads it: every duration in milliseconds, so that no caller converts units.
@@ -43,6 +45,16 @@ const checked = (problem: (value: string) => string | undefined) =>
     const message = problem(value);
     if (message) ctx.addIssue({ code: 'custom', message });
   });
+
+/** `s3://bucket/prefix/`: a vdir's destination in object storage. */
+const s3Url = checked((value) => {
+  try {
+    parseS3Url(value);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+});
 
 /** The origin clients reach the server at, e.g. `https://bits.example.com` (normalised, no trailing `/`). */
 const publicUrl = checked(publicUrlProblem).transform((u) => new URL(u).origin);
@@ -86,8 +98,10 @@ const vdirSchema = z
     path: z
       .string()
       .regex(/^\/([^/]+(\/[^/]+)*)?$/, 'must start with "/" and have no empty segments or trailing "/"'),
-    /** Folder the vdir maps to. */
-    directory: z.string().min(1),
+    /** Local folder the vdir maps to (with the filesystem byte store). */
+    directory: z.string().min(1).optional(),
+    /** `s3://bucket/prefix/` the vdir maps to (with the S3 byte store). */
+    destination: s3Url.optional(),
     uploadEnabled: z.boolean().default(VDIR_DEFAULTS.uploadEnabled),
     downloadEnabled: z.boolean().default(VDIR_DEFAULTS.downloadEnabled),
     /** Largest entity in bytes; 0 = unlimited (D17). */
@@ -121,6 +135,11 @@ const vdirSchema = z
     sessionsPerUserLimit: z.number().int().nonnegative().default(VDIR_DEFAULTS.sessionsPerUserLimit),
   })
   .strict()
+  .superRefine((v, ctx) => {
+    if ((v.directory === undefined) === (v.destination === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['directory'], message: 'give either directory (a local folder) or destination (s3://bucket/prefix/), not both or neither' });
+    }
+  })
   .transform(({ sessionTimeout, notificationTimeout, ...rest }): typeof rest & VdirDurations => ({
     ...rest,
     sessionTimeoutMs: sessionTimeout,
@@ -154,6 +173,66 @@ const limitsSchema = z
     writeIdleTimeoutMs: writeIdleTimeout,
   }));
 
+const fsStoreSchema = z.object({ type: z.literal('fs') }).strict();
+
+const postgresSchema = z
+  .object({
+    type: z.literal('postgres'),
+    /** `postgres://user:password@host:port/database` (the password may also come from PGPASSWORD or ~/.pgpass). */
+    url: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres://user@host:port/database URL'),
+    /** This node's id in records and leases; null: `<hostname>:<pid>`. */
+    node: z.string().min(1).max(200).nullable().default(POSTGRES_DEFAULTS.node),
+    schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lowercase SQL identifier').default(POSTGRES_DEFAULTS.schema),
+    leaseTtl: durationMsSchema({ positive: true }).prefault(POSTGRES_DEFAULTS.leaseTtl),
+    connectTimeout: durationMsSchema({ positive: true }).prefault(POSTGRES_DEFAULTS.connectTimeout),
+    queryTimeout: durationMsSchema({ positive: true }).prefault(POSTGRES_DEFAULTS.queryTimeout),
+    poolSize: count.default(POSTGRES_DEFAULTS.poolSize),
+  })
+  .strict()
+  .transform(({ leaseTtl, connectTimeout, queryTimeout, ...rest }) => ({
+    ...rest,
+    leaseTtlMs: leaseTtl,
+    connectTimeoutMs: connectTimeout,
+    queryTimeoutMs: queryTimeout,
+  }));
+
+const s3Schema = z
+  .object({
+    type: z.literal('s3'),
+    endpoint: z.url({ protocol: /^https?$/, error: 'expected an http(s):// URL' }).nullable().default(S3_DEFAULTS.endpoint),
+    region: z.string().min(1).default(S3_DEFAULTS.region),
+    /** The bucket of the sessions' own objects (tail segments, replies); must exist. */
+    bucket: z.string().min(1),
+    prefix: z.string().default(S3_DEFAULTS.prefix),
+    forcePathStyle: z.boolean().default(S3_DEFAULTS.forcePathStyle),
+    partSize: sizeSchema()
+      .refine((n) => n >= MIN_PART_SIZE, { message: `must be at least ${MIN_PART_SIZE} bytes (5 MiB)` })
+      .prefault(S3_DEFAULTS.partSize),
+    /** Static credentials; null: the SDK's standard chain (environment, shared config, instance roles). */
+    credentials: z
+      .object({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1), sessionToken: z.string().min(1).optional() })
+      .strict()
+      .nullable()
+      .default(S3_DEFAULTS.credentials),
+  })
+  .strict()
+  .superRefine((b, ctx) => {
+    try {
+      parseS3Url(`s3://${b.bucket}/${b.prefix}`);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', path: ['bucket'], message: (err as Error).message });
+    }
+  });
+
+const storeSchema = z
+  .object({
+    /** Session records and leases. */
+    records: z.discriminatedUnion('type', [fsStoreSchema, postgresSchema]).prefault(STORE_DEFAULTS.records),
+    /** Upload bytes (and where they are committed: vdir folders or s3:// destinations). */
+    bytes: z.discriminatedUnion('type', [fsStoreSchema, s3Schema]).prefault(STORE_DEFAULTS.bytes),
+  })
+  .strict();
+
 const listenDefaults = SERVER_DEFAULTS.listen;
 
 /** The whole configuration: the shape users write, read into the shape the server uses. */
@@ -184,6 +263,8 @@ export const configSchema = z
     /** The origin clients reach the server at; default: the listener's own address. */
     publicUrl: publicUrl.nullable().default(SERVER_DEFAULTS.publicUrl),
     stateDir: z.string().min(1).default(SERVER_DEFAULTS.stateDir),
+    /** Where records and bytes are kept; default: files under `stateDir`. */
+    store: storeSchema.prefault({}),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(SERVER_DEFAULTS.logLevel),
     sweepInterval: durationMsSchema().prefault(SERVER_DEFAULTS.sweepInterval),
     shutdownGrace: durationMsSchema().prefault(SERVER_DEFAULTS.shutdownGrace),
@@ -201,6 +282,12 @@ export const configSchema = z
 
 /** One virtual directory, validated, with absolute paths and durations in milliseconds. */
 export type VdirConfig = z.output<typeof vdirSchema>;
+/** Where records and bytes are kept. */
+export type StoreConfig = z.output<typeof storeSchema>;
+/** The PostgreSQL record store's settings, durations in milliseconds. */
+export type PostgresConfig = z.output<typeof postgresSchema>;
+/** The S3 byte store's settings. */
+export type S3Config = z.output<typeof s3Schema>;
 /** A vdir's authentication settings. */
 export type AuthConfig = z.output<typeof authSchema>;
 /** The server configuration, validated, with defaults applied, paths made absolute and durations in milliseconds. */

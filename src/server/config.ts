@@ -5,7 +5,7 @@ import { isInside } from '../store/fs/is-inside.js';
 import { configSchema } from './config-schema.js';
 import type { ServerConfig, ServerConfigInput } from './config-schema.js';
 
-export type { AuthConfig, ServerConfig, ServerConfigInput, VdirConfig } from './config-schema.js';
+export type { AuthConfig, PostgresConfig, S3Config, ServerConfig, ServerConfigInput, StoreConfig, VdirConfig } from './config-schema.js';
 
 /** One wrong key of a configuration and why. */
 export interface ConfigIssue {
@@ -85,8 +85,15 @@ export function parseConfigJson(input: unknown, baseDir: string): ServerConfig {
     };
   }
   const seen = new Set<string>();
+  const objects = config.store.bytes.type === 's3';
   config.vdirs.forEach((v, i) => {
-    v.directory = resolve(baseDir, v.directory);
+    if (objects && v.directory !== undefined) {
+      throw new ConfigError([{ key: `vdirs[${i}].directory`, message: 'with store.bytes of type "s3" uploads go to object storage: give destination (s3://bucket/prefix/) instead' }]);
+    }
+    if (!objects && v.destination !== undefined) {
+      throw new ConfigError([{ key: `vdirs[${i}].destination`, message: 'an s3:// destination needs store.bytes of type "s3" (see README, Running a farm)' }]);
+    }
+    if (v.directory !== undefined) v.directory = resolve(baseDir, v.directory);
     v.publicUrl ??= config.publicUrl;
     if (v.auth?.users) v.auth.users = resolve(baseDir, v.auth.users);
     if (v.auth?.schemes.includes('client-certificate') && !config.tls?.ca) {
@@ -95,7 +102,7 @@ export function parseConfigJson(input: unknown, baseDir: string): ServerConfig {
     const key = v.path.toLowerCase();
     if (seen.has(key)) throw new ConfigError([{ key: `vdirs[${i}].path`, message: `"${v.path}" is configured twice` }]);
     seen.add(key);
-    if (isInside(config.stateDir, v.directory)) {
+    if (v.directory !== undefined && isInside(config.stateDir, v.directory)) {
       throw new ConfigError([{ key: 'stateDir', message: `${config.stateDir} must not be inside vdirs[${i}].directory (${v.directory})` }]);
     }
   });

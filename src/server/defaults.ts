@@ -41,7 +41,7 @@ export const LIMITS_DEFAULTS = {
   writeIdleTimeout: DEFAULT_LIMITS.writeIdleTimeoutMs / 1000, // seconds
 } as const;
 
-/** Defaults of each `vdirs[]` entry (`path` and `directory` have none). */
+/** Defaults of each `vdirs[]` entry (`path`, and `directory` or `destination`, have none). */
 export const VDIR_DEFAULTS = {
   uploadEnabled: true,
   downloadEnabled: false,
@@ -71,6 +71,35 @@ export const AUTH_DEFAULTS = {
   allowInsecureBasic: false,
   sessionCapability: false,
   certificateName: 'cn',
+} as const;
+
+/** Defaults of `store`: without it, records and bytes are files under `stateDir`. */
+export const STORE_DEFAULTS = {
+  records: { type: 'fs' },
+  bytes: { type: 'fs' },
+} as const;
+
+/** Defaults of `store.records` of type `postgres` (`url` has none). */
+export const POSTGRES_DEFAULTS = {
+  /** null: `<hostname>:<pid>`. */
+  node: null,
+  schema: 'public',
+  leaseTtl: 10, // seconds a lease outlives its holder's last heartbeat
+  connectTimeout: 2, // seconds
+  queryTimeout: 15, // seconds
+  poolSize: 10, // connections
+} as const;
+
+/** Defaults of `store.bytes` of type `s3` (`bucket` has none). */
+export const S3_DEFAULTS = {
+  /** null: the AWS endpoint of the region. */
+  endpoint: null,
+  region: 'us-east-1',
+  prefix: 'sessions/',
+  forcePathStyle: false,
+  partSize: 8 * MiB, // bytes, at least 5 MiB
+  /** null: the SDK's standard chain (environment, shared config, instance roles). */
+  credentials: null,
 } as const;
 
 /** What `bits serve` uses without `--config` where the configuration itself has no default. */

@@ -8,9 +8,9 @@ import type { UploadCompleteHook } from './notification/hook.js';
 /** Options of `BitsServer` beyond the configuration. */
 export interface BitsServerOptions {
   logger: Logger;
-  /** Session records; default: JSON files under `config.stateDir`. */
+  /** Session records in place of the configured ones (`config.store.records`: JSON files under `stateDir`, or PostgreSQL). */
   records?: RecordStore;
-  /** Upload bytes; default: files under `config.stateDir`. */
+  /** Upload bytes in place of the configured ones (`config.store.bytes`: files under `stateDir`, or S3). */
   bytes?: ByteStore;
   /**
    * In-process server applications, by vdir path: `onUploadComplete` runs when an upload to that

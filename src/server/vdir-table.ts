@@ -49,7 +49,10 @@ function decodePath(rawPath: string): string[] {
 export type DestinationFactory = (vdir: VdirConfig) => DestinationStore;
 
 /** A vdir's local folder (the default {@link DestinationFactory}). */
-export const localFolder: DestinationFactory = (vdir) => new FsDestinationStore(vdir.directory);
+export const localFolder: DestinationFactory = (vdir) => {
+  if (vdir.directory === undefined) throw new Error(`vdir ${vdir.path} has no local directory`);
+  return new FsDestinationStore(vdir.directory);
+};
 
 /**
  * The virtual directories of a server: maps request paths to vdirs (longest prefix wins, compared

@@ -15,6 +15,8 @@ export interface S3ClientOptions {
   readonly maxAttempts?: number | undefined;
   /** Parallel sockets (default 64). */
   readonly maxSockets?: number | undefined;
+  /** Static credentials; absent: the SDK's standard chain (environment, shared config, instance roles). */
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string | undefined } | undefined;
 }
 
 /**
@@ -32,6 +34,7 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
     ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
     region: options.region ?? 'us-east-1',
     forcePathStyle: options.forcePathStyle ?? false,
+    ...(options.credentials !== undefined ? { credentials: { ...options.credentials } } : {}),
     maxAttempts: options.maxAttempts ?? 3,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',

@@ -1,0 +1,112 @@
+import { hostname } from 'node:os';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Logger } from 'pino';
+import { FsByteStore } from '../store/fs/fs-byte-store.js';
+import { FsDestinationStore } from '../store/fs/fs-destination-store.js';
+import { FsRecordStore } from '../store/fs/fs-record-store.js';
+import { PostgresRecordStore } from '../store/postgres/postgres-record-store.js';
+import { InProcessClaims } from '../store/s3/in-process-claims.js';
+import { S3ByteStore } from '../store/s3/s3-byte-store.js';
+import { createS3Client } from '../store/s3/s3-client.js';
+import { S3DestinationStore } from '../store/s3/s3-destination-store.js';
+import type { ByteStore, DestinationStore, RecordStore } from '../store/types.js';
+import type { PostgresConfig, S3Config, ServerConfig, VdirConfig } from './config.js';
+
+/** The stores a server runs on, as the configuration's `store` block (or the caller) chose them. */
+export interface ServerStores {
+  readonly records: RecordStore;
+  readonly bytes: ByteStore;
+  /** The destination store of a vdir: its local folder or its `s3://` destination. */
+  destinations(vdir: VdirConfig): DestinationStore;
+  /** True when a store keeps files under `stateDir` (which one server at a time may hold). */
+  readonly usesStateDir: boolean;
+  /** Connects the stores this object made (PostgreSQL: connect, migrate, listen). */
+  open(): Promise<void>;
+  /** Closes what {@link open} opened; the stores cannot be opened again. */
+  close(): Promise<void>;
+}
+
+/** Stores given by the embedding application, in place of the configured ones. */
+export interface GivenStores {
+  readonly records?: RecordStore | undefined;
+  readonly bytes?: ByteStore | undefined;
+}
+
+/** This process's default node id: `<hostname>:<pid>`. */
+export function defaultNodeId(): string {
+  return `${hostname()}:${process.pid}`;
+}
+
+/** The PostgreSQL record store of a `store.records` block (not connected yet). */
+export function postgresRecords(config: PostgresConfig, logger: Logger | undefined): PostgresRecordStore {
+  return new PostgresRecordStore({
+    url: config.url,
+    node: config.node ?? defaultNodeId(),
+    schema: config.schema,
+    leaseTtlMs: config.leaseTtlMs,
+    connectTimeoutMs: config.connectTimeoutMs,
+    queryTimeoutMs: config.queryTimeoutMs,
+    poolSize: config.poolSize,
+    logger,
+  });
+}
+
+/** The S3 client of a `store.bytes` block; without `credentials`, the SDK's standard chain finds them. */
+export function s3ClientOf(config: S3Config): S3Client {
+  return createS3Client({
+    endpoint: config.endpoint ?? undefined,
+    region: config.region,
+    forcePathStyle: config.forcePathStyle,
+    credentials: config.credentials ?? undefined,
+  });
+}
+
+/**
+ * Builds the stores of `config.store`, unless `given` supplies them: records in files under
+ * `stateDir` or in PostgreSQL, bytes in files or in S3, each vdir's destination its folder or its
+ * `s3://` URL on the byte store's service. Destination claims (no two commits of one name with
+ * overwrites off) come from PostgreSQL when the records are there, else from this process.
+ *
+ * @example
+ * ```ts
+ * const stores = buildStores(config, logger);
+ * await stores.open();
+ * const sessions = new Sessions(stores.records, stores.bytes, logger);
+ * // ...
+ * await stores.close();
+ * ```
+ */
+export function buildStores(config: ServerConfig, logger: Logger, given: GivenStores = {}): ServerStores {
+  const { records: recordsConfig, bytes: bytesConfig } = config.store;
+  const ownedPostgres = !given.records && recordsConfig.type === 'postgres' ? postgresRecords(recordsConfig, logger) : undefined;
+  const records = given.records ?? ownedPostgres ?? new FsRecordStore(config.stateDir, { logger });
+  const client = bytesConfig.type === 's3' ? s3ClientOf(bytesConfig) : undefined;
+  let bytes: ByteStore;
+  if (given.bytes) bytes = given.bytes;
+  else if (bytesConfig.type === 's3') {
+    const claims = records instanceof PostgresRecordStore ? records.claims : new InProcessClaims();
+    bytes = new S3ByteStore({ client: client!, bucket: bytesConfig.bucket, prefix: bytesConfig.prefix, partSize: bytesConfig.partSize, claims, logger });
+  } else bytes = new FsByteStore(config.stateDir);
+  // (files need no connection; a PostgreSQL store or an S3 client, once closed, cannot reopen)
+  const connected = Boolean(ownedPostgres ?? client);
+  let state: 'new' | 'open' | 'closed' = 'new';
+  return {
+    records,
+    bytes,
+    destinations: (vdir) =>
+      vdir.destination !== undefined ? S3DestinationStore.fromUrl(client!, vdir.destination) : new FsDestinationStore(vdir.directory!),
+    usesStateDir: records instanceof FsRecordStore || bytes instanceof FsByteStore,
+    async open() {
+      if (state === 'closed') throw new Error('the server\'s stores are closed; make a new BitsServer to start again');
+      if (state === 'open') return;
+      await ownedPostgres?.start();
+      state = 'open';
+    },
+    async close() {
+      if (state === 'closed' || !connected) return;
+      state = 'closed';
+      await ownedPostgres?.close();
+      client?.destroy();
+    },
+  };
+}
