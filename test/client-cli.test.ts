@@ -122,6 +122,8 @@ describe('bits upload / download / jobs / resume / cancel', () => {
       [['upload', f.file, url, '--header', 'no colon'], /--header/],
       [['upload', f.file, url, '--retry-delay', '-1'], /--retry-delay/],
       [['upload', f.file, url, '--no-progress-timeout', 'x'], /--no-progress-timeout/],
+      [['upload', f.file, url, '--idle-timeout', '0'], /--idle-timeout must be more than 0/],
+      [['upload', f.file, url, '--idle-timeout', 'soon'], /--idle-timeout/],
       [['upload', f.file, url, '--user', 'nopassword'], /--user/],
       [['upload', f.file, url, '--ca', join(dir, 'none.pem')], /--ca/],
       [['upload', f.file, url, '--bogus'], /unknown option/],

@@ -32,6 +32,7 @@ export interface TransferFlags {
   key?: string;
   stateDir?: string;
   retryDelay?: string;
+  idleTimeout?: string;
   /** commander's name for `--no-progress-timeout <seconds>`: the value, or `true` when absent. */
   progressTimeout?: string | boolean;
   quiet?: boolean;
@@ -74,6 +75,7 @@ export function addTransferFlags(cmd: Command): Command {
     .option('--key <file>', 'PEM private key of --cert (the journal keeps its path, never the key: read again on resume)')
     .option('--state-dir <dir>', `where jobs are journaled (default ${defaultStateDir()})`)
     .option('--retry-delay <seconds>', 'wait before the first retry; later ones back off exponentially (default 5)')
+    .option('--idle-timeout <seconds>', 'abandon a request after this long with no bytes moving either way, and retry it (default 120)')
     .option('--no-progress-timeout <seconds>', 'stop (resumably, exit 3) after this long without progress; 0 = never (default 3600)')
     .option('--quiet', 'print nothing but errors')
     .option('--json', 'print one JSON event per line');
@@ -187,6 +189,8 @@ export function transferOptions(flags: TransferFlags, url: URL): ClientOptions {
   const cert = pem('--cert', flags.cert, /-----BEGIN CERTIFICATE-----/);
   // Checked here, read again by the job from its path: the journal keeps the path, never the key.
   pem('--key', flags.key, /-----BEGIN [A-Z ]*PRIVATE KEY-----/);
+  const idle = secondsFlag('--idle-timeout', flags.idleTimeout);
+  if (idle === 0) throw new UsageError('--idle-timeout must be more than 0 seconds');
   const noProgress = typeof flags.progressTimeout === 'string' ? secondsFlag('--no-progress-timeout', flags.progressTimeout) : undefined;
   return {
     user,
@@ -198,6 +202,7 @@ export function transferOptions(flags: TransferFlags, url: URL): ClientOptions {
     stateDir: flags.stateDir,
     retryDelayMs: secondsFlag('--retry-delay', flags.retryDelay),
     noProgressTimeoutMs: noProgress,
+    idleTimeoutMs: idle,
     logger: cliLogger(),
   };
 }
