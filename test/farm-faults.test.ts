@@ -164,13 +164,13 @@ describe('farm faults', () => {
     const f = await fixture(t, defer, size);
     const db = await freshDatabase();
     defer(() => db.drop());
-    // The client's own request idle timeout (2 minutes) has no CLI flag: HAProxy's 5 s server
-    // timeout cuts the request stuck on the stopped node, and the client retries on a new connection.
-    // The client keeps its connection alive, so after that retry it stays on a running node (HAProxy
-    // still sends new connections to the stopped one: its port accepts them).
-    const farm = await farmFor(defer, { nodes: 3, pgUrl: db.url, bucket: f.bucket.name, leaseTtl: '3s', haproxy: { idleTimeoutMs: 5000 } });
+    // The client's request idle timeout (--idle-timeout 5) gives up the request stuck on the stopped
+    // node, and the client retries on a new connection. It keeps that connection alive, so after the
+    // retry it stays on a running node (HAProxy still sends new connections to the stopped one: its
+    // port accepts them).
+    const farm = await farmFor(defer, { nodes: 3, pgUrl: db.url, bucket: f.bucket.name, leaseTtl: '3s' });
     const name = 'stall.bin';
-    const run = upload(defer, f, farm.url(name), []);
+    const run = upload(defer, f, farm.url(name), ['--idle-timeout', '5']);
 
     await run.until('a third acknowledged', () => run.bytesDone() >= size / 3, 90_000);
     const id = run.sessionId()!;
