@@ -6,6 +6,12 @@ import type { ByteStore, RecordStore, SessionLock, SessionRecord } from '../stor
 
 /** Most expired sessions one sweep removes (the next sweep takes the rest). */
 const SWEEP_LIMIT = 10_000;
+/** How often a sweep also collects what ended sessions left in the byte store (when it can). */
+const ORPHAN_INTERVAL_MS = 10 * 60_000;
+/** Only what is older than this is collected: nothing a request of a live session is still writing. */
+const ORPHAN_GRACE_MS = 10 * 60_000;
+/** Most session prefixes one collection looks at (the next one goes on from there). */
+const ORPHAN_LIMIT = 1000;
 
 /** Lifecycle events of sessions, emitted by {@link Sessions} (and re-emitted by the server). */
 export interface SessionEvents {
@@ -29,6 +35,8 @@ export class Sessions {
   /** Where lifecycle events go. */
   readonly events: EventEmitter<SessionEvents>;
   private readonly now: () => number;
+  /** When this node last collected orphans. */
+  private orphansCollectedAt = -Infinity;
 
   constructor(
     readonly records: RecordStore,
@@ -105,7 +113,30 @@ export class Sessions {
    * Returns how many went (0 while another node sweeps).
    */
   async sweep(): Promise<number> {
-    return (await this.records.exclusive('sweep', () => this.sweepHere())) ?? 0;
+    return (
+      (await this.records.exclusive('sweep', async () => {
+        const removed = await this.sweepHere();
+        await this.collectOrphans();
+        return removed;
+      })) ?? 0
+    );
+  }
+
+  /**
+   * Every {@link ORPHAN_INTERVAL_MS}, one pass of the byte store's collection of what ended sessions
+   * left behind (stores that several nodes write). A failure is logged: the next pass tries again.
+   */
+  private async collectOrphans(): Promise<void> {
+    const bytes = this.bytes;
+    if (!bytes.collectOrphans || this.now() - this.orphansCollectedAt < ORPHAN_INTERVAL_MS) return;
+    this.orphansCollectedAt = this.now();
+    try {
+      const isLive = async (id: string) => (await this.records.get(id)) !== undefined;
+      const deleted = await bytes.collectOrphans(isLive, { before: this.now() - ORPHAN_GRACE_MS, limit: ORPHAN_LIMIT });
+      if (deleted > 0) this.logger.info({ objects: deleted }, 'deleted objects that ended sessions left behind');
+    } catch (err) {
+      this.logger.warn({ err }, 'collecting what ended sessions left behind failed');
+    }
   }
 
   private async sweepHere(): Promise<number> {

@@ -333,6 +333,13 @@ export interface ByteStore {
   /** Deletes the upload's data and reply (no error when they are already gone). */
   discard(upload: StoredUpload): Promise<void>;
   /**
+   * Optional, for stores that several nodes write: one bounded pass deleting what sessions with no
+   * record left behind (a superseded request that finished writing after its session ended),
+   * last modified before `before`. `isLive` says whether a session still has a record. The sweep
+   * calls it now and then, on one node at a time. Returns the number of objects deleted.
+   */
+  collectOrphans?(isLive: (id: string) => Promise<boolean>, options: { before: number; limit: number }): Promise<number>;
+  /**
    * Capability: the upload's data and reply as local files, for by-reference notification. Absent
    * on stores without local files.
    */

@@ -35,6 +35,7 @@ import { DEFAULT_PART_SIZE, MIN_PART_SIZE, partSizeFor } from './part-layout.js'
 import { S3DestinationStore } from './s3-destination-store.js';
 import { isNoSuchUpload, isNotFound, isPreconditionFailed, s3Failure } from './s3-errors.js';
 import { getObjectStream, S3StoredObject } from './s3-object.js';
+import { collectOrphans } from './orphans.js';
 import { parseS3Url, s3Name } from './s3-url.js';
 import { SourceReader } from './source-reader.js';
 import { fromByteState, memoSize, tailSize, toByteState } from './upload-memo.js';
@@ -114,6 +115,8 @@ export class S3ByteStore implements ByteStore {
   readonly #claims: DestinationClaims | undefined;
   readonly #maxReplyBytes: number;
   readonly #logger: S3StoreLogger | undefined;
+  /** Where the next pass of {@link S3ByteStore.collectOrphans} goes on. */
+  #orphansAfter: string | undefined;
 
   constructor(options: S3ByteStoreOptions) {
     const { bucket, prefix } = parseS3Url(s3Name(options.bucket, options.prefix ?? ''));
@@ -330,6 +333,20 @@ export class S3ByteStore implements ByteStore {
           });
       }
       await this.#deletePrefix(this.sessionPrefix(upload.id));
+    } catch (err) {
+      throw s3Failure(err);
+    }
+  }
+
+  /**
+   * One bounded pass over the session prefixes (from where the last pass on this instance
+   * stopped), deleting the old objects of sessions that have no record: see {@link collectOrphans}.
+   */
+  async collectOrphans(isLive: (id: string) => Promise<boolean>, options: { before: number; limit: number }): Promise<number> {
+    try {
+      const pass = await collectOrphans({ client: this.client, bucket: this.bucket, prefix: this.prefix, isLive, ...options, after: this.#orphansAfter });
+      this.#orphansAfter = pass.next;
+      return pass.deleted;
     } catch (err) {
       throw s3Failure(err);
     }
