@@ -291,6 +291,29 @@ if (!endpoint) {
       }
     });
 
+    it('a reply larger than a part is stored as a multipart object; one failing part way leaves nothing', async () => {
+      const up = await TestUpload.open(c.store, c.destinations, ['big-reply.bin'], { readBack: true });
+      const reply = randomBytes(2 * P + 12345);
+      // (in uneven chunks, so that parts are cut inside them)
+      const chunks = [reply.subarray(0, 1000), reply.subarray(1000, P + 7), reply.subarray(P + 7)];
+      assert.equal(await c.store.writeReply(up.upload, PassThrough.from(chunks)), reply.length);
+      const stored = await c.store.openReply(up.upload);
+      assert.equal(stored?.size, reply.length);
+      assert.equal(sha256((await contentOf(stored))!), sha256(reply));
+
+      const failing = new PassThrough();
+      const written = c.store.writeReply(up.upload, failing);
+      failing.write(randomBytes(P + 100)); // (a whole part goes out)
+      await sleep(200);
+      failing.destroy(new Error('the application went away'));
+      await assert.rejects(written, /went away/);
+      const uploads = (await leftovers(c.client, c.bucket, c.store.replyKey(up.id))).uploads;
+      assert.ok(!uploads.includes(c.store.replyKey(up.id)), 'the multipart upload was aborted');
+      // (the earlier reply stays as it was: a failure leaves nothing of its own)
+      assert.equal(sha256((await contentOf(await c.store.openReply(up.upload)))!), sha256(reply));
+      await up.discard();
+    });
+
     it('an upload cannot be opened for a destination that is not in S3', async () => {
       const local: DestinationStore = { name: '/srv/uploads', resolve: async () => '/srv/uploads/a', exists: async () => false, open: async () => undefined };
       await assert.rejects(c.store.open('{00000000-0000-4000-8000-000000000001}', { destinations: local, path: ['a'] }), /only to s3:\/\/ destinations/);

@@ -36,6 +36,7 @@ import { S3DestinationStore } from './s3-destination-store.js';
 import { isNoSuchUpload, isNotFound, isPreconditionFailed, s3Failure } from './s3-errors.js';
 import { getObjectStream, S3StoredObject } from './s3-object.js';
 import { collectOrphans } from './orphans.js';
+import { putStream } from './put-stream.js';
 import { parseS3Url, s3Name } from './s3-url.js';
 import { SourceReader } from './source-reader.js';
 import { fromByteState, memoSize, tailSize, toByteState } from './upload-memo.js';
@@ -62,7 +63,7 @@ export interface S3ByteStoreOptions {
    * {@link S3ByteStore.commit}).
    */
   readonly claims?: DestinationClaims | undefined;
-  /** Largest reply kept from a stream of unknown length (default 16 MiB). */
+  /** Largest reply kept (default: no limit of the store's own; the server caps replies at a vdir's `maxReplySize`). */
   readonly maxReplyBytes?: number | undefined;
   readonly logger?: S3StoreLogger | undefined;
 }
@@ -127,7 +128,7 @@ export class S3ByteStore implements ByteStore {
     this.prefix = prefix;
     this.partSize = partSize;
     this.#claims = options.claims;
-    this.#maxReplyBytes = options.maxReplyBytes ?? 16 * 1024 * 1024;
+    this.#maxReplyBytes = options.maxReplyBytes ?? Number.POSITIVE_INFINITY;
     this.#logger = options.logger;
     this.remote = {
       request: (upload, expiresIn) => this.#request(upload, expiresIn),
@@ -306,16 +307,8 @@ export class S3ByteStore implements ByteStore {
   }
 
   async writeReply(upload: StoredUpload, source: Readable): Promise<number> {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of source as AsyncIterable<Buffer | string>) {
-      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      size += buf.length;
-      if (size > this.#maxReplyBytes) throw new Error(`the reply is over ${this.#maxReplyBytes} bytes`);
-      chunks.push(buf);
-    }
-    await this.#try(this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.replyKey(upload.id), Body: Buffer.concat(chunks, size), ContentLength: size })));
-    return size;
+    // (one part in memory at a time, whatever the reply's size)
+    return this.#try(putStream({ client: this.client, bucket: this.bucket, key: this.replyKey(upload.id), partSize: this.partSize, limit: this.#maxReplyBytes }, source));
   }
 
   async openReply(upload: StoredUpload): Promise<StoredObject | undefined> {
