@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../src/server/config.js';
-import { AUTH_DEFAULTS, LIMITS_DEFAULTS, POSTGRES_DEFAULTS, S3_DEFAULTS, SERVER_DEFAULTS, STORE_DEFAULTS, TLS_DEFAULTS, VDIR_DEFAULTS } from '../src/server/defaults.js';
+import { ADMIN_DEFAULTS, AUTH_DEFAULTS, LIMITS_DEFAULTS, POSTGRES_DEFAULTS, S3_DEFAULTS, SERVER_DEFAULTS, STORE_DEFAULTS, TLS_DEFAULTS, VDIR_DEFAULTS } from '../src/server/defaults.js';
 import { DEFAULT_LIMITS } from '../src/http/limits.js';
 import { CLI } from './helpers/cli.js';
 
@@ -58,6 +58,10 @@ const TABLE: ReadonlyMap<string, unknown> = new Map<string, unknown>([
   ...Object.entries(LIMITS_DEFAULTS).map(([k, v]) => [`limits.${k}`, v] as const),
   ...Object.entries(VDIR_DEFAULTS).map(([k, v]) => [`vdirs[].${k}`, v] as const),
   ...Object.entries(AUTH_DEFAULTS).map(([k, v]) => [`auth.${k}`, v] as const),
+  ['admin.listen.host', ADMIN_DEFAULTS.listen.host],
+  ['admin.listen.port', ADMIN_DEFAULTS.listen.port],
+  ['admin.token', ADMIN_DEFAULTS.token],
+  ['admin.tokenFile', ADMIN_DEFAULTS.tokenFile],
   ['store.records.type', STORE_DEFAULTS.records.type],
   ['store.bytes.type', STORE_DEFAULTS.bytes.type],
   ...Object.entries(POSTGRES_DEFAULTS).map(([k, v]) => [`store.records.${k}`, v] as const),

@@ -6,7 +6,7 @@ import { BitsServer } from '../server/bits-server.js';
 import { checkStores } from '../server/check-stores.js';
 import { ConfigError, parseConfigJson, readConfigFile, readTlsFiles } from '../server/config.js';
 import type { ServerConfig } from '../server/config.js';
-import { SERVE_DEFAULTS, SERVER_DEFAULTS, VDIR_DEFAULTS } from '../server/defaults.js';
+import { ADMIN_DEFAULTS, SERVE_DEFAULTS, SERVER_DEFAULTS, VDIR_DEFAULTS } from '../server/defaults.js';
 import { DURATION_FORMS, SIZE_FORMS, formatDuration, formatSize } from '../server/human-units.js';
 import { ExitCode } from './client-flags.js';
 import { printAndExit } from './print-and-exit.js';
@@ -33,6 +33,8 @@ interface ServeFlags {
   tlsCert?: string;
   tlsKey?: string;
   logLevel?: string;
+  adminHost?: string;
+  adminPort?: string;
 }
 
 /**
@@ -44,6 +46,8 @@ const FLAGS = [
   ['port', '--port', 'listen.port'],
   ['stateDir', '--state-dir', 'stateDir'],
   ['logLevel', '--log-level', 'logLevel'],
+  ['adminHost', '--admin-host', 'admin.listen.host'],
+  ['adminPort', '--admin-port', 'admin.listen.port'],
   ['publicUrl', '--public-url', 'publicUrl'],
   ['tlsCert', '--tls-cert', 'tls.cert'],
   ['tlsKey', '--tls-key', 'tls.key'],
@@ -104,6 +108,17 @@ async function resolveConfig(flags: ServeFlags): Promise<ServerConfig> {
   };
   const config: Record<string, unknown> = { ...input };
   for (const [key, value] of Object.entries(overrides)) if (value !== undefined) config[key] = value;
+  if (flags.adminHost !== undefined || flags.adminPort !== undefined) {
+    const admin = isRecord(input['admin']) ? input['admin'] : {};
+    config['admin'] = {
+      ...admin,
+      listen: {
+        ...(isRecord(admin['listen']) ? admin['listen'] : {}),
+        ...(flags.adminHost === undefined ? {} : { host: flags.adminHost }),
+        ...(flags.adminPort === undefined ? {} : { port: Number(flags.adminPort) }),
+      },
+    };
+  }
   if (flags.host !== undefined || flags.port !== undefined) {
     config['listen'] = {
       ...(isRecord(input['listen']) ? input['listen'] : {}),
@@ -166,6 +181,8 @@ export function registerServe(program: Command): void {
     .option('--public-url <url>', 'origin clients reach the server at, e.g. https://bits.example.com (default: the listener)')
     .option('--tls-cert <file>', 'PEM certificate: serve HTTPS')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
+    .option('--admin-host <host>', `admin listener (health, metrics, sessions API, dashboard) address (default ${ADMIN_DEFAULTS.listen.host})`)
+    .option('--admin-port <port>', `admin listener port; either flag turns it on (default ${ADMIN_DEFAULTS.listen.port})`)
     .option('--log-level <level>', `fatal|error|warn|info|debug|trace|silent (default ${SERVER_DEFAULTS.logLevel})`)
     .action(async (flags: ServeFlags) => {
       // A bad flag or configuration is a usage error, printed in words; anything else is a bug.

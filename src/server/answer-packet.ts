@@ -60,6 +60,7 @@ async function handlePacket(parts: ServerParts, req: HttpRequest, log: RequestLo
       log,
       principal: who.principal,
       hook: parts.hooks.get(loc.vdir.path),
+      metrics: parts.metrics,
     };
     switch (packet.type) {
       case 'Ping':

@@ -25,6 +25,9 @@ import { validateServerOptions } from './server-options.js';
 import type { BitsServerOptions } from './server-options.js';
 import { foreignWritable } from './tree-permissions.js';
 import { VdirTable } from './vdir-table.js';
+import { AdminServer } from './admin/admin-server.js';
+import { Metrics } from './admin/metrics.js';
+import type { AdminDeps } from './admin/route.js';
 
 export { effectiveMethod } from './request-fields.js';
 export type { BitsServerOptions } from './server-options.js';
@@ -47,6 +50,8 @@ const SECOND = 1000;
  */
 export class BitsServer extends EventEmitter<SessionEvents> {
   readonly sessions: Sessions;
+  /** The server's Prometheus metrics (served by the admin listener's `/metrics`). */
+  readonly metrics: Metrics;
   private readonly parts: ServerParts;
   private readonly logger: Logger;
   private http: HttpServer | undefined;
@@ -55,6 +60,8 @@ export class BitsServer extends EventEmitter<SessionEvents> {
   private started = false;
   private readonly auth: Authenticator;
   private readonly stores: ServerStores;
+  private admin: AdminServer | undefined;
+  private closing = false;
 
   /** @throws {ConfigError} when the options do not fit the configuration (see `validateServerOptions`). */
   constructor(
@@ -67,12 +74,20 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     this.auth = new Authenticator(this.logger, options.authenticate);
     this.stores = buildStores(config, this.logger, options);
     this.sessions = new Sessions(this.stores.records, this.stores.bytes, this.logger, { events: this });
+    this.metrics = new Metrics({
+      liveSessions: async () => this.stores.records.countLiveByVdir?.(Date.now()),
+      folders: () => [
+        ...(this.stores.usesStateDir ? [{ label: 'state', path: config.stateDir }] : []),
+        ...config.vdirs.flatMap((v) => (v.directory === undefined ? [] : [{ label: v.path, path: v.directory }])),
+      ],
+    });
     this.parts = {
       vdirs: new VdirTable(config.vdirs, (vdir) => this.stores.destinations(vdir)),
       sessions: this.sessions,
       auth: this.auth,
       logger: this.logger,
       hooks,
+      metrics: this.metrics,
     };
   }
 
@@ -94,7 +109,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
         res.send(405, { Allow: `${BITS_METHOD}, GET, HEAD`, 'Content-Length': '0' });
       }
     } finally {
-      log.finish(this.logger);
+      log.finish(this.logger, (fields) => this.metrics.request(fields));
     }
   };
 
@@ -107,7 +122,8 @@ export class BitsServer extends EventEmitter<SessionEvents> {
    * takes the state directory's lock (one server per state directory) when a store keeps files
    * there, connects the configured stores (PostgreSQL: connect and migrate), creates missing vdir
    * folders, runs the store's crash recovery, removes sessions that expired while it was down, and starts the
-   * sweep of expired sessions. Undo it with {@link BitsServer.stop}.
+   * sweep of expired sessions, and the admin listener when one is configured. Undo it with
+   * {@link BitsServer.stop}.
    *
    * @throws {StateDirInUseError} when another live process holds the state directory.
    * @throws {StoreUnavailableError} when the configured PostgreSQL cannot be reached.
@@ -136,6 +152,11 @@ export class BitsServer extends EventEmitter<SessionEvents> {
       await this.sessions.records.recover?.();
       const swept = await this.sessions.sweep();
       if (swept) this.logger.info({ swept }, 'removed expired sessions at startup');
+      if (this.config.admin) {
+        const admin = new AdminServer(this.config.admin, this.adminDeps(), this.logger);
+        await admin.listen();
+        this.admin = admin;
+      }
     } catch (err) {
       await this.stop();
       throw err;
@@ -157,6 +178,8 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     if (!this.started) return;
     this.started = false;
     try {
+      await this.admin?.close();
+      this.admin = undefined;
       await this.stores.close();
     } finally {
       await this.releaseStateDir?.();
@@ -212,10 +235,26 @@ export class BitsServer extends EventEmitter<SessionEvents> {
    * {@link BitsServer.stop}. (Without a listener of its own, the same as `stop()`.)
    */
   async close(graceMs = this.config.shutdownGraceMs): Promise<void> {
+    this.closing = true; // (readyz answers 503 from now on, so that balancers stop sending)
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     await this.http?.close(graceMs);
     this.http = undefined;
     await this.stop();
+    this.closing = false;
+  }
+
+  /** The admin listener's address, while one listens. */
+  adminAddress(): AddressInfo | undefined {
+    return this.admin?.address();
+  }
+
+  private adminDeps(): AdminDeps {
+    return {
+      config: this.config,
+      sessions: this.sessions,
+      metrics: this.metrics,
+      readiness: async () => (this.closing ? 'the server is shutting down' : this.stores.problem()),
+    };
   }
 }
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AUTH_DEFAULTS, LIMITS_DEFAULTS, POSTGRES_DEFAULTS, S3_DEFAULTS, SERVER_DEFAULTS, STORE_DEFAULTS, TLS_DEFAULTS, VDIR_DEFAULTS } from './defaults.js';
+import { ADMIN_DEFAULTS, AUTH_DEFAULTS, LIMITS_DEFAULTS, POSTGRES_DEFAULTS, S3_DEFAULTS, SERVER_DEFAULTS, STORE_DEFAULTS, TLS_DEFAULTS, VDIR_DEFAULTS } from './defaults.js';
 import { DURATION_FORMS, SIZE_FORMS, durationMs, sizeBytes } from './human-units.js';
 import { notificationUrlProblem, publicUrlProblem } from './notification/public-url.js';
 import { MAX_REPLY_URL } from '../protocol/constants.js';
@@ -235,18 +235,29 @@ const storeSchema = z
 
 const listenDefaults = SERVER_DEFAULTS.listen;
 
+const portSchema = z.number({ error: 'expected a port number, 0 to 65535 (0 picks a free one)' }).int().min(0).max(65535);
+
+const adminSchema = z
+  .object({
+    listen: z
+      .object({ host: z.string().min(1).default(ADMIN_DEFAULTS.listen.host), port: portSchema.default(ADMIN_DEFAULTS.listen.port) })
+      .strict()
+      .prefault({}),
+    /** Bearer token every admin request but /healthz and /readyz must carry. */
+    token: z.string().min(16, 'use at least 16 characters').nullable().default(ADMIN_DEFAULTS.token),
+    /** A file holding the token (first line), read at start; kept out of the configuration. */
+    tokenFile: z.string().min(1).nullable().default(ADMIN_DEFAULTS.tokenFile),
+  })
+  .strict()
+  .refine((a) => a.token === null || a.tokenFile === null, { message: 'give token or tokenFile, not both', path: ['tokenFile'] });
+
 /** The whole configuration: the shape users write, read into the shape the server uses. */
 export const configSchema = z
   .object({
     listen: z
       .object({
         host: z.string().min(1).default(listenDefaults.host),
-        port: z
-          .number({ error: 'expected a port number, 0 to 65535 (0 picks a free one)' })
-          .int()
-          .min(0)
-          .max(65535)
-          .default(listenDefaults.port),
+        port: portSchema.default(listenDefaults.port),
       })
       .strict()
       .prefault({}),
@@ -263,6 +274,8 @@ export const configSchema = z
     /** The origin clients reach the server at; default: the listener's own address. */
     publicUrl: publicUrl.nullable().default(SERVER_DEFAULTS.publicUrl),
     stateDir: z.string().min(1).default(SERVER_DEFAULTS.stateDir),
+    /** The admin listener (health, metrics, sessions API, dashboard); off when null. */
+    admin: adminSchema.nullable().default(SERVER_DEFAULTS.admin),
     /** Where records and bytes are kept; default: files under `stateDir`. */
     store: storeSchema.prefault({}),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(SERVER_DEFAULTS.logLevel),
@@ -282,6 +295,8 @@ export const configSchema = z
 
 /** One virtual directory, validated, with absolute paths and durations in milliseconds. */
 export type VdirConfig = z.output<typeof vdirSchema>;
+/** The admin listener's settings. */
+export type AdminConfig = z.output<typeof adminSchema>;
 /** Where records and bytes are kept. */
 export type StoreConfig = z.output<typeof storeSchema>;
 /** The PostgreSQL record store's settings, durations in milliseconds. */

@@ -5,7 +5,7 @@ import { isInside } from '../store/fs/is-inside.js';
 import { configSchema } from './config-schema.js';
 import type { ServerConfig, ServerConfigInput } from './config-schema.js';
 
-export type { AuthConfig, PostgresConfig, S3Config, ServerConfig, ServerConfigInput, StoreConfig, VdirConfig } from './config-schema.js';
+export type { AdminConfig, AuthConfig, PostgresConfig, S3Config, ServerConfig, ServerConfigInput, StoreConfig, VdirConfig } from './config-schema.js';
 
 /** One wrong key of a configuration and why. */
 export interface ConfigIssue {
@@ -84,6 +84,7 @@ export function parseConfigJson(input: unknown, baseDir: string): ServerConfig {
       ca: config.tls.ca === null ? null : resolve(baseDir, config.tls.ca),
     };
   }
+  if (config.admin?.tokenFile) config.admin.tokenFile = resolve(baseDir, config.admin.tokenFile);
   const seen = new Set<string>();
   const objects = config.store.bytes.type === 's3';
   config.vdirs.forEach((v, i) => {

@@ -20,6 +20,8 @@ export const SERVER_DEFAULTS = {
   logLevel: 'info',
   sweepInterval: MINUTE, // seconds between sweeps of expired sessions
   shutdownGrace: 30, // seconds requests in progress get on shutdown
+  /** null: no admin listener. */
+  admin: null,
 } as const;
 
 /** Defaults of the `tls` block (`cert` and `key` have none). */
@@ -71,6 +73,14 @@ export const AUTH_DEFAULTS = {
   allowInsecureBasic: false,
   sessionCapability: false,
   certificateName: 'cn',
+} as const;
+
+/** Defaults of the `admin` block (the admin listener is off without it). */
+export const ADMIN_DEFAULTS = {
+  listen: { host: '127.0.0.1', port: 9090 },
+  /** null: no token (only for a listener no one else can reach). */
+  token: null,
+  tokenFile: null,
 } as const;
 
 /** Defaults of `store`: without it, records and bytes are files under `stateDir`. */

@@ -78,14 +78,17 @@ export async function identify(
       return { kind: 'allowed', principal: null };
     case 'challenge':
       log.set('auth', decision.reason);
+      parts.metrics.authFailed(vdir.path, 'challenge');
       return { kind: 'answer', ack: { status: 401, headers: { 'WWW-Authenticate': decision.wwwAuthenticate, 'Content-Length': '0' } } };
     case 'denied':
       log.set('auth', decision.reason);
+      parts.metrics.authFailed(vdir.path, 'denied');
       return { kind: 'answer', ack: errorToAck(new BitsError('BITS_ACCESS_DENIED', decision.reason), sessionId) };
     case 'principal':
       log.set('user', decision.principal.name);
       if (!parts.auth.allowed(decision.principal, vdir.auth)) {
         log.set('auth', `${decision.principal.name} is not allowed on ${vdir.path}`);
+        parts.metrics.authFailed(vdir.path, 'not-allowed');
         const denied = new BitsError('BITS_ACCESS_DENIED', `${decision.principal.name} is not allowed`);
         return { kind: 'answer', ack: errorToAck(denied, sessionId) };
       }

@@ -82,9 +82,10 @@ export class RequestLog {
     this.fields.reason = reason;
   }
 
-  /** Writes the line, with the request's duration. */
-  finish(logger: Logger): void {
+  /** Writes the line, with the request's duration, and hands its fields to `observe` (the metrics). */
+  finish(logger: Logger, observe?: (fields: Readonly<RequestLogFields>) => void): void {
     this.fields.ms = Number((process.hrtime.bigint() - this.started) / 1000n) / 1000;
+    observe?.(this.fields);
     const { status, code } = this.fields;
     if ((typeof status === 'number' && status >= 500) || code === 'BITS_CLIENT_DISCONNECTED') logger.warn(this.fields, 'request');
     else logger.info(this.fields, 'request');

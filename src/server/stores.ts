@@ -1,4 +1,6 @@
+import { rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
 import { FsByteStore } from '../store/fs/fs-byte-store.js';
@@ -24,12 +26,28 @@ export interface ServerStores {
   open(): Promise<void>;
   /** Closes what {@link open} opened; the stores cannot be opened again. */
   close(): Promise<void>;
+  /**
+   * Why the stores cannot be used now (the state directory cannot be written, PostgreSQL or S3
+   * cannot be reached), or undefined when they can.
+   */
+  problem(): Promise<string | undefined>;
 }
 
 /** Stores given by the embedding application, in place of the configured ones. */
 export interface GivenStores {
   readonly records?: RecordStore | undefined;
   readonly bytes?: ByteStore | undefined;
+}
+
+/** Creates and removes a file in `folder`: it can be written now (permissions, a read-only or full file system). */
+async function probeFolder(folder: string): Promise<void> {
+  const probe = join(folder, `.ready-${process.pid}`);
+  try {
+    await writeFile(probe, 'ready');
+    await rm(probe, { force: true });
+  } catch (err) {
+    throw new Error(`the state directory ${folder} cannot be written: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }
 
 /** This process's default node id: `<hostname>:<pid>`. */
@@ -79,7 +97,7 @@ export function s3ClientOf(config: S3Config): S3Client {
 export function buildStores(config: ServerConfig, logger: Logger, given: GivenStores = {}): ServerStores {
   const { records: recordsConfig, bytes: bytesConfig } = config.store;
   const ownedPostgres = !given.records && recordsConfig.type === 'postgres' ? postgresRecords(recordsConfig, logger) : undefined;
-  const records = given.records ?? ownedPostgres ?? new FsRecordStore(config.stateDir, { logger });
+  const records: RecordStore = given.records ?? ownedPostgres ?? new FsRecordStore(config.stateDir, { logger });
   const client = bytesConfig.type === 's3' ? s3ClientOf(bytesConfig) : undefined;
   let bytes: ByteStore;
   if (given.bytes) bytes = given.bytes;
@@ -87,6 +105,7 @@ export function buildStores(config: ServerConfig, logger: Logger, given: GivenSt
     const claims = records instanceof PostgresRecordStore ? records.claims : new InProcessClaims();
     bytes = new S3ByteStore({ client: client!, bucket: bytesConfig.bucket, prefix: bytesConfig.prefix, partSize: bytesConfig.partSize, claims, logger });
   } else bytes = new FsByteStore(config.stateDir);
+  const usesStateDir = records instanceof FsRecordStore || bytes instanceof FsByteStore;
   // (files need no connection; a PostgreSQL store or an S3 client, once closed, cannot reopen)
   const connected = Boolean(ownedPostgres ?? client);
   let state: 'new' | 'open' | 'closed' = 'new';
@@ -95,12 +114,20 @@ export function buildStores(config: ServerConfig, logger: Logger, given: GivenSt
     bytes,
     destinations: (vdir) =>
       vdir.destination !== undefined ? S3DestinationStore.fromUrl(client!, vdir.destination) : new FsDestinationStore(vdir.directory!),
-    usesStateDir: records instanceof FsRecordStore || bytes instanceof FsByteStore,
+    usesStateDir,
     async open() {
       if (state === 'closed') throw new Error('the server\'s stores are closed; make a new BitsServer to start again');
       if (state === 'open') return;
       await ownedPostgres?.start();
       state = 'open';
+    },
+    async problem() {
+      const checks: Promise<void>[] = [];
+      if (usesStateDir) checks.push(probeFolder(config.stateDir));
+      if (records.ping) checks.push(records.ping());
+      if (bytes.ping) checks.push(bytes.ping());
+      const failed = (await Promise.allSettled(checks)).find((r) => r.status === 'rejected');
+      return failed ? (failed.reason as Error).message : undefined;
     },
     async close() {
       if (state === 'closed' || !connected) return;

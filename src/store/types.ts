@@ -151,6 +151,10 @@ export interface RecordStore {
   listExpired(now: number, limit: number): Promise<SessionRecord[]>;
   /** How many live (unexpired at `now`) sessions an owner holds. */
   countLive(owner: SessionOwner, now: number): Promise<number>;
+  /** Optional (readiness): resolves when the store can be used now, fails (`StoreUnavailableError`) when not. */
+  ping?(): Promise<void>;
+  /** Optional (metrics): live sessions at `now`, by vdir path, of every node that shares the store. */
+  countLiveByVdir?(now: number): Promise<Map<string, number>>;
   /**
    * Takes the session's lock. A holder already there is told to stop (its `signal` aborts) and the
    * new caller gets the lock as soon as the holder releases it.
@@ -332,6 +336,8 @@ export interface ByteStore {
   openReply(upload: StoredUpload): Promise<StoredObject | undefined>;
   /** Deletes the upload's data and reply (no error when they are already gone). */
   discard(upload: StoredUpload): Promise<void>;
+  /** Optional (readiness): resolves when the store can be used now, fails (`StoreUnavailableError`) when not. */
+  ping?(): Promise<void>;
   /**
    * Optional, for stores that several nodes write: one bounded pass deleting what sessions with no
    * record left behind (a superseded request that finished writing after its session ended),

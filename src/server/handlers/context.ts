@@ -1,3 +1,4 @@
+import type { Metrics } from '../admin/metrics.js';
 import type { Logger } from 'pino';
 import type { HttpRequest } from '../../http/types.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -14,6 +15,7 @@ export interface ServerParts {
   readonly logger: Logger;
   /** In-process server applications, by vdir path as configured. */
   readonly hooks: ReadonlyMap<string, UploadCompleteHook>;
+  readonly metrics: Metrics;
 }
 
 /** What a packet handler gets: the request, where it points, and the session table. */
@@ -29,4 +31,5 @@ export interface PacketContext {
   readonly principal: string | null;
   /** The vdir's in-process server application, if one is registered. */
   readonly hook: UploadCompleteHook | undefined;
+  readonly metrics: Metrics;
 }

@@ -110,11 +110,15 @@ async function writeTail(
  */
 async function notifyOnce(ctx: PacketContext, record: SessionRecord, lock: SessionLock): Promise<string> {
   if (!record.reply) {
+    const started = performance.now();
+    const vdir = ctx.loc.vdir;
     try {
       const { req, hook } = ctx;
-      record.reply = await notifyApplication({ req, vdir: ctx.loc.vdir, record, bytes: ctx.sessions.bytes, hook, signal: lock.signal });
+      record.reply = await notifyApplication({ req, vdir, record, bytes: ctx.sessions.bytes, hook, signal: lock.signal });
+      ctx.metrics.notified(vdir.path, (performance.now() - started) / 1000, false);
     } catch (err) {
       if (lock.signal.aborted) throw superseded(record.received);
+      ctx.metrics.notified(vdir.path, (performance.now() - started) / 1000, true);
       throw withReceived(isBitsError(err) ? err : new BitsError('BITS_INTERNAL', String(err), { cause: err }), record.received);
     }
     record.updatedAt = Date.now();

@@ -144,6 +144,13 @@ export class FsRecordStore implements RecordStore {
     return this.countOwner(ownerKey(owner.vdir, owner.principal), now);
   }
 
+  async countLiveByVdir(now: number): Promise<Map<string, number>> {
+    await this.load();
+    const counts = new Map<string, number>();
+    for (const r of this.records.values()) if (now - r.updatedAt <= r.timeoutMs) counts.set(r.vdir, (counts.get(r.vdir) ?? 0) + 1);
+    return counts;
+  }
+
   /**
    * Removes session folders that have no record: a crash between the folder's creation and the
    * first record write, before any Ack. Only the owner of the state directory may call this, before

@@ -235,6 +235,15 @@ export class PostgresRecordStore implements RecordStore {
     return withRetry(() => this.count(this.pool, owner.vdir, owner.principal, now));
   }
 
+  async ping(): Promise<void> {
+    await this.query('SELECT 1', []);
+  }
+
+  async countLiveByVdir(now: number): Promise<Map<string, number>> {
+    const { rows } = await this.query<{ vdir: string; n: string }>(`SELECT vdir, count(*) AS n FROM ${this.names.sessions} WHERE expires_at >= $1 GROUP BY vdir`, [now]);
+    return new Map(rows.map((r) => [r.vdir, Number(r.n)]));
+  }
+
   /**
    * Takes the session's lease under a new fencing token, on whatever node it was held: the holder
    * is told through NOTIFY and its signal aborts (at once on this node, within a round trip on

@@ -5,6 +5,7 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   ListPartsCommand,
@@ -329,6 +330,10 @@ export class S3ByteStore implements ByteStore {
     } catch (err) {
       throw s3Failure(err);
     }
+  }
+
+  async ping(): Promise<void> {
+    await this.#try(this.client.send(new HeadBucketCommand({ Bucket: this.bucket })));
   }
 
   /**

@@ -1,0 +1,37 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerConfig } from '../config.js';
+import type { Sessions } from '../sessions.js';
+import type { Metrics } from './metrics.js';
+
+/** What the admin endpoints read and act on. */
+export interface AdminDeps {
+  readonly config: ServerConfig;
+  readonly sessions: Sessions;
+  readonly metrics: Metrics;
+  /** Why the server cannot serve now (a store unusable, shutting down); undefined when it can. */
+  readiness(): Promise<string | undefined>;
+}
+
+/** One endpoint of the admin listener. */
+export interface AdminRoute {
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  /** Matched against the whole path; its groups are handed to `handle`. */
+  readonly path: RegExp;
+  /** Served without the token (the health endpoints). */
+  readonly open?: boolean;
+  handle(req: IncomingMessage, res: ServerResponse, match: RegExpExecArray): void | Promise<void>;
+}
+
+/**
+ * Answers with a JSON body.
+ *
+ * @example
+ * ```ts
+ * sendJson(res, 404, { error: 'no such session' });
+ * ```
+ */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+  res.end(text);
+}
