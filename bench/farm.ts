@@ -23,7 +23,7 @@
  * so that the RAM-backed OSD gets the space back. Bytes are generated from a 16 MiB random pool,
  * never held whole. The exit code is non-zero only when an upload fails or an object is wrong.
  *
- * Environment: BENCH_FARM_SIZE_MB, BENCH_FARM_ROUNDS (default 1; medians are reported),
+ * Environment: BENCH_FARM_SIZE_MB, BENCH_FARM_ROUNDS (rounds of [1] and of [2], default 2; medians are reported),
  * BENCH_FARM_CONCURRENCY, BENCH_FARM_CONCURRENT_MB, BENCH_KEEP=1 (keep the temp folder).
  */
 import { execFile } from 'node:child_process';
@@ -66,7 +66,7 @@ function envInt(name: string, fallback: number): number {
 }
 
 const SIZE = envInt('BENCH_FARM_SIZE_MB', 1024) * MiB;
-const ROUNDS = envInt('BENCH_FARM_ROUNDS', 1);
+const ROUNDS = envInt('BENCH_FARM_ROUNDS', 2);
 const CONCURRENCY = envInt('BENCH_FARM_CONCURRENCY', 30);
 const CONCURRENT_SIZE = envInt('BENCH_FARM_CONCURRENT_MB', 32) * MiB;
 const KEEP = process.env['BENCH_KEEP'] === '1';
@@ -377,7 +377,7 @@ interface ConcurrentResult {
   cpu: Cpu;
 }
 
-/** The concurrent uploads' bytes and ETags (computed once, used by both runs). */
+/** The concurrent uploads' bytes and ETags (computed once, used by every run). */
 function concurrentPlans(): { plan: UploadPlan; etag: string }[] {
   return Array.from({ length: CONCURRENCY }, (_, i) => {
     const plan: UploadPlan = { total: CONCURRENT_SIZE, fragmentSize: PART, chunk: contentOf(i + 1) };
@@ -444,7 +444,23 @@ function printTable(rows: readonly Row[]): void {
   for (const r of rows) log(line(r));
 }
 
-function summaryRows(single: SingleResult[], rss: Map<string, number | undefined>, conc: ConcurrentResult[]): Row[] {
+/** Rows of one concurrent configuration over its rounds: median speed, all uploads' times, each node's highest peak. */
+function concurrentRows(runs: readonly ConcurrentResult[]): Row[] {
+  const gib = (CONCURRENCY * CONCURRENT_SIZE) / 2 ** 30;
+  const uploadMs = runs.flatMap((c) => c.uploadMs);
+  const rss = runs[0]!.rss.map((_, i) => Math.max(...runs.map((c) => c.rss[i] ?? Number.NaN)));
+  const cpu = (f: (c: Cpu) => number): string => fmt(median(runs.map((c) => f(c.cpu))) / gib, 2);
+  return [
+    [`${CONCURRENCY} x ${CONCURRENT_SIZE / MiB} MiB concurrent, ${runs[0]!.label}, total`, `${fmt(concurrentSpeed(runs))} MiB/s`, '', ''],
+    ['  per upload (p50 / p90)', `${fmt(median(uploadMs) / 1000, 2)} / ${fmt(quantile(uploadMs, 0.9) / 1000, 2)} s`, '', ''],
+    ['  CPU s/GiB nodes / rgw / bench', `${cpu((c) => c.node)} / ${cpu((c) => c.rgw)} / ${cpu((c) => c.bench)}`, '', ''],
+    ['  node peak RSS (VmHWM) per node', rss.map((b) => mib(Number.isFinite(b) ? b : undefined)).join(' / '), '', ''],
+  ];
+}
+
+const concurrentSpeed = (runs: readonly ConcurrentResult[]): number => median(runs.map((c) => mibps(c.bytes, c.ms)));
+
+function summaryRows(single: SingleResult[], rss: Map<string, number | undefined>, conc: readonly (readonly ConcurrentResult[])[]): Row[] {
   const speed = (r: SingleResult): number => median(r.speeds);
   const [bits8, bits1, lib4, lib1] = single as [SingleResult, SingleResult, SingleResult, SingleResult];
   const ratio = (a: SingleResult, b: SingleResult): string => fmt(speed(a) / speed(b), 2);
@@ -462,16 +478,11 @@ function summaryRows(single: SingleResult[], rss: Map<string, number | undefined
     ['1 MiB fragment round trip (p50 / p90)', `${fmt(median(bits1.fragmentMs))} / ${fmt(quantile(bits1.fragmentMs, 0.9))} ms`, '', ''],
     ...[...rss].map(([name, bytes]): Row => [`node peak RSS (VmHWM), ${name}`, mib(bytes), '', '']),
   );
-  for (const c of conc) {
-    rows.push(
-      [`${CONCURRENCY} x ${CONCURRENT_SIZE / MiB} MiB concurrent, ${c.label}, total`, `${fmt(mibps(c.bytes, c.ms))} MiB/s`, '', ''],
-      [`  per upload (p50 / p90)`, `${fmt(median(c.uploadMs) / 1000, 2)} / ${fmt(quantile(c.uploadMs, 0.9) / 1000, 2)} s`, '', ''],
-      [`  node peak RSS (VmHWM) per node`, c.rss.map(mib).join(' / '), '', ''],
-    );
-  }
-  if (conc.length === 2) rows.push([`aggregate ratio ${conc[1]!.label} / ${conc[0]!.label}`, fmt(mibps(conc[1]!.bytes, conc[1]!.ms) / mibps(conc[0]!.bytes, conc[0]!.ms), 2), '', '']);
-  const ok = single.reduce((a, r) => a + r.verified, 0) + conc.reduce((a, c) => a + c.ok, 0);
-  const all = ROUNDS * single.length + conc.length * CONCURRENCY;
+  for (const runs of conc) rows.push(...concurrentRows(runs));
+  const [one, many] = conc as [ConcurrentResult[], ConcurrentResult[]];
+  rows.push([`aggregate ratio ${many[0]!.label} / ${one[0]!.label}`, fmt(concurrentSpeed(many) / concurrentSpeed(one), 2), '', '']);
+  const ok = single.reduce((a, r) => a + r.verified, 0) + conc.flat().reduce((a, c) => a + c.ok, 0);
+  const all = ROUNDS * (single.length + conc.length * CONCURRENCY);
   rows.push(['objects verified (size + multipart ETag)', `${ok}/${all}`, 'all', ok === all ? 'PASS' : 'FAIL']);
   return rows;
 }
@@ -504,18 +515,23 @@ async function main(): Promise<number> {
     const single = await singleUploads(farm, failures, problems);
     log(`\n[2] ${CONCURRENCY} concurrent uploads of ${CONCURRENT_SIZE / MiB} MiB, 8 MiB fragments, one connection and session each`);
     const plans = concurrentPlans();
-    const conc: ConcurrentResult[] = [];
-    for (const nodeCount of [1, NODES]) {
-      const c = await concurrentUploads(farm, nodeCount, plans, failures, problems);
-      conc.push(c);
-      log(`  ${c.label}: ${c.ok}/${CONCURRENCY} verified, ${fmt(mibps(c.bytes, c.ms))} MiB/s total in ${fmt(c.ms / 1000, 2)} s, node peak RSS ${c.rss.map(mib).join(' / ')}`);
+    const conc: [ConcurrentResult[], ConcurrentResult[]] = [[], []];
+    for (let round = 1; round <= ROUNDS; round++) {
+      // Alternate which goes first, as in [1]; fresh nodes each time.
+      for (const which of round % 2 === 1 ? [0, 1] : [1, 0]) {
+        const c = await concurrentUploads(farm, which === 0 ? 1 : NODES, plans, failures, problems);
+        conc[which]!.push(c);
+        log(`  round ${round} ${c.label}: ${c.ok}/${CONCURRENCY} verified, ${fmt(mibps(c.bytes, c.ms))} MiB/s total in ${fmt(c.ms / 1000, 2)} s, node peak RSS ${c.rss.map(mib).join(' / ')}`);
+      }
     }
     log(`\n==== farm summary (MiB = 2^20 bytes; medians over ${ROUNDS} round(s)) ====`);
     log(`node ${process.version}, ${os.cpus().length} x ${cpu}; nodes, HAProxy, RGW, OSD, PostgreSQL and the clients share this machine`);
     const load = `load average ${fmt(loadAtStart, 2)} at start, ${fmt(os.loadavg()[0]!, 2)} at end`;
     log(loadAtStart > 0.5 ? `${load}: other work shared the machine, expect noise` : load);
     printTable(summaryRows(single.results, single.rss, conc));
-    log('(lib-storage uses the nodes\' S3 client settings: keep-alive, no optional checksums; queueSize 1 sends one part at a time, as a node does for a client that waits for each Ack)');
+    log('(lib-storage runs on the nodes\' S3 client settings: keep-alive, no optional checksums. It signs the SHA-256 of each 8 MiB part');
+    log(' (a Buffer body) where a node streams its parts as UNSIGNED-PAYLOAD. queueSize 1 keeps one part in flight, as a node does for');
+    log(' a client that waits for each Ack; queueSize 4 is the SDK\'s default.)');
   } catch (err) {
     failures.push(`benchmark aborted: ${(err as Error).stack ?? String(err)}`);
   } finally {
