@@ -81,7 +81,13 @@ function quantile(xs: readonly number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
 }
-const median = (xs: readonly number[]): number => quantile(xs, 0.5);
+/** The middle value; the mean of the two middle ones for an even count (two rounds give their mean). */
+function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
 
 // ---- test bytes ----
 
@@ -260,7 +266,7 @@ async function clean(farm: Farm, problems: string[]): Promise<void> {
 
 // ---- measurements ----
 
-/** CPU seconds used by the node, RGW and this process during `work`. */
+/** CPU seconds used by the nodes, RGW and this process during `work` (NaN: no such process or unknown). */
 interface Cpu {
   node: number;
   rgw: number;
@@ -268,16 +274,16 @@ interface Cpu {
 }
 
 async function measured<T>(farm: Farm, nodePids: readonly number[], work: () => Promise<T>): Promise<{ value: T; ms: number; cpu: Cpu }> {
-  const sum = (pids: readonly number[]): number => pids.reduce((a, p) => a + (cpuSeconds(p) ?? Number.NaN), 0);
+  const sum = (pids: readonly number[]): number => (pids.length ? pids.reduce((a, p) => a + (cpuSeconds(p) ?? Number.NaN), 0) : Number.NaN);
   const rgwPids = farm.rgwPid === undefined ? [] : [farm.rgwPid];
   const node0 = sum(nodePids);
-  const rgw0 = farm.rgwPid === undefined ? Number.NaN : sum(rgwPids);
+  const rgw0 = sum(rgwPids);
   const bench0 = process.cpuUsage();
   const t0 = performance.now();
   const value = await work();
   const ms = performance.now() - t0;
   const bench = process.cpuUsage(bench0);
-  const rgw = farm.rgwPid === undefined ? Number.NaN : sum(rgwPids) - rgw0;
+  const rgw = sum(rgwPids) - rgw0;
   return { value, ms, cpu: { node: sum(nodePids) - node0, rgw, bench: (bench.user + bench.system) / 1e6 } };
 }
 
