@@ -44,7 +44,7 @@ import type { FreshBucket, FreshDatabase, S3Service } from '../test/helpers/serv
 import { cpuSeconds, peakRss, startChild, stopChild } from './child-process.js';
 import type { Child } from './child-process.js';
 import { bitsUpload } from './upload-clients.js';
-import type { UploadPlan } from './upload-clients.js';
+import type { UploadPlan, UploadResult } from './upload-clients.js';
 
 const MiB = 1024 * 1024;
 /** Part size of the nodes and of lib-storage, and the unit in which test bytes are laid out. */
@@ -133,7 +133,6 @@ interface Expected {
 // ---- the farm ----
 
 interface Farm {
-  dir: string;
   configPath: string;
   s3: S3Service;
   db: FreshDatabase;
@@ -165,7 +164,7 @@ async function makeFarm(dir: string, s3: S3Service): Promise<Farm> {
   const configPath = join(dir, 'farm.json');
   await writeFile(configPath, JSON.stringify(config, null, 2));
   const client = createS3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true });
-  return { dir, configPath, s3, db, sessions, uploads, keyPrefix, client, rgwPid: rgwPid(s3) };
+  return { configPath, s3, db, sessions, uploads, keyPrefix, client, rgwPid: rgwPid(s3) };
 }
 
 function rgwPid(s3: S3Service): number | undefined {
@@ -186,7 +185,7 @@ async function dropFarm(farm: Farm, problems: string[]): Promise<void> {
   farm.client.destroy();
 }
 
-/** A node process and what it used. */
+/** A node process; `name` tells it apart in notes and in the table. */
 interface NodeRun {
   child: Child;
   name: string;
@@ -243,15 +242,15 @@ async function emptyBucket(client: S3Client, bucket: string): Promise<number> {
   return deleted;
 }
 
-/** Runs RGW's garbage collector now (deleted data stays in the OSD until it runs); false when the run cannot. */
-function collectGarbage(s3: S3Service): Promise<boolean> {
+/** Runs RGW's garbage collector now (deleted data stays in the OSD until it runs), when the run knows the Ceph folder. */
+function collectGarbage(s3: S3Service): Promise<void> {
   const dir = s3.cephDir;
-  if (!dir) return Promise.resolve(false);
+  if (!dir) return Promise.resolve();
   const args = ['-c', join(dir, 'ceph.conf'), '-n', 'client.admin', '-k', join(dir, 'admin.keyring'), 'gc', 'process', '--include-all'];
   return new Promise((resolve, reject) => {
     execFile('radosgw-admin', args, { timeout: 120_000 }, (err, _out, stderr) => {
       if (err) reject(new Error(`radosgw-admin gc process: ${err.message} ${String(stderr).trim()}`));
-      else resolve(true);
+      else resolve();
     });
   });
 }
@@ -273,7 +272,14 @@ interface Cpu {
   bench: number;
 }
 
-async function measured<T>(farm: Farm, nodePids: readonly number[], work: () => Promise<T>): Promise<{ value: T; ms: number; cpu: Cpu }> {
+/** What `work` resolved with, its wall time and the CPU it cost. */
+interface Measured<T> {
+  value: T;
+  ms: number;
+  cpu: Cpu;
+}
+
+async function measured<T>(farm: Farm, nodePids: readonly number[], work: () => Promise<T>): Promise<Measured<T>> {
   const sum = (pids: readonly number[]): number => (pids.length ? pids.reduce((a, p) => a + (cpuSeconds(p) ?? Number.NaN), 0) : Number.NaN);
   const rgwPids = farm.rgwPid === undefined ? [] : [farm.rgwPid];
   const node0 = sum(nodePids);
@@ -412,6 +418,7 @@ async function concurrentUploads(
 ): Promise<ConcurrentResult> {
   const nodes: NodeRun[] = [];
   const rss: (number | undefined)[] = [];
+  let run: { how: string; m: Measured<PromiseSettledResult<UploadResult>[]> };
   try {
     // One after the other: the first one migrates the database.
     for (let i = 1; i <= nodeCount; i++) nodes.push(await startNode(farm, `concurrent-${nodeCount}-${i}`));
@@ -421,21 +428,22 @@ async function concurrentUploads(
       nodes.map((n) => n.child.pid),
       () => Promise.allSettled(plans.map(({ plan }, i) => bitsUpload(entry.ports[i % entry.ports.length]!, `/uploads/concurrent-${nodeCount}-${i}.bin`, plan))),
     ).finally(() => entry.stop());
-    const expected: Expected[] = [];
-    const uploadMs: number[] = [];
-    for (const [i, s] of m.value.entries()) {
-      if (s.status === 'rejected') failures.push(`concurrent upload ${i} (${entry.how}): ${(s.reason as Error).message}`);
-      else {
-        expected.push({ key: `${farm.keyPrefix}concurrent-${nodeCount}-${i}.bin`, size: CONCURRENT_SIZE, etag: plans[i]!.etag });
-        uploadMs.push(s.value.ms);
-      }
-    }
-    const ok = await verify(farm, expected, failures);
-    await clean(farm, problems);
-    return { label: entry.how, bytes: ok * CONCURRENT_SIZE, ms: m.ms, ok, uploadMs, rss, cpu: m.cpu };
+    run = { how: entry.how, m };
   } finally {
     for (const n of nodes) rss.push(await stopNode(n, problems));
   }
+  const expected: Expected[] = [];
+  const uploadMs: number[] = [];
+  for (const [i, s] of run.m.value.entries()) {
+    if (s.status === 'rejected') failures.push(`concurrent upload ${i} (${run.how}): ${(s.reason as Error).message}`);
+    else {
+      expected.push({ key: `${farm.keyPrefix}concurrent-${nodeCount}-${i}.bin`, size: CONCURRENT_SIZE, etag: plans[i]!.etag });
+      uploadMs.push(s.value.ms);
+    }
+  }
+  const ok = await verify(farm, expected, failures);
+  await clean(farm, problems);
+  return { label: run.how, bytes: ok * CONCURRENT_SIZE, ms: run.m.ms, ok, uploadMs, rss, cpu: run.m.cpu };
 }
 
 // ---- report ----
