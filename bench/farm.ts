@@ -174,6 +174,18 @@ function rgwPid(s3: S3Service): number | undefined {
   return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
 }
 
+/** The gateway's `--rgw-frontends` argument (its tcp_nodelay setting weighs on every small answer). */
+function rgwFrontend(pid: number | undefined): string {
+  if (pid === undefined) return 'unknown';
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const i = args.indexOf('--rgw-frontends');
+    return i >= 0 && args[i + 1] ? `"${args[i + 1]}"` : 'from its configuration';
+  } catch {
+    return 'unknown';
+  }
+}
+
 async function dropFarm(farm: Farm, problems: string[]): Promise<void> {
   for (const [what, done] of [
     ['uploads bucket', () => farm.uploads.cleanup()],
@@ -516,7 +528,7 @@ async function main(): Promise<number> {
   }
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   log(`bits-upload farm benchmark: node ${process.version}, ${os.platform()} ${os.arch()}, ${os.cpus().length} x ${cpu}, ${fmt(os.totalmem() / 2 ** 30)} GiB RAM`);
-  log(`S3: ${s3.endpoint} (RGW pid ${rgwPid(s3) ?? 'unknown'}), records: PostgreSQL ${new URL(postgresService()!.url).host}`);
+  log(`S3: ${s3.endpoint} (RGW pid ${rgwPid(s3) ?? 'unknown'}, frontend ${rgwFrontend(rgwPid(s3))}), records: PostgreSQL ${new URL(postgresService()!.url).host}`);
   const loadAtStart = os.loadavg()[0]!;
   const failures: string[] = [];
   const problems: string[] = [];
