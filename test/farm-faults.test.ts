@@ -144,11 +144,13 @@ describe('farm faults', () => {
     const run = upload(defer, f, farm.url('kill.bin'), CLOSE);
 
     await run.until('40% acknowledged', () => run.bytesDone() >= 0.4 * size, 120_000);
-    const holder = await awaitLeaseHolder(farm, run.sessionId()!, 5000);
-    const victim = holder?.node ?? 0;
+    // Mid-fragment for certain: the holder is stopped while it holds the lease (a fragment takes a
+    // few milliseconds), then killed.
+    const holder = await stopLeaseHolder(farm, run.sessionId()!);
+    const victim = holder.node;
     const at = run.bytesDone();
     await farm.kill(victim, 'SIGKILL');
-    t.diagnostic(`SIGKILLed node ${victim} (${holder ? `holding lease ${holder.token}` : 'no lease seen'}) at ${at} bytes`);
+    t.diagnostic(`SIGKILLed node ${victim} holding lease ${holder.token} at ${at} bytes`);
     await sleep(3000);
     await farm.restart(victim);
 
