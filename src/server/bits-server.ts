@@ -50,7 +50,7 @@ const SECOND = 1000;
  */
 export class BitsServer extends EventEmitter<SessionEvents> {
   readonly sessions: Sessions;
-  /** The server's Prometheus metrics (served by the admin listener's `/metrics`). */
+  /** The server's Prometheus metrics (served by the admin listener's `/metrics`; counted only when one is configured). */
   readonly metrics: Metrics;
   private readonly parts: ServerParts;
   private readonly logger: Logger;
@@ -80,7 +80,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
         ...(this.stores.usesStateDir ? [{ label: 'state', path: config.stateDir }] : []),
         ...config.vdirs.flatMap((v) => (v.directory === undefined ? [] : [{ label: v.path, path: v.directory }])),
       ],
-    });
+    }, { enabled: config.admin !== null });
     this.parts = {
       vdirs: new VdirTable(config.vdirs, (vdir) => this.stores.destinations(vdir)),
       sessions: this.sessions,

@@ -42,7 +42,11 @@ export class Metrics {
   private readonly notificationSeconds: Histogram<'vdir'>;
   private readonly notificationFailures: Counter<'vdir'>;
 
-  constructor(sources: MetricSources) {
+  /** False: nothing is counted (no admin listener is configured, so no one could read them). */
+  readonly enabled: boolean;
+
+  constructor(sources: MetricSources, options: { enabled?: boolean } = {}) {
+    this.enabled = options.enabled ?? true;
     const registers = [this.registry];
     this.packets = new Counter({ name: 'bits_packets_total', help: 'BITS packets answered, by vdir, packet type and status', labelNames: ['vdir', 'type', 'status'], registers });
     this.bytes = new Counter({ name: 'bits_bytes_received_total', help: 'Upload bytes written and acknowledged', labelNames: ['vdir'], registers });
@@ -77,12 +81,12 @@ export class Metrics {
         }
       },
     });
-    collectDefaultMetrics({ register: this.registry });
+    if (this.enabled) collectDefaultMetrics({ register: this.registry });
   }
 
   /** Counts one BITS request from the fields of its log line. */
   request(fields: Readonly<RequestLogFields>): void {
-    if (fields.packet === undefined) return; // (downloads and refused methods are not packets)
+    if (!this.enabled || fields.packet === undefined) return; // (downloads and refused methods are not packets)
     const vdir = fields.vdir ?? NO_VDIR;
     this.packets.inc({ vdir, type: fields.packet, status: String(fields.status ?? 'none') });
     if (fields.bytes) this.bytes.inc({ vdir }, fields.bytes);
@@ -97,11 +101,13 @@ export class Metrics {
 
   /** Counts a request refused by authentication. */
   authFailed(vdir: string, reason: AuthFailure): void {
+    if (!this.enabled) return;
     this.authFailures.inc({ vdir, reason });
   }
 
   /** Records a notification of the server application, and whether it failed. */
   notified(vdir: string, seconds: number, failed: boolean): void {
+    if (!this.enabled) return;
     this.notificationSeconds.observe({ vdir }, seconds);
     if (failed) this.notificationFailures.inc({ vdir });
   }
