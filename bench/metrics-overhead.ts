@@ -1,0 +1,96 @@
+/**
+ * `npm run bench`, metrics overhead: the same single upload (BENCH_METRICS_MB MiB, default 512, in
+ * 8 MiB fragments through the whole protocol) to two server children, one without an admin
+ * listener (nothing is counted) and one with it while `/metrics` is scraped every second.
+ * BENCH_ROUNDS rounds (default 3), alternating which goes first; prints the median of each and
+ * their ratio (target: within 3 %). Uploads are checked by size and deleted.
+ */
+import { randomFillSync } from 'node:crypto';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startChild, stopChild } from './child-process.js';
+import type { Child } from './child-process.js';
+import { bitsUpload } from './upload-clients.js';
+import type { UploadPlan } from './upload-clients.js';
+
+const MiB = 1024 * 1024;
+const FRAGMENT = 8 * MiB;
+const SIZE = Number(process.env['BENCH_METRICS_MB'] ?? 512) * MiB;
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
+const TARGET = 0.97;
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+const pool = randomFillSync(Buffer.allocUnsafe(FRAGMENT));
+const plan: UploadPlan = { total: SIZE, fragmentSize: FRAGMENT, chunk: (_offset, length) => pool.subarray(0, length) };
+const log = (s: string): void => void process.stdout.write(`${s}\n`);
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+interface Server {
+  readonly child: Child;
+  readonly root: string;
+  /** The admin port, when the server has an admin listener. */
+  readonly admin: number | undefined;
+}
+
+async function startServer(base: string, name: string, withAdmin: boolean): Promise<Server> {
+  const root = join(base, name, 'root');
+  const state = join(base, name, 'state');
+  await mkdir(root, { recursive: true });
+  const args = ['serve', '--host', '127.0.0.1', '--port', '0', '--root', root, '--state-dir', state, ...(withAdmin ? ['--admin-port', '0'] : [])];
+  const child = await startChild(CLI, args, (line) => line['msg'] === 'listening', { keepLines: true });
+  const adminLine = child.lines.find((l) => l['msg'] === 'admin listening');
+  return { child, root, admin: typeof adminLine?.['port'] === 'number' ? adminLine['port'] : undefined };
+}
+
+/** One upload; with an admin port, `/metrics` is scraped every second meanwhile. Returns MiB/s. */
+async function timedUpload(server: Server, name: string): Promise<number> {
+  let scrapes = 0;
+  const scraper = server.admin === undefined ? undefined : setInterval(() => {
+    void fetch(`http://127.0.0.1:${server.admin}/metrics`).then(async (r) => {
+      await r.text();
+      scrapes++;
+    });
+  }, 1000);
+  try {
+    const r = await bitsUpload(server.child.port, `/${name}`, plan);
+    const size = (await stat(join(server.root, name))).size;
+    if (size !== SIZE) throw new Error(`${name}: ${size} bytes committed, not ${SIZE}`);
+    await rm(join(server.root, name));
+    if (scraper && scrapes === 0 && r.ms > 2000) throw new Error('the metrics were never scraped');
+    return r.bytes / MiB / (r.ms / 1000);
+  } finally {
+    if (scraper) clearInterval(scraper);
+  }
+}
+
+async function main(): Promise<void> {
+  const base = await mkdtemp(join(os.tmpdir(), 'bits-bench-metrics-'));
+  const off = await startServer(base, 'off', false);
+  const on = await startServer(base, 'on', true);
+  const speeds = { off: [] as number[], on: [] as number[] };
+  try {
+    log(`\nmetrics overhead: ${SIZE / MiB} MiB in ${FRAGMENT / MiB} MiB fragments, ${ROUNDS} rounds`);
+    for (let round = 1; round <= ROUNDS; round++) {
+      const order = round % 2 === 1 ? (['off', 'on'] as const) : (['on', 'off'] as const);
+      for (const which of order) {
+        const speed = await timedUpload(which === 'on' ? on : off, `m-${which}-${round}.bin`);
+        speeds[which].push(speed);
+        log(`  round ${round} metrics ${which.padEnd(3)}: ${speed.toFixed(1)} MiB/s`);
+      }
+    }
+  } finally {
+    await Promise.all([stopChild(off.child), stopChild(on.child)]);
+    await rm(base, { recursive: true, force: true });
+  }
+  const ratio = median(speeds.on) / median(speeds.off);
+  log(`| metrics off (no admin listener) | ${median(speeds.off).toFixed(1)} MiB/s |`);
+  log(`| metrics on, /metrics scraped every second | ${median(speeds.on).toFixed(1)} MiB/s |`);
+  log(`| ratio on / off | ${ratio.toFixed(3)} | ${ratio >= TARGET ? 'within 3 %' : 'MISSED: more than 3 % slower'} |`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench metrics-overhead: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
