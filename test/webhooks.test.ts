@@ -13,7 +13,11 @@ import { pino } from 'pino';
 import { BitsServer } from '../src/server/bits-server.js';
 import { ConfigError, parseConfig } from '../src/server/config.js';
 import type { ServerConfigInput } from '../src/server/config.js';
+import { S3Client } from '@aws-sdk/client-s3';
+import { landingPath } from '../src/server/hooks/upload-committed.js';
 import { verifyWebhookSignature } from '../src/server/hooks/webhook.js';
+import { FsDestinationStore } from '../src/store/fs/fs-destination-store.js';
+import { S3DestinationStore } from '../src/store/s3/s3-destination-store.js';
 import type { CommittedUpload, SessionCreateRequest, VdirHooks } from '../src/server/hooks/types.js';
 import { assertAck, assertErr } from './helpers/assert-ack.js';
 import { startServer } from './helpers/bits-server.js';
@@ -267,6 +271,27 @@ describe('commitWebhook', () => {
       () => new BitsServer(config, { logger: pino({ level: 'silent' }) }),
       (err: Error) => err instanceof ConfigError && err.message.includes('vdirs[0].commitWebhook.secretFile: cannot read'),
     );
+  });
+});
+
+describe('renamed destinations', () => {
+  it('Close-Session reads the chosen name back from the recorded destination, for files and objects', async () => {
+    const client = new S3Client({ region: 'us-east-1' });
+    const stores = [
+      new FsDestinationStore('/srv/up'),
+      new FsDestinationStore('/'),
+      new S3DestinationStore({ client, bucket: 'bits-up', prefix: 'uploads/' }),
+      new S3DestinationStore({ client, bucket: 'bits-up', prefix: '' }),
+    ];
+    try {
+      for (const store of stores) {
+        const chosen = ['alice', 'x y.bin'];
+        assert.deepEqual(landingPath(store, await store.resolve(chosen), ['a.bin']), chosen, store.name);
+        assert.deepEqual(landingPath(store, 'elsewhere/alice/a.bin', ['a.bin']), ['a.bin'], `${store.name}: a destination not under the store`);
+      }
+    } finally {
+      client.destroy();
+    }
   });
 });
 
