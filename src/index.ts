@@ -18,6 +18,10 @@ export type { HeadError, HttpErrorCode } from './http/errors.js';
 export type { BadRequestHandler } from './http/connection.js';
 export { NotificationError } from './server/notification/notification-error.js';
 export type { CompletedUpload, UploadCompleteHook, UploadCompleteResult, UploadReply } from './server/notification/hook.js';
+// Create-Session and commit hooks, in-process and HTTP (a receiver checks a delivery's signature with verifyWebhookSignature).
+export type { CommittedUpload, SessionCreateDecision, SessionCreateHook, SessionCreateRequest, UploadCommittedHook, VdirHooks } from './server/hooks/types.js';
+export { verifyWebhookSignature } from './server/hooks/webhook.js';
+export type { WebhookConfig } from './server/config-schema.js';
 export type { AuthDecision, AuthenticateHook, AuthHookResult, Principal } from './server/auth/authenticator.js';
 // Mounted mode: the same handler under node:http or express.
 export { createNodeHttpHandler } from './http/node-adapter.js';

@@ -34,6 +34,7 @@ const EXPORTS: Record<string, string[]> = {
     'parseConfig',
     'parseConfigJson',
     'readConfigFile',
+    'verifyWebhookSignature',
   ],
   'bits-upload/client': [
     'BitsClientError',

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ADMIN_DEFAULTS, AUTH_DEFAULTS, LIMITS_DEFAULTS, POSTGRES_DEFAULTS, S3_DEFAULTS, SERVER_DEFAULTS, STORE_DEFAULTS, TLS_DEFAULTS, VDIR_DEFAULTS } from './defaults.js';
+import { ADMIN_DEFAULTS, AUTH_DEFAULTS, LIMITS_DEFAULTS, POSTGRES_DEFAULTS, S3_DEFAULTS, SERVER_DEFAULTS, STORE_DEFAULTS, TLS_DEFAULTS, VDIR_DEFAULTS, WEBHOOK_DEFAULTS } from './defaults.js';
 import { DURATION_FORMS, SIZE_FORMS, durationMs, sizeBytes } from './human-units.js';
 import { notificationUrlProblem, publicUrlProblem } from './notification/public-url.js';
 import { MAX_REPLY_URL } from '../protocol/constants.js';
@@ -84,6 +84,24 @@ const authSchema = z
   .strict()
   .refine((a) => !a.schemes.includes('basic') || a.users !== null, { message: 'basic needs a users file', path: ['users'] });
 
+/** Most retries a webhook may be given (with the backoff's 30 s cap: about 10 minutes of waits). */
+const MAX_WEBHOOK_RETRIES = 20;
+
+/** A vdir's `createWebhook` or `commitWebhook`: where to POST, how to sign, how long to try. */
+const webhookSchema = z
+  .object({
+    url: z.url({ protocol: /^https?$/, error: 'expected an http(s):// URL' }),
+    /** The HMAC-SHA256 key of `X-Bits-Signature`. */
+    secret: z.string().min(16, 'use at least 16 characters').nullable().default(WEBHOOK_DEFAULTS.secret),
+    /** A file holding the secret (first line), read when the server is made; kept out of the configuration. */
+    secretFile: z.string().startsWith('/', 'must be an absolute path').nullable().default(WEBHOOK_DEFAULTS.secretFile),
+    timeout: durationMsSchema({ positive: true }).prefault(WEBHOOK_DEFAULTS.timeout),
+    retries: z.number().int().min(0).max(MAX_WEBHOOK_RETRIES).default(WEBHOOK_DEFAULTS.retries),
+  })
+  .strict()
+  .refine((w) => w.secret === null || w.secretFile === null, { message: 'give secret or secretFile, not both', path: ['secretFile'] })
+  .transform(({ timeout, ...rest }) => ({ ...rest, timeoutMs: timeout }));
+
 /** A vdir's durations, in milliseconds. */
 interface VdirDurations {
   /** Idle session lifetime (IIS BITSSessionTimeout). */
@@ -133,6 +151,10 @@ const vdirSchema = z
     auth: authSchema.nullable().default(VDIR_DEFAULTS.auth),
     /** Most live sessions one principal may hold on the vdir (IIS BITSNumberOfSessionsLimit); 0 = no limit. */
     sessionsPerUserLimit: z.number().int().nonnegative().default(VDIR_DEFAULTS.sessionsPerUserLimit),
+    /** Asked at each Create-Session (accept, reject, or another name), before anything is created. */
+    createWebhook: webhookSchema.nullable().default(VDIR_DEFAULTS.createWebhook),
+    /** Told of each plain upload Close-Session committed, in the background. */
+    commitWebhook: webhookSchema.nullable().default(VDIR_DEFAULTS.commitWebhook),
   })
   .strict()
   .superRefine((v, ctx) => {
@@ -303,6 +325,8 @@ export type StoreConfig = z.output<typeof storeSchema>;
 export type PostgresConfig = z.output<typeof postgresSchema>;
 /** The S3 byte store's settings. */
 export type S3Config = z.output<typeof s3Schema>;
+/** A vdir's webhook settings, the timeout in milliseconds. */
+export type WebhookConfig = z.output<typeof webhookSchema>;
 /** A vdir's authentication settings. */
 export type AuthConfig = z.output<typeof authSchema>;
 /** The server configuration, validated, with defaults applied, paths made absolute and durations in milliseconds. */

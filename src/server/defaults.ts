@@ -62,6 +62,19 @@ export const VDIR_DEFAULTS = {
   /** null: everyone, anonymously. */
   auth: null,
   sessionsPerUserLimit: 50, // live sessions per principal; 0 = no limit
+  /** null: no Create-Session webhook. */
+  createWebhook: null,
+  /** null: no webhook after a commit. */
+  commitWebhook: null,
+} as const;
+
+/** Defaults of a vdir's `createWebhook` and `commitWebhook` blocks (`url` has none). */
+export const WEBHOOK_DEFAULTS = {
+  /** null: deliveries are not signed. */
+  secret: null,
+  secretFile: null,
+  timeout: 10, // seconds one attempt may take, answer included
+  retries: 5, // attempts after the first, with exponential backoff
 } as const;
 
 /** Defaults of a vdir's `auth` block (`schemes` has none). */

@@ -4,6 +4,8 @@ import { ConfigError } from './config.js';
 import type { ServerConfig } from './config.js';
 import type { AuthenticateHook } from './auth/authenticator.js';
 import type { UploadCompleteHook } from './notification/hook.js';
+import { bindHooks } from './hooks/bound-hooks.js';
+import type { VdirHooks } from './hooks/types.js';
 
 /** Options of `BitsServer` beyond the configuration. */
 export interface BitsServerOptions {
@@ -13,18 +15,22 @@ export interface BitsServerOptions {
   /** Upload bytes in place of the configured ones (`config.store.bytes`: files under `stateDir`, or S3). */
   bytes?: ByteStore;
   /**
-   * In-process server applications, by vdir path: `onUploadComplete` runs when an upload to that
-   * vdir is complete and makes its uploads upload-reply uploads (it takes the place of a
-   * notification URL).
+   * In-process hooks, by vdir path: `onUploadComplete` runs when an upload to that vdir is complete
+   * and makes its uploads upload-reply uploads (it takes the place of a notification URL);
+   * `onSessionCreate` decides each Create-Session (next to the vdir's `createWebhook`), and
+   * `onUploadCommitted` hears of each plain upload Close-Session committed (next to its
+   * `commitWebhook`).
    */
-  hooks?: Readonly<Record<string, { onUploadComplete?: UploadCompleteHook }>>;
+  hooks?: Readonly<Record<string, VdirHooks>>;
   /** A custom authentication scheme, consulted before each vdir's own (see {@link AuthenticateHook}). */
   authenticate?: AuthenticateHook;
 }
 
 /**
  * Checks the options against the configuration (each hook names a configured vdir; a vdir that
- * notifies has a notification URL or a hook) and returns the hooks by the vdir's configured path.
+ * notifies has a notification URL or a hook), binds each vdir's create and commit hooks and
+ * webhooks to it (reading their secret files), and returns the `onUploadComplete` hooks by the
+ * vdir's configured path.
  *
  * @throws {ConfigError} naming every offending key, in the format of `parseConfig`'s errors.
  * @example
@@ -36,12 +42,17 @@ export interface BitsServerOptions {
 export function validateServerOptions(config: ServerConfig, options: BitsServerOptions): Map<string, UploadCompleteHook> {
   const problems: string[] = [];
   const hooks = new Map<string, UploadCompleteHook>();
+  const byVdir = new Map<string, VdirHooks>();
   for (const [path, h] of Object.entries(options.hooks ?? {})) {
     const vdir = config.vdirs.find((v) => v.path.toLowerCase() === path.toLowerCase());
     if (!vdir) problems.push(`hooks["${path}"]: no vdir "${path}" is configured`);
-    else if (h.onUploadComplete) hooks.set(vdir.path, h.onUploadComplete);
+    else {
+      byVdir.set(vdir.path, h);
+      if (h.onUploadComplete) hooks.set(vdir.path, h.onUploadComplete);
+    }
   }
   config.vdirs.forEach((v, i) => {
+    for (const issue of bindHooks(v, byVdir.get(v.path), `vdirs[${i}]`)) problems.push(`${issue.key}: ${issue.message}`);
     if (v.notificationType !== 'none' && !v.notificationUrl && !hooks.has(v.path)) {
       problems.push(`vdirs[${i}].notificationUrl: required when notificationType is "${v.notificationType}"`);
     }

@@ -6,6 +6,7 @@ import type { SessionRecord } from '../../store/types.js';
 import { ConfinementError } from '../../store/fs/confined.js';
 import type { SessionLock } from '../../store/types.js';
 import { notifies, notifyApplication } from '../notification/notify.js';
+import { announceCommitted, landingPath } from '../hooks/upload-committed.js';
 import { errnoOf, storageError } from '../storage-error.js';
 import type { PacketContext } from './context.js';
 
@@ -13,7 +14,8 @@ import type { PacketContext } from './context.js';
  * Close-Session (spec §3.4, D5, D6, D8, D18): a complete upload (or one that never got a fragment:
  * an empty file) is moved to its destination atomically, the overwrite policy checked again; an
  * incomplete one is discarded, and so is a notified one whose application did not ask for a copy.
- * Either way the session, its data and its reply end.
+ * Either way the session, its data and its reply end. A committed plain upload is then announced
+ * to the vdir's commit hooks, in the background (never delaying or failing the Ack).
  */
 export async function closeSession(ctx: PacketContext, packet: CloseSessionPacket): Promise<Ack> {
   return ctx.sessions.withLock(packet.sessionId, async (lock) => {
@@ -23,6 +25,8 @@ export async function closeSession(ctx: PacketContext, packet: CloseSessionPacke
     if (record.total === null && notifies(ctx.loc.vdir, ctx.hook) && !record.reply) await notifyEmpty(ctx, record, lock);
     // Notified uploads reach their destination only if the application asked for it (spec §9.3).
     const placeAtDestination = !notifies(ctx.loc.vdir, ctx.hook) || record.reply?.copyToDestination === true;
+    // Where the upload lands: the client's path, or the name a create hook chose.
+    const path = landingPath(ctx.loc.destinations, record.destination, ctx.loc.segments);
     let committed = false;
     if (record.state === 'committing' && !(await sessions.bytes.exists(record))) {
       // A crash after the data reached its destination but before the session was dropped.
@@ -33,32 +37,33 @@ export async function closeSession(ctx: PacketContext, packet: CloseSessionPacke
         throw new BitsError('BITS_SESSION_NOT_FOUND', 'the uploaded data is gone');
       }
       // The vdir may have changed since Create-Session (a symlink swapped in): check again.
-      const destination = await ctx.loc.destinations.resolve(ctx.loc.segments);
+      const destination = await ctx.loc.destinations.resolve(path);
       if (destination !== record.destination) {
         throw new BitsError('BITS_BAD_PATH', `destination moved from ${record.destination} to ${destination}`);
       }
-      await commitUpload(ctx, record, lock);
+      await commitUpload(ctx, record, path, lock);
       committed = true;
     }
     await sessions.remove(record, lock);
     ctx.log.set('committed', committed);
     sessions.emit('session-closed', record, committed);
+    if (committed && !notifies(ctx.loc.vdir, ctx.hook)) announceCommitted(ctx.logger, ctx.loc.vdir, record, path);
     return okAck({ sessionId: packet.sessionId });
   });
 }
 
 /**
- * Marks the session `committing` and commits its data to the destination. A failure before the data
+ * Marks the session `committing` and commits its data to `path` below the vdir. A failure before the data
  * was placed puts the session back to `receiving` and becomes the Ack's error; a failure after it
  * (the data has left the session, which happens only once it is durably in place) is a committed
  * upload whose cleanup failed, logged.
  */
-async function commitUpload(ctx: PacketContext, record: SessionRecord, lock: SessionLock): Promise<void> {
+async function commitUpload(ctx: PacketContext, record: SessionRecord, path: readonly string[], lock: SessionLock): Promise<void> {
   const { sessions } = ctx;
   record.state = 'committing';
   await sessions.records.update(record, lock);
   try {
-    await sessions.bytes.commit(record, { destinations: ctx.loc.destinations, path: ctx.loc.segments }, { overwrite: ctx.loc.vdir.allowOverwrites });
+    await sessions.bytes.commit(record, { destinations: ctx.loc.destinations, path }, { overwrite: ctx.loc.vdir.allowOverwrites });
   } catch (err) {
     if (!(await sessions.bytes.exists(record))) {
       ctx.logger.warn({ session: record.id, err }, 'upload committed; cleaning up after it failed');

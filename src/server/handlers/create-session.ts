@@ -7,19 +7,22 @@ import { SessionLimitError } from '../../store/types.js';
 import type { SessionRecord } from '../../store/types.js';
 import { loggedSessionId } from '../redact.js';
 import { notifies } from '../notification/notify.js';
+import { decideCreate } from '../hooks/session-create.js';
 import type { PacketContext } from './context.js';
 
 /**
- * Create-Session (spec §3.2): checks the destination (confined, not a directory, overwrite policy
+ * Create-Session (spec §3.2): runs the vdir's create hooks (which may refuse, or choose the
+ * destination name), checks the destination (confined, not a directory, overwrite policy
  * D5) and the principal's session limit (503, retry later), creates the session's empty upload and durable record, and answers with the protocol, the new
  * id, `Accept-Encoding: identity` and the vdir's Host-Id.
  */
 export async function createSession(ctx: PacketContext, packet: CreateSessionPacket): Promise<Ack> {
   const { vdir } = ctx.loc;
-  const { destinations, segments } = ctx.loc;
+  // The vdir's create hooks first, before anything exists: they may refuse, or choose another name.
+  const { destinations, segments } = await decideCreate(ctx);
   const destination = await destinations.resolve(segments);
   if (!vdir.allowOverwrites && (await destinations.exists(segments))) {
-    throw new BitsError('BITS_DESTINATION_EXISTS', `${ctx.loc.urlPath} exists and overwrites are off`);
+    throw new BitsError('BITS_DESTINATION_EXISTS', `${destination} exists and overwrites are off`);
   }
   const id = newSessionId();
   const now = Date.now();
