@@ -1,3 +1,4 @@
+import { NO_HOOKS } from './hooks/bound-hooks.js';
 import type { HttpRequest, HttpResponse } from '../http/types.js';
 import { okAck } from '../protocol/ack.js';
 import type { Ack } from '../protocol/ack.js';
@@ -60,6 +61,7 @@ async function handlePacket(parts: ServerParts, req: HttpRequest, log: RequestLo
       log,
       principal: who.principal,
       hook: parts.hooks.get(loc.vdir.path),
+      vdirHooks: parts.vdirHooks.get(loc.vdir.path) ?? NO_HOOKS,
       metrics: parts.metrics,
     };
     switch (packet.type) {

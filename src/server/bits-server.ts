@@ -69,7 +69,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
     options: BitsServerOptions,
   ) {
     super();
-    const hooks = validateServerOptions(config, options);
+    const { replyHooks, vdirHooks } = validateServerOptions(config, options);
     this.logger = options.logger;
     this.auth = new Authenticator(this.logger, options.authenticate);
     this.stores = buildStores(config, this.logger, options);
@@ -86,7 +86,8 @@ export class BitsServer extends EventEmitter<SessionEvents> {
       sessions: this.sessions,
       auth: this.auth,
       logger: this.logger,
-      hooks,
+      hooks: replyHooks,
+      vdirHooks,
       metrics: this.metrics,
     };
   }

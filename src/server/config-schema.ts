@@ -94,7 +94,7 @@ const webhookSchema = z
     /** The HMAC-SHA256 key of `X-Bits-Signature`. */
     secret: z.string().min(16, 'use at least 16 characters').nullable().default(WEBHOOK_DEFAULTS.secret),
     /** A file holding the secret (first line), read when the server is made; kept out of the configuration. */
-    secretFile: z.string().startsWith('/', 'must be an absolute path').nullable().default(WEBHOOK_DEFAULTS.secretFile),
+    secretFile: z.string().min(1).nullable().default(WEBHOOK_DEFAULTS.secretFile),
     timeout: durationMsSchema({ positive: true }).prefault(WEBHOOK_DEFAULTS.timeout),
     retries: z.number().int().min(0).max(MAX_WEBHOOK_RETRIES).default(WEBHOOK_DEFAULTS.retries),
   })

@@ -95,6 +95,7 @@ export function parseConfigJson(input: unknown, baseDir: string): ServerConfig {
       throw new ConfigError([{ key: `vdirs[${i}].destination`, message: 'an s3:// destination needs store.bytes of type "s3" (see README, Running a farm)' }]);
     }
     if (v.directory !== undefined) v.directory = resolve(baseDir, v.directory);
+    for (const hook of [v.createWebhook, v.commitWebhook]) if (hook?.secretFile) hook.secretFile = resolve(baseDir, hook.secretFile);
     v.publicUrl ??= config.publicUrl;
     if (v.auth?.users) v.auth.users = resolve(baseDir, v.auth.users);
     if (v.auth?.schemes.includes('client-certificate') && !config.tls?.ca) {

@@ -5,6 +5,7 @@ import type { ServerConfig } from './config.js';
 import type { AuthenticateHook } from './auth/authenticator.js';
 import type { UploadCompleteHook } from './notification/hook.js';
 import { bindHooks } from './hooks/bound-hooks.js';
+import type { BoundHooks } from './hooks/bound-hooks.js';
 import type { VdirHooks } from './hooks/types.js';
 
 /** Options of `BitsServer` beyond the configuration. */
@@ -28,19 +29,23 @@ export interface BitsServerOptions {
 
 /**
  * Checks the options against the configuration (each hook names a configured vdir; a vdir that
- * notifies has a notification URL or a hook), binds each vdir's create and commit hooks and
- * webhooks to it (reading their secret files), and returns the `onUploadComplete` hooks by the
- * vdir's configured path.
+ * notifies has a notification URL or a hook), and returns, by the vdir's configured path, the
+ * `onUploadComplete` hooks and each vdir's create and commit hooks and webhooks (their secret files
+ * read).
  *
  * @throws {ConfigError} naming every offending key, in the format of `parseConfig`'s errors.
  * @example
  * ```ts
- * const hooks = validateServerOptions(config, { logger, hooks: { '/dumps': { onUploadComplete } } });
- * hooks.get('/dumps'); // onUploadComplete
+ * const { replyHooks } = validateServerOptions(config, { logger, hooks: { '/dumps': { onUploadComplete } } });
+ * replyHooks.get('/dumps'); // onUploadComplete
  * ```
  */
-export function validateServerOptions(config: ServerConfig, options: BitsServerOptions): Map<string, UploadCompleteHook> {
+export function validateServerOptions(
+  config: ServerConfig,
+  options: BitsServerOptions,
+): { replyHooks: Map<string, UploadCompleteHook>; vdirHooks: Map<string, BoundHooks> } {
   const problems: string[] = [];
+  const vdirHooks = new Map<string, BoundHooks>();
   const hooks = new Map<string, UploadCompleteHook>();
   const byVdir = new Map<string, VdirHooks>();
   for (const [path, h] of Object.entries(options.hooks ?? {})) {
@@ -52,11 +57,13 @@ export function validateServerOptions(config: ServerConfig, options: BitsServerO
     }
   }
   config.vdirs.forEach((v, i) => {
-    for (const issue of bindHooks(v, byVdir.get(v.path), `vdirs[${i}]`)) problems.push(`${issue.key}: ${issue.message}`);
+    const bound = bindHooks(v, byVdir.get(v.path), `vdirs[${i}]`);
+    vdirHooks.set(v.path, bound.hooks);
+    for (const issue of bound.issues) problems.push(`${issue.key}: ${issue.message}`);
     if (v.notificationType !== 'none' && !v.notificationUrl && !hooks.has(v.path)) {
       problems.push(`vdirs[${i}].notificationUrl: required when notificationType is "${v.notificationType}"`);
     }
   });
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
-  return hooks;
+  return { replyHooks: hooks, vdirHooks };
 }

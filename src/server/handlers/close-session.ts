@@ -47,7 +47,7 @@ export async function closeSession(ctx: PacketContext, packet: CloseSessionPacke
     await sessions.remove(record, lock);
     ctx.log.set('committed', committed);
     sessions.emit('session-closed', record, committed);
-    if (committed && !notifies(ctx.loc.vdir, ctx.hook)) announceCommitted(ctx.logger, ctx.loc.vdir, record, path);
+    if (committed && !notifies(ctx.loc.vdir, ctx.hook)) announceCommitted(ctx.logger, ctx.vdirHooks, record, path);
     return okAck({ sessionId: packet.sessionId });
   });
 }

@@ -1,4 +1,5 @@
 import type { Metrics } from '../admin/metrics.js';
+import type { BoundHooks } from '../hooks/bound-hooks.js';
 import type { Logger } from 'pino';
 import type { HttpRequest } from '../../http/types.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -15,6 +16,8 @@ export interface ServerParts {
   readonly logger: Logger;
   /** In-process server applications, by vdir path as configured. */
   readonly hooks: ReadonlyMap<string, UploadCompleteHook>;
+  /** Create-Session and commit hooks, by vdir path as configured. */
+  readonly vdirHooks: ReadonlyMap<string, BoundHooks>;
   readonly metrics: Metrics;
 }
 
@@ -31,5 +34,7 @@ export interface PacketContext {
   readonly principal: string | null;
   /** The vdir's in-process server application, if one is registered. */
   readonly hook: UploadCompleteHook | undefined;
+  /** The vdir's Create-Session and commit hooks. */
+  readonly vdirHooks: BoundHooks;
   readonly metrics: Metrics;
 }

@@ -12,10 +12,6 @@ export interface BoundHooks {
   readonly commitWebhook?: WebhookTarget | undefined;
 }
 
-// By the vdir's configuration object, which is what a request's location carries: set when a server
-// is made from the configuration (the last server made from it wins).
-const bound = new WeakMap<VdirConfig, BoundHooks>();
-
 /** The first line of a secret file; an unreadable or empty one is a configuration issue of `key`. */
 function readSecret(file: string, key: string, issues: ConfigIssue[]): string | null {
   try {
@@ -37,28 +33,25 @@ function webhookTarget(config: WebhookConfig | null, key: string, issues: Config
 }
 
 /**
- * Binds a vdir's in-process hooks and its configured webhooks (reading their secret files) to its
- * configuration object, where the packet handlers find them ({@link hooksOf}). `key` names the vdir
- * in issues (`vdirs[0]`).
+ * A vdir's in-process hooks and its configured webhooks (their secret files read), as the packet
+ * handlers run them. `key` names the vdir in issues (`vdirs[0]`).
  *
- * @returns the configuration issues found (unreadable secret files), empty when none.
+ * @returns the hooks, and the configuration issues found (unreadable secret files), empty when none.
  * @example
  * ```ts
- * const issues = bindHooks(config.vdirs[0], { onSessionCreate }, 'vdirs[0]');
+ * const { hooks, issues } = bindHooks(config.vdirs[0], { onSessionCreate }, 'vdirs[0]');
  * ```
  */
-export function bindHooks(vdir: VdirConfig, hooks: VdirHooks | undefined, key: string): ConfigIssue[] {
+export function bindHooks(vdir: VdirConfig, given: VdirHooks | undefined, key: string): { hooks: BoundHooks; issues: ConfigIssue[] } {
   const issues: ConfigIssue[] = [];
-  bound.set(vdir, {
-    onSessionCreate: hooks?.onSessionCreate,
-    onUploadCommitted: hooks?.onUploadCommitted,
+  const hooks: BoundHooks = {
+    onSessionCreate: given?.onSessionCreate,
+    onUploadCommitted: given?.onUploadCommitted,
     createWebhook: webhookTarget(vdir.createWebhook, `${key}.createWebhook`, issues),
     commitWebhook: webhookTarget(vdir.commitWebhook, `${key}.commitWebhook`, issues),
-  });
-  return issues;
+  };
+  return { hooks, issues };
 }
 
-/** The hooks bound to a vdir by {@link bindHooks}; none when it was never bound. */
-export function hooksOf(vdir: VdirConfig): BoundHooks {
-  return bound.get(vdir) ?? {};
-}
+/** A vdir without Create-Session or commit hooks. */
+export const NO_HOOKS: BoundHooks = {};

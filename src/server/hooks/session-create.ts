@@ -3,7 +3,6 @@ import { BitsError } from '../../protocol/errors.js';
 import { HResult } from '../../protocol/hresult.js';
 import type { PacketContext } from '../handlers/context.js';
 import type { Location } from '../vdir-table.js';
-import { hooksOf } from './bound-hooks.js';
 import type { SessionCreateRequest } from './types.js';
 import { deliver } from './webhook.js';
 import type { WebhookTarget } from './webhook.js';
@@ -104,7 +103,7 @@ function renamed(ctx: PacketContext, name: string): Location {
  * `BITS_APPLICATION_*` error when the webhook fails.
  */
 export async function decideCreate(ctx: PacketContext): Promise<Location> {
-  const { onSessionCreate, createWebhook } = hooksOf(ctx.loc.vdir);
+  const { onSessionCreate, createWebhook } = ctx.vdirHooks;
   if (!onSessionCreate && !createWebhook) return ctx.loc;
   const request = createRequest(ctx);
   let loc = ctx.loc;

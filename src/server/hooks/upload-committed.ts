@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import type { DestinationStore, SessionRecord } from '../../store/types.js';
-import type { VdirConfig } from '../config.js';
-import { hooksOf } from './bound-hooks.js';
+import type { BoundHooks } from './bound-hooks.js';
 import type { CommittedUpload } from './types.js';
 import { deliver } from './webhook.js';
 
@@ -30,11 +29,11 @@ export function landingPath(destinations: DestinationStore, destination: string,
  *
  * @example
  * ```ts
- * announceCommitted(ctx.logger, vdir, record, segments);
+ * announceCommitted(ctx.logger, ctx.vdirHooks, record, segments);
  * ```
  */
-export function announceCommitted(logger: Logger, vdir: VdirConfig, record: SessionRecord, path: readonly string[]): void {
-  const { onUploadCommitted, commitWebhook } = hooksOf(vdir);
+export function announceCommitted(logger: Logger, hooks: BoundHooks, record: SessionRecord, path: readonly string[]): void {
+  const { onUploadCommitted, commitWebhook } = hooks;
   if (!onUploadCommitted && !commitWebhook) return;
   const upload: CommittedUpload = {
     sessionId: record.id,
