@@ -67,6 +67,8 @@ async function call<T>(flags: AdminFlags, method: 'GET' | 'DELETE', path: string
   if (res.status === 401) {
     throw new AdminError(`the admin API needs a valid token: give --token or set ${ADMIN_TOKEN_ENV}${token ? ' (the one given was refused)' : ''}`);
   }
+  // (a 400 is about what the flags asked for: the server says which)
+  if (res.status === 400) throw new UsageError((body as { error?: string }).error ?? text);
   if (res.status >= 400 && res.status !== 404) throw new AdminError(`${method} ${url.pathname}: ${res.status} ${(body as { error?: string }).error ?? text}`);
   return { status: res.status, body: body as T };
 }
