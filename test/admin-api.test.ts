@@ -16,6 +16,7 @@ import type { TestServer } from './helpers/bits-server.js';
 import { CLI } from './helpers/cli.js';
 import { runCli } from './helpers/cli-run.js';
 import { deadPort } from './helpers/dead-port.js';
+import { freshDatabase, requireServices } from './helpers/services.js';
 import { bitsRequestBytes } from './helpers/raw-http.js';
 
 const TOKEN = 'admin-token-0123456789abcdef';
@@ -193,6 +194,34 @@ describe('admin API: sessions', () => {
     }
     assert.equal((await admin(s, `/api/sessions/${id}`, { method: 'DELETE', headers: {} })).status, 401);
     assert.equal((await admin(s, `/api/sessions/${id}`)).status, 200, 'an unauthorized DELETE cancels nothing');
+  });
+});
+
+describe('admin API on PostgreSQL records', () => {
+  it('lists, pages, shows and cancels sessions kept in the database, naming the node', async (t) => {
+    if (!requireServices(t, ['postgres'])) return;
+    const db = await freshDatabase();
+    t.after(() => db.drop());
+    const s = await startServer({
+      config: { store: { records: { type: 'postgres', url: db.url, node: 'node-a' } }, admin: { listen: { host: '127.0.0.1', port: 0 }, token: TOKEN } },
+    });
+    t.after(() => s.stop());
+    const ids = [await s.createSession('/up/a.bin'), await s.createSession('/up/b.bin'), await s.createSession('/up/c.bin')];
+    const body = Buffer.alloc(100, 5);
+    assertAck(await s.request(fragmentRequest('/up/b.bin', ids[1]!, 0, body, body.length)));
+    const pages = await allPages(s, 'limit=2');
+    assert.deepEqual(
+      pages.flatMap((p) => p.sessions.map((x) => x.id)),
+      [...ids].sort((a, b) => (sessionKey(a) < sessionKey(b) ? -1 : 1)),
+    );
+    assert.ok(pages.flatMap((p) => p.sessions).every((x) => x.node === 'node-a'));
+    const complete = await admin<Page>(s, '/api/sessions?state=complete');
+    assert.deepEqual(complete.body.sessions.map((x) => x.id), [ids[1]]);
+    assert.equal((await admin<{ node: string }>(s, '/api/stats')).body.node, 'node-a');
+    const cancelled = await admin(s, `/api/sessions/${ids[0]!.toLowerCase()}`, { method: 'DELETE', headers: { Authorization: `Bearer ${TOKEN}` } });
+    assert.equal(cancelled.status, 200);
+    assertErr(await s.request(fragmentRequest('/up/a.bin', ids[0]!, 0, body, body.length)), 500, NOT_FOUND);
+    assert.equal((await admin<Page>(s, '/api/sessions')).body.sessions.length, 2);
   });
 });
 
