@@ -6,6 +6,7 @@ import { registerUpload } from './upload.js';
 import { registerDownload } from './download.js';
 import { registerJobs } from './jobs.js';
 import { registerUser } from './user.js';
+import { registerSessions } from './sessions.js';
 import { ExitCode } from './client-flags.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -27,5 +28,6 @@ registerUpload(program);
 registerDownload(program);
 registerJobs(program);
 registerUser(program);
+registerSessions(program);
 
 await program.parseAsync(process.argv);

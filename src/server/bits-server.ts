@@ -15,7 +15,7 @@ import { badRequest } from './error-ack.js';
 import { answerPacket } from './answer-packet.js';
 import type { ServerParts } from './handlers/context.js';
 import { Sessions } from './sessions.js';
-import { buildStores } from './stores.js';
+import { buildStores, defaultNodeId } from './stores.js';
 import type { ServerStores } from './stores.js';
 import type { SessionEvents } from './sessions.js';
 import { bindListener } from './notification/public-url.js';
@@ -26,6 +26,7 @@ import type { BitsServerOptions } from './server-options.js';
 import { foreignWritable } from './tree-permissions.js';
 import { VdirTable } from './vdir-table.js';
 import { AdminServer } from './admin/admin-server.js';
+import { Activity } from './admin/activity.js';
 import { Metrics } from './admin/metrics.js';
 import type { AdminDeps } from './admin/route.js';
 
@@ -52,6 +53,8 @@ export class BitsServer extends EventEmitter<SessionEvents> {
   readonly sessions: Sessions;
   /** The server's Prometheus metrics (served by the admin listener's `/metrics`; counted only when one is configured). */
   readonly metrics: Metrics;
+  /** What this node served recently (the admin API's stats and errors). */
+  private readonly activity = new Activity();
   private readonly parts: ServerParts;
   private readonly logger: Logger;
   private http: HttpServer | undefined;
@@ -110,7 +113,10 @@ export class BitsServer extends EventEmitter<SessionEvents> {
         res.send(405, { Allow: `${BITS_METHOD}, GET, HEAD`, 'Content-Length': '0' });
       }
     } finally {
-      log.finish(this.logger, (fields) => this.metrics.request(fields));
+      log.finish(this.logger, (fields) => {
+        this.metrics.request(fields);
+        this.activity.request(fields);
+      });
     }
   };
 
@@ -254,6 +260,9 @@ export class BitsServer extends EventEmitter<SessionEvents> {
       config: this.config,
       sessions: this.sessions,
       metrics: this.metrics,
+      activity: this.activity,
+      node: this.config.store.records.type === 'postgres' ? (this.config.store.records.node ?? defaultNodeId()) : defaultNodeId(),
+      logger: this.logger,
       readiness: async () => (this.closing ? 'the server is shutting down' : this.stores.problem()),
     };
   }

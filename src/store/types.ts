@@ -43,6 +43,8 @@ export interface SessionRecord {
   bytes?: ByteState | undefined;
   /** The node that last wrote the record (farm mode); set by the record store. */
   node?: string | undefined;
+  /** The client of the last packet that wrote the record: its address and `User-Agent`. */
+  client?: { address: string; userAgent: string | null } | undefined;
 }
 
 /** The outcome of a successful notification. */
@@ -104,6 +106,16 @@ export interface SessionOwner {
   readonly principal: string;
 }
 
+/** Options of {@link RecordStore.list}. */
+export interface ListOptions {
+  readonly vdir?: string | undefined;
+  readonly principal?: string | undefined;
+  readonly state?: SessionRecord['state'] | undefined;
+  /** Only records whose session key sorts after this one (the last key of the previous page). */
+  readonly after?: string | undefined;
+  readonly limit: number;
+}
+
 /** Thrown by {@link RecordStore.create} when the owner already holds `limit` live sessions. */
 export class SessionLimitError extends Error {
   constructor(
@@ -147,6 +159,12 @@ export interface RecordStore {
    * {@link RecordStore.update} is.
    */
   delete(id: string, lock?: SessionLock): Promise<void>;
+  /**
+   * Up to `limit` records ordered by session key (the id in upper case without braces), those past `after` (a key)
+   * only, filtered by vdir, principal and state: pages of the session table for the admin API.
+   * Expired records that the sweep has not removed yet are listed too.
+   */
+  list(options: ListOptions): Promise<SessionRecord[]>;
   /** Up to `limit` records idle for longer than their timeout at `now` (for sweeps). */
   listExpired(now: number, limit: number): Promise<SessionRecord[]>;
   /** How many live (unexpired at `now`) sessions an owner holds. */

@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 import type { ServerConfig } from '../config.js';
 import type { Sessions } from '../sessions.js';
+import type { Activity } from './activity.js';
 import type { Metrics } from './metrics.js';
 
 /** What the admin endpoints read and act on. */
@@ -8,6 +10,11 @@ export interface AdminDeps {
   readonly config: ServerConfig;
   readonly sessions: Sessions;
   readonly metrics: Metrics;
+  /** What this node served recently (totals, throughput, errors). */
+  readonly activity: Activity;
+  /** This node's id (`hostname:pid`, or the configured farm node name). */
+  readonly node: string;
+  readonly logger: Logger;
   /** Why the server cannot serve now (a store unusable, shutting down); undefined when it can. */
   readiness(): Promise<string | undefined>;
 }

@@ -7,6 +7,7 @@ import { SessionLimitError } from '../../store/types.js';
 import type { SessionRecord } from '../../store/types.js';
 import { loggedSessionId } from '../redact.js';
 import { notifies } from '../notification/notify.js';
+import { requestClient } from '../admin/request-client.js';
 import { decideCreate } from '../hooks/session-create.js';
 import type { PacketContext } from './context.js';
 
@@ -39,6 +40,7 @@ export async function createSession(ctx: PacketContext, packet: CreateSessionPac
     timeoutMs: vdir.sessionTimeoutMs,
     state: 'receiving',
     principal: ctx.principal,
+    client: requestClient(ctx.req),
   };
   // The record goes first: a folder with a record is a session, one without is a crash's debris
   // (removed at start-up only). The limit is counted and claimed in the same step as the insert.

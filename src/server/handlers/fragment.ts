@@ -11,6 +11,7 @@ import { errnoOf, storageError } from '../storage-error.js';
 import { notifies, notifyApplication } from '../notification/notify.js';
 import type { PacketContext } from './context.js';
 import { fragmentSource } from './exact-length.js';
+import { requestClient } from '../admin/request-client.js';
 
 /** The same error, carrying the session's next expected offset for `BITS-Received-Content-Range`. */
 function withReceived(error: BitsError, received: number): BitsError {
@@ -159,6 +160,7 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
     if (bytes !== undefined) record.bytes = bytes;
     if (written > 0 || failure === undefined) {
       record.updatedAt = Date.now();
+      record.client = requestClient(ctx.req);
       try {
         await ctx.sessions.records.update(record, lock);
       } catch (err) {

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { sessionKey } from '../../protocol/session-id.js';
 import { LeaseLostError, SessionLimitError } from '../types.js';
-import type { CreateOptions, RecordStore, SessionLock, SessionOwner, SessionRecord } from '../types.js';
+import type { CreateOptions, ListOptions, RecordStore, SessionLock, SessionOwner, SessionRecord } from '../types.js';
 import { mkdirDurable, syncDir, writeFileAtomic } from './durable.js';
 import { RECORD_FILE, requireSessionDir, sessionDir, sessionsRoot } from './layout.js';
 
@@ -28,6 +28,7 @@ const recordSchema = z.object({
     .optional(),
   bytes: z.record(z.string(), z.json()).optional(),
   node: z.string().optional(),
+  client: z.object({ address: z.string(), userAgent: z.string().nullable() }).optional(),
 });
 
 /** Where unreadable session folders are moved, under the state directory. */
@@ -127,6 +128,23 @@ export class FsRecordStore implements RecordStore {
     this.forget(sessionKey(id));
     await rm(dir, { recursive: true, force: true });
     await syncDir(sessionsRoot(this.stateDir)).catch(() => undefined);
+  }
+
+  async list(options: ListOptions): Promise<SessionRecord[]> {
+    await this.load();
+    const after = options.after === undefined ? undefined : sessionKey(options.after);
+    const keys: string[] = [];
+    for (const [key, r] of this.records) {
+      if (after !== undefined && key <= after) continue;
+      if (options.vdir !== undefined && r.vdir !== options.vdir) continue;
+      if (options.principal !== undefined && r.principal !== options.principal) continue;
+      if (options.state !== undefined && r.state !== options.state) continue;
+      keys.push(key);
+    }
+    return keys
+      .sort()
+      .slice(0, Math.max(0, options.limit))
+      .map((key) => ({ ...this.records.get(key)! }));
   }
 
   async listExpired(now: number, limit: number): Promise<SessionRecord[]> {

@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { sessionKey } from '../../protocol/session-id.js';
 import { LeaseLostError, SessionLimitError } from '../types.js';
-import type { CreateOptions, RecordStore, SessionLock, SessionOwner, SessionRecord } from '../types.js';
+import type { CreateOptions, ListOptions, RecordStore, SessionLock, SessionOwner, SessionRecord } from '../types.js';
 import { tryAdvisoryLock } from './advisory-lock.js';
 import { PgDestinationClaims } from './destination-claims.js';
 import { LeaseListener } from './lease-listener.js';
@@ -221,6 +221,30 @@ export class PostgresRecordStore implements RecordStore {
       [key, lock.token],
     );
     if (rows[0]?.fenced !== 1) throw new LeaseLostError(id, lock.token);
+  }
+
+  /**
+   * A page in key order, by keyset on the primary key (`key > after ORDER BY key`), so that a page
+   * costs its own rows only. (Keys all have the same shape, upper-case hex and dashes at the same
+   * places, so the database's collation orders them as a byte comparison does.)
+   */
+  async list(options: ListOptions): Promise<SessionRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (sql: string, value: unknown): void => {
+      params.push(value);
+      where.push(sql.replace('?', `$${params.length}`));
+    };
+    if (options.after !== undefined) add('key > ?', sessionKey(options.after));
+    if (options.vdir !== undefined) add('vdir = ?', options.vdir);
+    if (options.principal !== undefined) add('principal = ?', options.principal);
+    if (options.state !== undefined) add(`record->>'state' = ?`, options.state);
+    params.push(Math.max(0, options.limit));
+    const { rows } = await this.query<{ record: SessionRecord }>(
+      `SELECT record FROM ${this.names.sessions} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY key LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map((r) => r.record);
   }
 
   async listExpired(now: number, limit: number): Promise<SessionRecord[]> {

@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { newSessionId } from '../../protocol/session-id.js';
+import { newSessionId, sessionKey } from '../../protocol/session-id.js';
 import { LeaseLostError, SessionLimitError } from '../types.js';
-import type { ByteState, RecordStore, SessionLock } from '../types.js';
+import type { ByteState, ListOptions, RecordStore, SessionLock, SessionRecord } from '../types.js';
 import { perCase, sampleRecord } from './harness.js';
 import type { MakeStore } from './harness.js';
 
 /**
  * Registers the {@link RecordStore} contract as `node:test` cases: create / get / fenced update /
  * delete, the byte store's memo and the writing node kept with the record, expiry, per-owner
- * counts and limits, the superseding lock and its fencing, `tryLock`, `exclusive`, and that a
+ * counts and limits, listing in key order (pages, filters), the superseding lock and its fencing, `tryLock`, `exclusive`, and that a
  * fresh instance over the same storage sees every acknowledged record.
  *
  * @example
@@ -139,6 +139,48 @@ export function recordStoreCompliance(make: MakeStore<RecordStore>, name = 'reco
       assert.equal(await store.countLive({ vdir: '/up', principal: 'alice' }, Date.now()), 5);
     });
 
+    it('list pages through every record in key order, none twice', async () => {
+      const { store } = ctx();
+      const created = Array.from({ length: 7 }, () => sampleRecord());
+      for (const r of created) await store.create(r);
+      const pages = await allPages(store, { limit: 3 });
+      assert.deepEqual(
+        pages.map((p) => p.length),
+        [3, 3, 1],
+      );
+      const keys = pages.flat().map((r) => sessionKey(r.id));
+      assert.deepEqual(keys, created.map((r) => sessionKey(r.id)).sort());
+      const [first] = created;
+      const after = sessionKey(first!.id);
+      assert.deepEqual(
+        (await store.list({ after: `{${after.toLowerCase()}}`, limit: 100 })).map((r) => sessionKey(r.id)),
+        keys.filter((k) => k > after),
+        'after takes an id in any spelling',
+      );
+      assert.deepEqual(await store.list({ limit: 0 }), []);
+    });
+
+    it('list filters by vdir, principal and state', async () => {
+      const { store } = ctx();
+      const a1 = sampleRecord({ principal: 'alice' });
+      const a2 = sampleRecord({ principal: 'alice', state: 'committing' });
+      const b = sampleRecord({ principal: 'bob' });
+      const other = sampleRecord({ principal: 'alice', vdir: '/other', urlPath: '/other/a.bin' });
+      const anonymous = sampleRecord();
+      for (const r of [a1, a2, b, other, anonymous]) await store.create(r);
+      const ids = async (options: Omit<ListOptions, 'limit'>): Promise<string[]> => (await store.list({ ...options, limit: 100 })).map((r) => r.id).sort();
+      const sorted = (...rs: SessionRecord[]): string[] => rs.map((r) => r.id).sort();
+      assert.deepEqual(await ids({ vdir: '/up' }), sorted(a1, a2, b, anonymous));
+      assert.deepEqual(await ids({ vdir: '/other' }), sorted(other));
+      assert.deepEqual(await ids({ principal: 'alice' }), sorted(a1, a2, other));
+      assert.deepEqual(await ids({ vdir: '/up', principal: 'alice' }), sorted(a1, a2));
+      assert.deepEqual(await ids({ state: 'committing' }), sorted(a2));
+      assert.deepEqual(await ids({ vdir: '/up', principal: 'alice', state: 'receiving' }), sorted(a1));
+      assert.deepEqual(await ids({ principal: 'carol' }), []);
+      const page = await allPages(store, { principal: 'alice', limit: 1 });
+      assert.deepEqual(page.flat().map((r) => r.id).sort(), sorted(a1, a2, other), 'filters hold across pages');
+    });
+
     it('durability: a fresh instance over the same storage sees every acknowledged record', async () => {
       const { h, store } = ctx();
       const now = Date.now();
@@ -151,14 +193,21 @@ export function recordStoreCompliance(make: MakeStore<RecordStore>, name = 'reco
       r.received = 7;
       r.total = 10;
       r.bytes = bytes;
+      r.client = { address: '192.0.2.7', userAgent: 'Microsoft BITS/7.8' };
       await withLock(store, r.id, (lock) => store.update(r, lock));
       await withLock(store, deleted.id, (lock) => store.delete(deleted.id, lock));
       const again = await h.reopen();
+      assert.deepEqual(
+        (await again.list({ principal: 'alice', limit: 100 })).map((x) => x.id).sort(),
+        [kept.id, expired.id].sort(),
+        'a reopened store lists what was acknowledged (expired records included, deleted ones not)',
+      );
       const seen = await again.get(kept.id);
       assert.equal(seen?.received, 7);
       assert.equal(seen?.total, 10);
       assert.equal(seen?.principal, 'alice');
       assert.deepEqual(seen?.bytes, bytes);
+      assert.deepEqual(seen?.client, { address: '192.0.2.7', userAgent: 'Microsoft BITS/7.8' });
       assert.equal(await again.get(deleted.id), undefined, 'a deleted record stays deleted');
       assert.equal(await again.countLive({ vdir: '/up', principal: 'alice' }, now), 1);
       assert.deepEqual((await again.listExpired(now, 100)).map((x) => x.id), [expired.id]);
@@ -271,6 +320,20 @@ export function recordStoreCompliance(make: MakeStore<RecordStore>, name = 'reco
       assert.equal(await store.exclusive('sweep', async () => 'after a failure'), 'after a failure');
     });
   });
+}
+
+/** Every page of `store.list(options)`, following `after` (bounded: at most 1000 pages). */
+async function allPages(store: RecordStore, options: ListOptions): Promise<SessionRecord[][]> {
+  const pages: SessionRecord[][] = [];
+  let after: string | undefined;
+  for (let i = 0; i < 1000; i++) {
+    const page = await store.list({ ...options, after });
+    if (page.length === 0) return pages;
+    pages.push(page);
+    if (page.length < options.limit) return pages;
+    after = page[page.length - 1]!.id;
+  }
+  assert.fail('list never ended');
 }
 
 /** Runs `work` under the session's lock, released afterwards. */
