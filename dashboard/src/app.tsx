@@ -3,7 +3,7 @@ import { SignInNeeded, cancelSession, readSnapshot } from './api.js';
 import type { Session, Snapshot } from './api.js';
 import { ThroughputChart } from './chart.js';
 import { ConfirmCancel } from './confirm.js';
-import { formatAgo, formatClock } from './format.js';
+import { formatClock, formatDuration } from './format.js';
 import { RateTracker } from './rates.js';
 import { SessionList } from './sessions.js';
 import { ErrorList, VdirTable } from './tables.js';
@@ -52,7 +52,7 @@ function Header({ snapshot, failure }: { snapshot: Snapshot | null; failure: str
         <h1>BITS upload</h1>
         {snapshot ? (
           <span class="node">
-            {snapshot.stats.node} · up since {formatAgo(snapshot.stats.startedAt, snapshot.at).replace(' ago', '')}
+            {snapshot.stats.node} · up {formatDuration((snapshot.at - Date.parse(snapshot.stats.startedAt)) / 1000)}
           </span>
         ) : null}
       </div>
