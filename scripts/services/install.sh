@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real services the farm-mode tests run against, from Debian packages:
-# PostgreSQL, Ceph (mon, osd, RADOS Gateway) and HAProxy.
+# PostgreSQL, Ceph (mon, osd, RADOS Gateway) and HAProxy; and the programs other tests drive:
+# Chromium (the dashboard, headless) and systemd (systemd-analyze verify of the unit).
 #
 # Usage: bash scripts/services/install.sh
 #
@@ -9,28 +10,29 @@
 # that need the services skip loudly.
 set -uo pipefail
 
-PACKAGES=(postgresql ceph-mon ceph-osd radosgw haproxy)
+PACKAGES=(postgresql ceph-mon ceph-osd radosgw haproxy chromium systemd)
 
 have_all() {
   local pg=""
   for v in 17 16 15 14 13; do [[ -x "/usr/lib/postgresql/$v/bin/initdb" ]] && pg=1; done
   [[ -n "$pg" ]] || return 1
-  for b in ceph-mon ceph-osd radosgw radosgw-admin ceph ceph-authtool monmaptool haproxy curl; do
+  for b in ceph-mon ceph-osd radosgw radosgw-admin ceph ceph-authtool monmaptool haproxy curl systemd-analyze; do
     command -v "$b" >/dev/null 2>&1 || return 1
   done
+  [[ -x /usr/bin/chromium ]] || return 1
 }
 
 warn() {
   echo "" >&2
   echo "WARNING: ==================================================================" >&2
   echo "WARNING: $*" >&2
-  echo "WARNING: tests that need PostgreSQL, Ceph RGW or HAProxy will SKIP." >&2
+  echo "WARNING: tests that need PostgreSQL, Ceph RGW, HAProxy, Chromium or systemd will SKIP." >&2
   echo "WARNING: ==================================================================" >&2
   echo "" >&2
 }
 
 if have_all; then
-  echo "services: postgresql, ceph (mon, osd, radosgw) and haproxy already installed"
+  echo "services: postgresql, ceph (mon, osd, radosgw), haproxy, chromium and systemd already installed"
   exit 0
 fi
 
