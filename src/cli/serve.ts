@@ -1,4 +1,5 @@
-import { resolve } from 'node:path';
+import { hostname } from 'node:os';
+import { resolve, sep } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { pino } from 'pino';
@@ -8,8 +9,11 @@ import { ConfigError, parseConfigJson, readConfigFile, readTlsFiles } from '../s
 import type { ServerConfig } from '../server/config.js';
 import { ADMIN_DEFAULTS, SERVE_DEFAULTS, SERVER_DEFAULTS, VDIR_DEFAULTS } from '../server/defaults.js';
 import { DURATION_FORMS, SIZE_FORMS, formatDuration, formatSize } from '../server/human-units.js';
+import { StateDirInUseError } from '../store/fs/state-dir-lock.js';
+import { StoreUnavailableError } from '../store/types.js';
 import { ExitCode } from './client-flags.js';
 import { printAndExit } from './print-and-exit.js';
+import type { ExitCodeValue } from './print-and-exit.js';
 
 interface ServeFlags {
   config?: string;
@@ -133,6 +137,80 @@ async function resolveConfig(flags: ServeFlags): Promise<ServerConfig> {
   }
 }
 
+/** What a listener's errno code means, for the start-up line. */
+const LISTEN_PROBLEMS: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'is already in use by another program',
+  EACCES: 'may not be listened on by this user (ports below 1024 need root or CAP_NET_BIND_SERVICE)',
+  EADDRNOTAVAIL: 'is not an address of this machine',
+};
+
+/** What a folder's errno code means, for the start-up line. */
+const FOLDER_PROBLEMS: Readonly<Record<string, string>> = {
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  ENOENT: 'a part of the path does not exist',
+  ENOTDIR: 'a part of the path is not a directory',
+  EEXIST: 'exists and is not a directory',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+};
+
+/** Why `bits serve` could not start: the one line it prints, and its exit code. */
+interface StartFailure {
+  readonly message: string;
+  readonly exitCode: ExitCodeValue;
+  /** Whether the cause is known (the environment, not a bug): then no stack trace is logged. */
+  readonly known: boolean;
+}
+
+const isInsideOrAt = (path: string, dir: string): boolean => path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
+
+/** A configuration error in one line when it has one key at fault, else the key-per-line list. */
+function configMessage(err: ConfigError): string {
+  const [only, ...more] = err.issues;
+  return only && more.length === 0 ? `${only.key}: ${only.message}` : err.message;
+}
+
+/** The start-up failure of a listener (BITS or admin), naming its key or flag; undefined for another error. */
+function listenFailure(err: NodeJS.ErrnoException & { address?: string; port?: number }, config: ServerConfig, name: (key: string) => string): string | undefined {
+  const problem = err.syscall === 'listen' && err.code ? LISTEN_PROBLEMS[err.code] : undefined;
+  if (!problem) return undefined;
+  const admin = err.port !== undefined && err.port === config.admin?.listen.port && err.port !== config.listen.port;
+  const prefix = admin ? 'admin.listen.' : 'listen.';
+  const key = name(prefix + (err.code === 'EADDRNOTAVAIL' ? 'host' : 'port'));
+  const where = err.port ? `${err.address ?? ''}:${err.port}` : (err.address ?? 'the address');
+  return `${key}: ${where} ${problem}`;
+}
+
+/** The start-up failure of the state directory or a vdir's folder, naming its key or flag; undefined for another error. */
+function folderFailure(err: NodeJS.ErrnoException, config: ServerConfig, name: (key: string) => string): string | undefined {
+  const problem = err.code ? FOLDER_PROBLEMS[err.code] : undefined;
+  if (!problem || err.path === undefined) return undefined;
+  const path = resolve(err.path);
+  const vdir = config.vdirs.findIndex((v) => v.directory !== undefined && isInsideOrAt(path, v.directory));
+  const key = vdir >= 0 ? `vdirs[${vdir}].directory` : isInsideOrAt(path, config.stateDir) ? 'stateDir' : undefined;
+  return key === undefined ? undefined : `${name(key)}: cannot use ${path}: ${problem}`;
+}
+
+/**
+ * Why the server could not start, in one line that names the configuration key (or the flag that
+ * set it): a port in use, a folder that cannot be used, a store that cannot be reached (exit 1), a
+ * configuration or file problem (exit 2). Anything else is reported as it is (exit 1).
+ */
+function explainStartFailure(err: unknown, config: ServerConfig, flagOf: (key: string) => string | undefined): StartFailure {
+  const name = (key: string): string => flagOf(key) ?? key;
+  if (err instanceof ConfigError) return { message: configMessage(err.withKeys(flagOf)), exitCode: ExitCode.Usage, known: true };
+  if (err instanceof StateDirInUseError) return { message: `${name('stateDir')}: ${err.message}`, exitCode: ExitCode.Fatal, known: true };
+  if (err instanceof StoreUnavailableError) {
+    const key = err.service === 'S3' ? 'store.bytes.endpoint' : 'store.records.url';
+    return { message: `${key}: ${err.message}`, exitCode: ExitCode.Fatal, known: true };
+  }
+  const errno = err as NodeJS.ErrnoException;
+  const words = listenFailure(errno, config, name) ?? folderFailure(errno, config, name);
+  if (words) return { message: words, exitCode: ExitCode.Fatal, known: true };
+  return { message: `cannot start: ${(err as Error)?.message ?? String(err)}`, exitCode: ExitCode.Fatal, known: false };
+}
+
 /** `bits serve --check`: one line per store check on stdout; exit 0 when every one passed, else 1. */
 async function check(config: ServerConfig): Promise<number> {
   let failed = 0;
@@ -187,7 +265,7 @@ export function registerServe(program: Command): void {
     .action(async (flags: ServeFlags) => {
       // A bad flag or configuration is a usage error, printed in words; anything else is a bug.
       function usage(err: unknown): never {
-        if (err instanceof ConfigError) printAndExit('serve', err.message);
+        if (err instanceof ConfigError) printAndExit('serve', configMessage(err));
         throw err;
       }
       const config = await resolveConfig(flags).catch(usage);
@@ -201,7 +279,7 @@ export function registerServe(program: Command): void {
       // starts a full collection about once per fragment, costing a third of the throughput
       // (measured by npm run bench). Atomic marking of this small heap is cheaper.
       setFlagsFromString('--no-incremental-marking');
-      const logger = pino({ level: config.logLevel, base: { pid: process.pid } });
+      const logger = pino({ level: config.logLevel, base: { pid: process.pid, hostname: hostname() } });
       let server: BitsServer;
       try {
         server = new BitsServer(config, { logger });
@@ -211,10 +289,12 @@ export function registerServe(program: Command): void {
       try {
         await server.listen();
       } catch (err) {
-        logger.fatal({ err }, 'cannot start');
-        // (also on stderr, in words: the operator has to act on it)
-        if (err instanceof ConfigError) printAndExit('serve', err.message);
-        printAndExit('serve', `cannot start: ${(err as Error).message}`, ExitCode.Fatal);
+        const failure = explainStartFailure(err, config, flagNames(flags));
+        // One line on stderr, for the operator to act on. When the logs go to a file, a pipe or the
+        // journal (stdout not a terminal), the log gets the same line as JSON, with the stack only
+        // for a cause that is not known (a bug); on a terminal the one line is all.
+        if (!process.stdout.isTTY) logger.fatal({ reason: failure.message, ...(failure.known ? {} : { err }) }, 'cannot start');
+        printAndExit('serve', failure.message, failure.exitCode);
       }
       let stopping = false;
       const stop = (signal: string): void => {

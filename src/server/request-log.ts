@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { HttpRequest } from '../http/types.js';
 import type { BitsErrorCode } from '../protocol/errors.js';
@@ -5,10 +6,19 @@ import { redactTarget } from './redact.js';
 
 /** The fields of a request's log line, in the order they are usually set. */
 export interface RequestLogFields {
+  /**
+   * The request id: the balancer's `X-Request-Id` when it sent a usable one (so that its log and
+   * this one join), otherwise one made here.
+   */
+  reqId: string;
   remote: string;
   method: string;
   /** The request target, credentials redacted. */
   url: string;
+  /** The `Host` header, when sent. */
+  host?: string;
+  /** The `User-Agent` header (Windows BITS clients send `Microsoft BITS/<version>`), when sent. */
+  ua?: string;
   /** The session id, shortened where it is a credential (session-capability vdirs). */
   session?: string;
   vdir?: string;
@@ -24,6 +34,10 @@ export interface RequestLogFields {
   reply?: 'static' | 'generated' | 'empty upload';
   /** Whether Close-Session placed the upload at its destination. */
   committed?: boolean;
+  /** Close-Session: the upload's final size in bytes. */
+  size?: number;
+  /** Close-Session: milliseconds spent placing the upload at its destination. */
+  commitMs?: number;
   /** The status sent, or what happened instead of a status. */
   status?: number | 'superseded' | 'served';
   /** The `BITS-Error-Code` sent. */
@@ -37,10 +51,39 @@ export interface RequestLogFields {
   ms?: number;
 }
 
+/** The longest header value copied onto a log line (`User-Agent`, `Host`, `X-Request-Id`). */
+const MAX_HEADER_LOGGED = 256;
+/** An `X-Request-Id` worth keeping: short, printable, no spaces. */
+const USABLE_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+/**
+ * The failures that are this server's own, which an operator has to act on: logged at `error`.
+ * Other 5xx answers are the protocol's words for the client's situation (session not found, over
+ * the size limit, too many sessions) or the server application's failure: logged at `warn`.
+ */
+const OWN_FAILURES: ReadonlySet<BitsErrorCode> = new Set(['BITS_INTERNAL', 'BITS_DISK_FULL', 'BITS_STORE_UNAVAILABLE']);
+
+/** The header's value for a log line: cut to {@link MAX_HEADER_LOGGED} characters. */
+function headerValue(value: string | undefined): string | undefined {
+  return value === undefined || value.length <= MAX_HEADER_LOGGED ? value : `${value.slice(0, MAX_HEADER_LOGGED)}…`;
+}
+
+/** The level of a finished request's line (see {@link RequestLog.finish}). */
+function levelOf(fields: Readonly<RequestLogFields>, credentialsOffered: boolean): 'info' | 'warn' | 'error' {
+  const { status, code } = fields;
+  if (code === 'BITS_CLIENT_DISCONNECTED') return 'warn';
+  if (typeof status !== 'number' || status < 400) return 'info';
+  if (status >= 500) return code === undefined || OWN_FAILURES.has(code) ? 'error' : 'warn';
+  // (a challenge to a request without credentials is the first half of every authenticated upload)
+  if (status === 401 && !credentialsOffered) return 'info';
+  return 'warn';
+}
+
 /**
  * The one log line of a request, written through methods so that every field has one name and
- * one type. {@link RequestLog.finish} writes it: a warning for a 5xx or a client that went away,
- * info otherwise.
+ * one type. {@link RequestLog.finish} writes it: `error` for a 5xx that is the server's own failure
+ * (internal error, disk full, store unavailable), `warn` for any other 4xx or 5xx and for a client
+ * that went away, `info` otherwise (a 401 challenge to a request that offered no credentials too).
  *
  * @example
  * ```ts
@@ -53,9 +96,22 @@ export interface RequestLogFields {
 export class RequestLog {
   private readonly started = process.hrtime.bigint();
   private readonly fields: RequestLogFields;
+  private readonly credentialsOffered: boolean;
 
-  constructor(req: Pick<HttpRequest, 'remoteAddress' | 'method' | 'target'>) {
-    this.fields = { remote: req.remoteAddress, method: req.method, url: redactTarget(req.target) };
+  constructor(req: Pick<HttpRequest, 'remoteAddress' | 'method' | 'target' | 'headers'>) {
+    const { headers } = req;
+    const given = headers['x-request-id'];
+    this.fields = {
+      reqId: given !== undefined && USABLE_REQUEST_ID.test(given) ? given : randomUUID(),
+      remote: req.remoteAddress,
+      method: req.method,
+      url: redactTarget(req.target),
+    };
+    const host = headerValue(headers['host']);
+    if (host !== undefined) this.fields.host = host;
+    const ua = headerValue(headers['user-agent']);
+    if (ua !== undefined) this.fields.ua = ua;
+    this.credentialsOffered = headers['authorization'] !== undefined;
   }
 
   /**
@@ -86,8 +142,6 @@ export class RequestLog {
   finish(logger: Logger, observe?: (fields: Readonly<RequestLogFields>) => void): void {
     this.fields.ms = Number((process.hrtime.bigint() - this.started) / 1000n) / 1000;
     observe?.(this.fields);
-    const { status, code } = this.fields;
-    if ((typeof status === 'number' && status >= 500) || code === 'BITS_CLIENT_DISCONNECTED') logger.warn(this.fields, 'request');
-    else logger.info(this.fields, 'request');
+    logger[levelOf(this.fields, this.credentialsOffered)](this.fields, 'request');
   }
 }
