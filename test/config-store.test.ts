@@ -200,6 +200,6 @@ describe('a server on a farm configuration', () => {
     await writeFile(file, JSON.stringify({ ...input, logLevel: 'silent' }));
     const run = await runCli(['serve', '--config', file, '--host', '127.0.0.1', '--port', '0']);
     assert.equal(run.code, 1, run.stderr);
-    assert.match(run.stderr, /^bits serve: store\.records\.url: PostgreSQL is unavailable: connect ECONNREFUSED/m);
+    assert.match(run.stderr, /^bits serve: (cannot start: )?store\.records\.url: PostgreSQL is unavailable: connect ECONNREFUSED/m);
   });
 });
