@@ -9,6 +9,11 @@ import { registerUser } from './user.js';
 import { registerSessions } from './sessions.js';
 import { ExitCode } from './client-flags.js';
 
+// The AWS SDK warns on Node below 22 that its releases after early January 2027 will need Node 22.
+// This package pins the SDK to releases that run on Node 20 (README, Node versions), so the warning
+// does not apply to it; set the variable to "false" to see it anyway.
+process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command();
