@@ -225,11 +225,11 @@ describe('bits serve', () => {
     const held = await heldPort();
     try {
       const base = ['serve', '--host', '127.0.0.1', '--root', join(dir, 'p'), '--state-dir', join(dir, 'p-state')];
-      assertStartFailure(runCli([...base, '--port', String(held.port)], dir), 1, new RegExp(`^--port: 127\\.0\\.0\\.1:${held.port} is already in use`));
-      assertStartFailure(runCli([...base, '--port', '0', '--admin-port', String(held.port)], dir), 1, new RegExp(`^--admin-port: 127\\.0\\.0\\.1:${held.port} is already in use`));
+      assertStartFailure(runCli([...base, '--port', String(held.port)], dir), 1, new RegExp(`^cannot start: --port: 127\\.0\\.0\\.1:${held.port} is already in use`));
+      assertStartFailure(runCli([...base, '--port', '0', '--admin-port', String(held.port)], dir), 1, new RegExp(`^cannot start: --admin-port: 127\\.0\\.0\\.1:${held.port} is already in use`));
       const file = join(dir, 'in-use.json');
       await writeFile(file, JSON.stringify({ listen: { host: '127.0.0.1', port: held.port }, stateDir: './p-state', vdirs: [{ path: '/up', directory: './p' }] }));
-      assertStartFailure(runCli(['serve', '--config', file], dir), 1, /^listen\.port: .* is already in use/);
+      assertStartFailure(runCli(['serve', '--config', file], dir), 1, /^cannot start: listen\.port: .* is already in use/);
     } finally {
       await held.close();
     }
@@ -239,18 +239,18 @@ describe('bits serve', () => {
     const blocker = join(dir, 'a-file');
     await writeFile(blocker, 'not a folder');
     const base = ['serve', '--host', '127.0.0.1', '--port', '0'];
-    assertStartFailure(runCli([...base, '--root', join(dir, 'f'), '--state-dir', blocker], dir), 1, /^--state-dir: cannot use .*a-file: exists and is not a directory$/);
-    assertStartFailure(runCli([...base, '--root', join(blocker, 'up'), '--state-dir', join(dir, 'f-state')], dir), 1, /^--root: cannot use .*a-file\/up: a part of the path is not a directory$/);
+    assertStartFailure(runCli([...base, '--root', join(dir, 'f'), '--state-dir', blocker], dir), 1, /^cannot start: --state-dir: cannot use .*a-file: exists and is not a directory$/);
+    assertStartFailure(runCli([...base, '--root', join(blocker, 'up'), '--state-dir', join(dir, 'f-state')], dir), 1, /^cannot start: --root: cannot use .*a-file\/up: a part of the path is not a directory$/);
     const file = join(dir, 'bad-state.json');
     await writeFile(file, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, stateDir: './a-file/state', vdirs: [{ path: '/up', directory: './f' }] }));
-    assertStartFailure(runCli(['serve', '--config', file], dir), 1, /^stateDir: cannot use .*a-file\/state: a part of the path is not a directory$/);
+    assertStartFailure(runCli(['serve', '--config', file], dir), 1, /^cannot start: stateDir: cannot use .*a-file\/state: a part of the path is not a directory$/);
   });
 
   it('12: PostgreSQL unreachable stops start-up with exit 1 naming store.records.url', async () => {
     const file = join(dir, 'pg-down.json');
     const url = `postgres://bits:bits@127.0.0.1:${await deadPort()}/bits`;
     await writeFile(file, JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, stateDir: './pg-state', store: { records: { type: 'postgres', url } }, vdirs: [{ path: '/up', directory: './pg-up' }] }));
-    assertStartFailure(runCli(['serve', '--config', file], dir), 1, /^store\.records\.url: PostgreSQL is unavailable: .*ECONNREFUSED/);
+    assertStartFailure(runCli(['serve', '--config', file], dir), 1, /^cannot start: store\.records\.url: PostgreSQL is unavailable: .*ECONNREFUSED/);
   });
 
   it('12: a configuration error at start-up is one line too (exit 2)', async () => {
@@ -272,7 +272,7 @@ describe('bits serve', () => {
       const r = spawnSync('script', ['-qec', quoted, '/dev/null'], { cwd: dir, encoding: 'utf8', timeout: 10_000 });
       assert.equal(r.status, 1, r.stdout);
       const screen = r.stdout.replace(/\r/g, '').trim().split('\n');
-      assert.deepEqual(screen, [`bits serve: --port: 127.0.0.1:${held.port} is already in use by another program`]);
+      assert.deepEqual(screen, [`bits serve: cannot start: --port: 127.0.0.1:${held.port} is already in use by another program`]);
     } finally {
       await held.close();
     }

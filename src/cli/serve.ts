@@ -192,23 +192,25 @@ function folderFailure(err: NodeJS.ErrnoException, config: ServerConfig, name: (
   return key === undefined ? undefined : `${name(key)}: cannot use ${path}: ${problem}`;
 }
 
+/** The words for a cause of exit 1 that the server knows, naming its key or flag; undefined for another error. */
+function knownCause(err: unknown, config: ServerConfig, name: (key: string) => string): string | undefined {
+  if (err instanceof StateDirInUseError) return `${name('stateDir')}: ${err.message}`;
+  if (err instanceof StoreUnavailableError) return `${err.service === 'S3' ? 'store.bytes.endpoint' : 'store.records.url'}: ${err.message}`;
+  const errno = err as NodeJS.ErrnoException;
+  return listenFailure(errno, config, name) ?? folderFailure(errno, config, name);
+}
+
 /**
  * Why the server could not start, in one line that names the configuration key (or the flag that
- * set it): a port in use, a folder that cannot be used, a store that cannot be reached (exit 1), a
- * configuration or file problem (exit 2). Anything else is reported as it is (exit 1).
+ * set it): `cannot start: …` for a port in use, a folder that cannot be used or a store that cannot
+ * be reached (exit 1); the configuration or file problem (exit 2). Anything else is reported as it
+ * is (exit 1).
  */
 function explainStartFailure(err: unknown, config: ServerConfig, flagOf: (key: string) => string | undefined): StartFailure {
-  const name = (key: string): string => flagOf(key) ?? key;
   if (err instanceof ConfigError) return { message: configMessage(err.withKeys(flagOf)), exitCode: ExitCode.Usage, known: true };
-  if (err instanceof StateDirInUseError) return { message: `${name('stateDir')}: ${err.message}`, exitCode: ExitCode.Fatal, known: true };
-  if (err instanceof StoreUnavailableError) {
-    const key = err.service === 'S3' ? 'store.bytes.endpoint' : 'store.records.url';
-    return { message: `${key}: ${err.message}`, exitCode: ExitCode.Fatal, known: true };
-  }
-  const errno = err as NodeJS.ErrnoException;
-  const words = listenFailure(errno, config, name) ?? folderFailure(errno, config, name);
-  if (words) return { message: words, exitCode: ExitCode.Fatal, known: true };
-  return { message: `cannot start: ${(err as Error)?.message ?? String(err)}`, exitCode: ExitCode.Fatal, known: false };
+  const words = knownCause(err, config, (key) => flagOf(key) ?? key);
+  const message = `cannot start: ${words ?? (err as Error)?.message ?? String(err)}`;
+  return { message, exitCode: ExitCode.Fatal, known: words !== undefined };
 }
 
 /** `bits serve --check`: one line per store check on stdout; exit 0 when every one passed, else 1. */
