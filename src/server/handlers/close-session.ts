@@ -41,11 +41,14 @@ export async function closeSession(ctx: PacketContext, packet: CloseSessionPacke
       if (destination !== record.destination) {
         throw new BitsError('BITS_BAD_PATH', `destination moved from ${record.destination} to ${destination}`);
       }
+      const commitStarted = performance.now();
       await commitUpload(ctx, record, path, lock);
+      ctx.log.set('commitMs', Math.round((performance.now() - commitStarted) * 1000) / 1000);
       committed = true;
     }
     await sessions.remove(record, lock);
     ctx.log.set('committed', committed);
+    ctx.log.set('size', record.received);
     sessions.emit('session-closed', record, committed);
     if (committed && !notifies(ctx.loc.vdir, ctx.hook)) announceCommitted(ctx.logger, ctx.vdirHooks, record, path);
     return okAck({ sessionId: packet.sessionId });
