@@ -17,19 +17,10 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { envInt } from './env-int.js';
 
 const MiB = 1024 * 1024;
 
-function envInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 1) {
-    process.stderr.write(`bench: ${name} must be an integer >= 1\n`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const SIZE = envInt('BENCH_SIZE_MB', 1024) * MiB;
 const ROUNDS = envInt('BENCH_ROUNDS', 3);

@@ -45,6 +45,7 @@ import { cpuSeconds, peakRss, startChild, stopChild } from './child-process.js';
 import type { Child } from './child-process.js';
 import { bitsUpload } from './upload-clients.js';
 import type { UploadPlan, UploadResult } from './upload-clients.js';
+import { envInt } from './env-int.js';
 
 const MiB = 1024 * 1024;
 /** Part size of the nodes and of lib-storage, and the unit in which test bytes are laid out. */
@@ -54,16 +55,6 @@ const LIB_QUEUE = 4;
 const RATIO_TARGET = 0.8;
 const NODES = 3;
 
-function envInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 1) {
-    process.stderr.write(`bench: ${name} must be an integer >= 1\n`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const SIZE = envInt('BENCH_FARM_SIZE_MB', 1024) * MiB;
 const ROUNDS = envInt('BENCH_FARM_ROUNDS', 2);

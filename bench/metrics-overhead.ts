@@ -14,12 +14,13 @@ import { fileURLToPath } from 'node:url';
 import { cpuSeconds, startChild, stopChild } from './child-process.js';
 import type { Child } from './child-process.js';
 import { bitsUpload } from './upload-clients.js';
+import { envInt } from './env-int.js';
 import type { UploadPlan } from './upload-clients.js';
 
 const MiB = 1024 * 1024;
 const FRAGMENT = 8 * MiB;
-const SIZE = Number(process.env['BENCH_METRICS_MB'] ?? 512) * MiB;
-const ROUNDS = Number(process.env['BENCH_METRICS_ROUNDS'] ?? 7);
+const SIZE = envInt('BENCH_METRICS_MB', 512) * MiB;
+const ROUNDS = envInt('BENCH_METRICS_ROUNDS', 7);
 const TARGET = 0.97;
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');

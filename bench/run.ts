@@ -27,22 +27,13 @@ import { cpuSeconds, peakRss, startChild, stopChild } from './child-process.js';
 import type { Child } from './child-process.js';
 import { bitsUpload, rawUpload } from './upload-clients.js';
 import type { UploadPlan, UploadResult } from './upload-clients.js';
+import { envInt } from './env-int.js';
 
 const MiB = 1024 * 1024;
 const FRAGMENT = 8 * MiB;
 const RSS_TARGET = 150 * MiB;
 const RATIO_TARGET = 0.8;
 
-function envInt(name: string, fallback: number, min = 1): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < min) {
-    process.stderr.write(`bench: ${name} must be an integer >= ${min}\n`);
-    process.exit(2);
-  }
-  return n;
-}
 
 const SIZE = envInt('BENCH_SIZE_MB', 1024) * MiB;
 const ROUNDS = envInt('BENCH_ROUNDS', 3);

@@ -17,16 +17,13 @@ import { fileURLToPath } from 'node:url';
 import { peakRss, startChild, stopChild } from './child-process.js';
 import { SocketReader } from '../test/helpers/socket-reader.js';
 import { bitsUpload } from './upload-clients.js';
+import { envInt } from './env-int.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const here = dirname(fileURLToPath(import.meta.url));
 const CLI = join(here, '..', 'src', 'cli', 'main.js');
 
-function envInt(name: string, fallback: number): number {
-  const v = Number(process.env[name]);
-  return Number.isInteger(v) && v > 0 ? v : fallback;
-}
 const CLIENTS = envInt('BENCH_SOAK_CLIENTS', 64);
 const SECONDS = envInt('BENCH_SOAK_SECONDS', 20);
 const MAX_UPLOADS = envInt('BENCH_SOAK_UPLOADS', 3000);
