@@ -138,10 +138,10 @@ async function liveRecord(deps: AdminDeps, key: string): Promise<SessionRecord |
  */
 async function cancel(deps: AdminDeps, key: string): Promise<SessionRecord | undefined> {
   const { sessions } = deps;
-  return sessions.withLock(key, async () => {
+  return sessions.withLock(key, async (lock) => {
     const record = await liveRecord(deps, key);
     if (!record) return undefined;
-    await sessions.remove(record);
+    await sessions.remove(record, lock);
     sessions.emit('session-cancelled', record);
     deps.logger.info({ session: record.id, url: record.urlPath }, 'session cancelled through the admin API');
     return record;
