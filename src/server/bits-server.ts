@@ -157,6 +157,7 @@ export class BitsServer extends EventEmitter<SessionEvents> {
         }
       }
       await this.sessions.records.recover?.();
+      await this.sessions.recoverProgress();
       const swept = await this.sessions.sweep();
       if (swept) this.logger.info({ swept }, 'removed expired sessions at startup');
       if (this.config.admin) {

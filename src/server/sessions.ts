@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { BitsError } from '../protocol/errors.js';
 import { sessionKey } from '../protocol/session-id.js';
+import { UploadMissingError } from '../store/types.js';
 import type { ByteStore, RecordStore, SessionLock, SessionRecord } from '../store/types.js';
 
 /** Most expired sessions one sweep removes (the next sweep takes the rest). */
@@ -100,6 +101,42 @@ export class Sessions {
       throw new BitsError('BITS_SESSION_NOT_FOUND', `session ${id} belongs to another principal`);
     }
     return record;
+  }
+
+  /**
+   * Start-up, before the first sweep: with a byte store that keeps the uploads' durable lengths
+   * itself ({@link ByteStore.progress}), every record is brought up to the length and the time of
+   * the last write its data shows (they were kept in memory only, and the process stopped without
+   * writing them). Returns how many records changed. A session whose data cannot be read is left
+   * as its record says, and logged.
+   */
+  async recoverProgress(): Promise<number> {
+    const progress = this.bytes.progress;
+    if (!progress) return 0;
+    let changed = 0;
+    for (let after: string | undefined; ; ) {
+      const page = await this.records.list({ after, limit: 1000 });
+      if (page.length === 0) return changed;
+      after = page.at(-1)!.id;
+      for (const record of page) {
+        // (a commit in progress was sealed before it began)
+        if (record.state === 'committing') continue;
+        let found: { received: number; at: number | undefined };
+        try {
+          found = await progress.recover(record, record);
+        } catch (err) {
+          // (no data at all: the fragment that finds it so answers for it)
+          if (err instanceof UploadMissingError) continue;
+          this.logger.warn({ session: record.id, err }, 'the data of a session cannot be checked; its record stands');
+          continue;
+        }
+        const updatedAt = Math.max(record.updatedAt, found.at ?? 0);
+        if (found.received === record.received && updatedAt === record.updatedAt) continue;
+        await this.withLock(record.id, (lock) => this.records.update({ ...record, received: found.received, updatedAt }, lock));
+        this.logger.info({ session: record.id, recorded: record.received, received: found.received }, 'session progress recovered from its data');
+        changed++;
+      }
+    }
   }
 
   /** Deletes a session's data and record; with `lock`, only while it still holds the session. */

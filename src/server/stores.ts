@@ -130,7 +130,11 @@ export function buildStores(config: ServerConfig, logger: Logger, given: GivenSt
       return failed ? (failed.reason as Error).message : undefined;
     },
     async close() {
-      if (state === 'closed' || !connected) return;
+      if (state === 'closed') return;
+      // What the server's own stores keep in memory is written out (files can be opened again later).
+      if (!given.records && records instanceof FsRecordStore) await records.close();
+      if (!given.bytes) await bytes.close?.();
+      if (!connected) return;
       state = 'closed';
       await ownedPostgres?.close();
       client?.destroy();

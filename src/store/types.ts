@@ -139,6 +139,17 @@ export interface CreateOptions {
   readonly now?: number | undefined;
 }
 
+/** Options of {@link RecordStore.update}. */
+export interface UpdateOptions {
+  /**
+   * Only the progress changed (`received`, `updatedAt`, `client`), and the byte store made the new
+   * length durable itself ({@link WriteResult.tracked}): the store may keep the change in memory and
+   * write it with the next full update, or when it closes. After a crash the server takes the
+   * length back from the byte store ({@link ProgressTracking.recover}).
+   */
+  readonly progressOnly?: boolean | undefined;
+}
+
 /**
  * Session records: create / get / update / delete, the expired ones, a per-owner count, and a
  * per-session lock. Implementations make every write atomic and durable before resolving.
@@ -153,7 +164,7 @@ export interface RecordStore {
    * node can never overwrite a newer record. (Across nodes a newer request takes over at once; a
    * single-process store may let the superseded holder finish, and record what it wrote, first.)
    */
-  update(record: SessionRecord, lock: SessionLock): Promise<void>;
+  update(record: SessionRecord, lock: SessionLock, options?: UpdateOptions): Promise<void>;
   /**
    * Deletes the record (no error when it is already gone). With `lock`, fenced as
    * {@link RecordStore.update} is.
@@ -273,6 +284,29 @@ export interface WriteResult {
   readonly written: number;
   /** The store's new memo of the upload, to be recorded with the new offset (`undefined`: unchanged). */
   readonly bytes?: ByteState | undefined;
+  /**
+   * The store made the new length durable itself, recoverable after a crash with
+   * {@link ProgressTracking.recover}: the record may be updated with `progressOnly`.
+   */
+  readonly tracked?: boolean | undefined;
+}
+
+/**
+ * Capability of a byte store that keeps each upload's durable length itself (see
+ * {@link ByteStore.progress}).
+ */
+export interface ProgressTracking {
+  /**
+   * At start-up, before serving: the durable length of an upload whose record says `recorded`
+   * (never less than `recorded.received`) and when it was last written, if the store knows. A
+   * complete upload is sealed on the way.
+   */
+  recover(upload: StoredUpload, recorded: Pick<SessionRecord, 'received' | 'total'>): Promise<{ received: number; at: number | undefined }>;
+  /**
+   * The upload is complete and its record says so: makes the stored data exactly its `length`
+   * bytes, ready to be read or committed. Idempotent.
+   */
+  seal(upload: StoredUpload, length: number): Promise<void>;
 }
 
 /** Where a commit puts an upload: a path of names in a vdir's destination store. */
@@ -356,6 +390,13 @@ export interface ByteStore {
   discard(upload: StoredUpload): Promise<void>;
   /** Optional (readiness): resolves when the store can be used now, fails (`StoreUnavailableError`) when not. */
   ping?(): Promise<void>;
+  /** Optional: releases what the store holds open (file handles); it is not used after. */
+  close?(): Promise<void>;
+  /**
+   * Capability: the store keeps each upload's durable length itself, so that a fragment needs no
+   * record write ({@link WriteResult.tracked}); absent on stores that do not.
+   */
+  readonly progress?: ProgressTracking;
   /**
    * Optional, for stores that several nodes write: one bounded pass deleting what sessions with no
    * record left behind (a superseded request that finished writing after its session ended),

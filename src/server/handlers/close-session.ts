@@ -42,6 +42,8 @@ export async function closeSession(ctx: PacketContext, packet: CloseSessionPacke
         throw new BitsError('BITS_BAD_PATH', `destination moved from ${record.destination} to ${destination}`);
       }
       const commitStarted = performance.now();
+      // (a store that keeps progress in its data cuts it back to the data first; normally done already)
+      if (record.total !== null) await sessions.bytes.progress?.seal(record, record.received);
       await commitUpload(ctx, record, path, lock);
       ctx.log.set('commitMs', Math.round((performance.now() - commitStarted) * 1000) / 1000);
       committed = true;

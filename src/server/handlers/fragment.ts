@@ -80,7 +80,7 @@ async function writeTail(
   record: SessionRecord,
   range: FragmentRange,
   lock: SessionLock,
-): Promise<{ written: number; failure: BitsError | undefined; bytes?: ByteState | undefined }> {
+): Promise<{ written: number; failure: BitsError | undefined; bytes?: ByteState | undefined; tracked?: boolean | undefined }> {
   const n = record.received;
   if (range.last < n) {
     // Nothing to write, but the bytes it would confirm may have been deleted from outside.
@@ -92,7 +92,7 @@ async function writeTail(
   try {
     const length = range.last + 1 - n;
     const done = await ctx.sessions.bytes.write(record, n, source, { signal: lock.signal, total: range.total, length });
-    return { written: done.written, failure: undefined, bytes: done.bytes };
+    return { written: done.written, failure: undefined, bytes: done.bytes, tracked: done.tracked };
   } catch (err) {
     if (err instanceof UploadMissingError) {
       // Deleted from outside: the session cannot go on, and the client must start over.
@@ -101,6 +101,15 @@ async function writeTail(
     }
     if (!(err instanceof PartialWriteError)) throw err;
     return { written: err.written, failure: writeFailure(err, lock.signal.aborted, n + err.written), bytes: err.bytes };
+  }
+}
+
+/** A complete upload, whose record says so, is sealed in its byte store: ready to be read or committed. */
+async function seal(ctx: PacketContext, record: SessionRecord): Promise<void> {
+  try {
+    await ctx.sessions.bytes.progress?.seal(record, record.received);
+  } catch (err) {
+    throw withReceived(storageError(err, 'sealing the upload failed'), record.received);
   }
 }
 
@@ -152,9 +161,11 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
     const record = await ctx.sessions.live(packet.sessionId, ctx.loc.urlPath, ctx.principal);
     checkFragment(record, range, vdir);
     const n = record.received;
-    const { written, failure, bytes } = await writeTail(ctx, record, range, lock);
+    const { written, failure, bytes, tracked } = await writeTail(ctx, record, range, lock);
     // (A pure retransmission writes nothing; the engine drains its body after the Ack.)
     const wasComplete = record.total !== null && n === record.total;
+    // Progress alone, made durable by the byte store itself, needs no record write.
+    const progressOnly = tracked === true && record.total === range.total && bytes === undefined && failure === undefined;
     record.received = n + written;
     record.total = range.total;
     if (bytes !== undefined) record.bytes = bytes;
@@ -162,7 +173,7 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
       record.updatedAt = Date.now();
       record.client = requestClient(ctx.req);
       try {
-        await ctx.sessions.records.update(record, lock);
+        await ctx.sessions.records.update(record, lock, progressOnly ? { progressOnly } : undefined);
       } catch (err) {
         if (errnoOf(err) === 'ENOENT') {
           // The session's folder was deleted from outside: the client must start over.
@@ -178,6 +189,7 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
     if (failure) throw withReceived(failure, record.received);
     if (written > 0) ctx.sessions.emit('fragment-received', record, written);
     const complete = record.received === record.total;
+    if (complete) await seal(ctx, record);
     if (complete && !wasComplete) ctx.sessions.emit('upload-complete', record);
     const replyUrl = complete && notifies(vdir, ctx.hook) ? await notifyOnce(ctx, record, lock) : undefined;
     return okAck({ sessionId: packet.sessionId, receivedContentRange: record.received, replyUrl });

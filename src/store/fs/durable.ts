@@ -12,8 +12,14 @@ async function fsyncPath(path: string, flags: 'r' | 'r+'): Promise<void> {
   }
 }
 
+/** Per folder: the fsync running now, and the one queued behind it that later callers share. */
+const dirSyncs = new Map<string, { running: Promise<void>; next: Promise<void> | undefined }>();
+
 /**
- * Makes a directory's entries (creations, renames, deletions) durable.
+ * Makes a directory's entries (creations, renames, deletions) durable. Group commit: callers that
+ * arrive while a sync of the same folder runs share one more sync, started when it ends, so many
+ * sessions created or ended at once cost a few syncs, and each caller still waits for one that
+ * began after its change.
  *
  * @example
  * ```ts
@@ -21,7 +27,22 @@ async function fsyncPath(path: string, flags: 'r' | 'r+'): Promise<void> {
  * ```
  */
 export function syncDir(dir: string): Promise<void> {
-  return fsyncPath(dir, 'r');
+  const current = dirSyncs.get(dir);
+  if (current) {
+    current.next ??= current.running.catch(() => undefined).then(() => runDirSync(dir));
+    return current.next;
+  }
+  return runDirSync(dir);
+}
+
+function runDirSync(dir: string): Promise<void> {
+  const entry: { running: Promise<void>; next: Promise<void> | undefined } = { running: fsyncPath(dir, 'r'), next: undefined };
+  dirSyncs.set(dir, entry);
+  const done = (): void => {
+    if (dirSyncs.get(dir) === entry) dirSyncs.delete(dir);
+  };
+  entry.running.then(done, done);
+  return entry.running;
 }
 
 /**
@@ -97,7 +118,8 @@ export async function writeFileAtomic(path: string, data: string | Buffer, optio
 }
 
 /**
- * Creates a directory (and its parents) and syncs the parent so the entry survives a crash.
+ * Creates a directory (and its parents) and syncs the parent so the entry survives a crash. A
+ * directory that is already there is left as it is: whoever created it made it durable.
  *
  * @example
  * ```ts
@@ -105,24 +127,28 @@ export async function writeFileAtomic(path: string, data: string | Buffer, optio
  * ```
  */
 export async function mkdirDurable(dir: string): Promise<void> {
-  await makeDir(dir);
-  await syncDir(dirname(dir));
+  if (await makeDir(dir)) await syncDir(dirname(dir));
 }
 
 /**
  * mkdir -p, one level at a time: a recursive mkdir reports a full inode table as ENOENT, which
- * would hide disk full (D9).
+ * would hide disk full (D9). True when it created `dir`.
  */
-async function makeDir(dir: string): Promise<void> {
+async function makeDir(dir: string): Promise<boolean> {
   try {
     await mkdir(dir, { mode: 0o700 });
+    return true;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return;
+    if (code === 'EEXIST') return false;
     if (code !== 'ENOENT' || dirname(dir) === dir) throw err;
-    await makeDir(dirname(dir));
-    await mkdir(dir, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EEXIST') throw e;
-    });
+    if (await makeDir(dirname(dir))) await syncDir(dirname(dirname(dir)));
+    return mkdir(dir, { mode: 0o700 }).then(
+      () => true,
+      (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EEXIST') throw e;
+        return false;
+      },
+    );
   }
 }

@@ -1,12 +1,12 @@
 import { constants as fsc, createReadStream } from 'node:fs';
-import { link, lstat, mkdir, open, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ByteState, ByteStore, LocalFiles, StoredObject, StoredUpload, UploadTarget, WriteOptions, WriteResult } from '../types.js';
+import type { ByteState, ByteStore, LocalFiles, ProgressTracking, StoredObject, StoredUpload, UploadTarget, WriteOptions, WriteResult } from '../types.js';
 import { ConfinementError, canWalkByDescriptor, entryPath, openConfinedDir, stillInside } from './confined.js';
-import { DestinationExistsError, PartialWriteError, UploadMissingError } from '../types.js';
-import { BatchWriter, batchSize } from './batch-writer.js';
+import { DestinationExistsError } from '../types.js';
+import { DataFiles } from './data-files.js';
 import { commitAtomic, mkdirDurable, syncDir, syncFile, writeFileAtomic } from './durable.js';
 import { fileObject } from './file-object.js';
 import { FsDestinationStore } from './fs-destination-store.js';
@@ -14,74 +14,53 @@ import { DATA_FILE, PLACED_FILE, REPLY_FILE, requireSessionDir, sessionDir } fro
 
 /**
  * Upload bytes as one file per session under the state directory. Writes are streamed with
- * backpressure and fdatasync'ed before they are reported; commits are atomic renames (or links,
- * when overwriting is not allowed, so an existing destination is never replaced).
+ * backpressure and fdatasync'ed once before they are reported, a progress mark in the same file
+ * making the new length durable with them (so the record need not be rewritten per fragment);
+ * commits are atomic renames (or links, when overwriting is not allowed, so an existing
+ * destination is never replaced).
  *
  * @example
  * ```ts
  * const bytes = new FsByteStore('/var/lib/bits');
  * await bytes.open(id);
- * const n = await bytes.write(id, 0, req.body);
- * await bytes.commit(id, '/srv/uploads/dump.bin', { overwrite: false });
+ * const { written, tracked } = await bytes.write(upload, 0, req.body, { total, length });
+ * await bytes.progress.seal(upload, total); // once the record says it is complete
+ * await bytes.commit(upload, { destinations, path: ['dump.bin'] }, { overwrite: false });
  * ```
  */
 export class FsByteStore implements ByteStore {
-  /** Writes in progress, for the batch size. */
-  private writing = 0;
+  private readonly data = new DataFiles();
 
   constructor(private readonly stateDir: string) {}
 
   async open(id: string, _target?: UploadTarget): Promise<ByteState | undefined> {
     const dir = this.dirOf(id);
     await mkdirDurable(dir);
-    const data = join(dir, DATA_FILE);
-    await writeFile(data, '', { mode: 0o600 });
-    await syncFile(data);
+    // An empty file needs no sync of its own: its entry's, below, makes it durable.
+    await (await open(join(dir, DATA_FILE), 'w', 0o600)).close();
     await syncDir(dir);
     return undefined;
   }
 
   async write(upload: StoredUpload, offset: number, source: Readable, options: WriteOptions = {}): Promise<WriteResult> {
-    const { id } = upload;
-    const signal = options.signal;
-    const fh = await open(this.dataOf(id), 'r+').catch((err: NodeJS.ErrnoException) => {
-      throw err.code === 'ENOENT' ? new UploadMissingError(id) : err;
-    });
-    let failure: unknown;
-    const onAbort = (): void => {
-      source.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    this.writing++;
-    const writer = new BatchWriter(fh, offset, () => batchSize(this.writing));
-    try {
-      if (signal?.aborted) onAbort();
-      for await (const chunk of source as AsyncIterable<Buffer>) {
-        if (writer.push(chunk)) await writer.flush();
-      }
-      await writer.settle();
-    } catch (err) {
-      failure = err;
-      // The source failed (or the disk did): keep every byte that did arrive, in order.
-      await writer.salvage();
-    } finally {
-      this.writing--;
-      signal?.removeEventListener('abort', onAbort);
-    }
-    try {
-      await fh.datasync();
-    } catch (err) {
-      await fh.close().catch(() => undefined);
-      // Nothing of this write can be trusted when the sync itself failed.
-      throw new PartialWriteError(0, failure ?? err, 'storage');
-    }
-    await fh.close();
-    if (failure !== undefined) throw new PartialWriteError(writer.written, failure, writer.storageFailed ? 'storage' : 'source');
-    return { written: writer.written };
+    return this.data.write(upload.id, this.dataOf(upload.id), offset, source, options);
+  }
+
+  /** The store keeps each upload's durable length in its data file (progress marks). */
+  readonly progress: ProgressTracking = {
+    recover: (upload, recorded) => this.data.recover(upload.id, this.dataOf(upload.id), recorded),
+    seal: (upload, length) => this.data.seal(upload.id, this.dataOf(upload.id), length),
+  };
+
+  async close(): Promise<void> {
+    await this.data.close();
   }
 
   async commit(upload: StoredUpload, target: UploadTarget, options: { overwrite: boolean }): Promise<void> {
     const { id } = upload;
+    // (normally sealed already, once its record said it is complete)
+    await this.data.sealKnown(id, this.dataOf(id));
+    await this.data.forget(id);
     if (!(target.destinations instanceof FsDestinationStore)) {
       throw new Error(`the filesystem byte store places uploads in local folders, not in ${target.destinations.name}`);
     }
@@ -194,7 +173,10 @@ export class FsByteStore implements ByteStore {
   }
 
   openRead(upload: StoredUpload): Readable {
-    return createReadStream(this.dataOf(upload.id));
+    const length = this.data.knownLength(upload.id);
+    // (marks past the data, if any, are not the upload's)
+    if (length === 0) return Readable.from([]);
+    return createReadStream(this.dataOf(upload.id), length === undefined ? {} : { end: length - 1 });
   }
 
   async openReply(upload: StoredUpload): Promise<StoredObject | undefined> {
@@ -262,6 +244,7 @@ export class FsByteStore implements ByteStore {
   async discard(upload: StoredUpload): Promise<void> {
     const dir = sessionDir(this.stateDir, upload.id);
     if (!dir) return;
+    await this.data.forget(upload.id);
     await rm(join(dir, DATA_FILE), { force: true });
     await rm(join(dir, REPLY_FILE), { force: true });
     await rm(join(dir, `${REPLY_FILE}.tmp`), { force: true });

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { sessionKey } from '../../protocol/session-id.js';
 import { LeaseLostError, SessionLimitError } from '../types.js';
-import type { CreateOptions, ListOptions, RecordStore, SessionLock, SessionOwner, SessionRecord } from '../types.js';
+import type { CreateOptions, ListOptions, RecordStore, SessionLock, SessionOwner, SessionRecord, UpdateOptions } from '../types.js';
 import { mkdirDurable, syncDir, writeFileAtomic } from './durable.js';
 import { RECORD_FILE, requireSessionDir, sessionDir, sessionsRoot } from './layout.js';
 
@@ -72,6 +72,8 @@ export class FsRecordStore implements RecordStore {
   private readonly owners = new Map<string, Set<string>>();
   /** Creates in flight per owner: counted against the limit before their write completes. */
   private readonly reserved = new Map<string, number>();
+  /** Records changed in memory only (progress the byte store made durable): written at the next full update or at close. */
+  private readonly dirty = new Set<string>();
   private loading: Promise<void> | undefined;
   private readonly logger: Logger | undefined;
 
@@ -113,11 +115,31 @@ export class FsRecordStore implements RecordStore {
     return record && { ...record };
   }
 
-  async update(record: SessionRecord, lock: SessionLock): Promise<void> {
+  async update(record: SessionRecord, lock: SessionLock, options: UpdateOptions = {}): Promise<void> {
     await this.load();
     this.checkHolder(record.id, lock);
+    const key = sessionKey(record.id);
+    if (options.progressOnly && this.records.has(key)) {
+      // Memory is the truth while this process owns the state; the data file holds the length durably.
+      this.remember({ ...record });
+      this.dirty.add(key);
+      return;
+    }
     await writeFileAtomic(join(this.dirOf(record.id), RECORD_FILE), JSON.stringify(record));
+    this.dirty.delete(key);
     this.remember({ ...record });
+  }
+
+  /** Writes the records whose progress was kept in memory, so that a restart has nothing to recover. */
+  async close(): Promise<void> {
+    for (const key of [...this.dirty]) {
+      const record = this.records.get(key);
+      this.dirty.delete(key);
+      if (!record) continue;
+      await writeFileAtomic(join(this.dirOf(record.id), RECORD_FILE), JSON.stringify(record)).catch((err: unknown) => {
+        this.logger?.warn({ session: record.id, err }, 'writing a session record at shutdown failed; its progress is recovered from its data at the next start');
+      });
+    }
   }
 
   async delete(id: string, lock?: SessionLock): Promise<void> {
@@ -126,6 +148,7 @@ export class FsRecordStore implements RecordStore {
     const dir = sessionDir(this.stateDir, id);
     if (!dir) return;
     this.forget(sessionKey(id));
+    this.dirty.delete(sessionKey(id));
     await rm(dir, { recursive: true, force: true });
     await syncDir(sessionsRoot(this.stateDir)).catch(() => undefined);
   }

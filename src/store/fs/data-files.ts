@@ -1,0 +1,205 @@
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { crc32 } from 'node:zlib';
+import { sessionKey } from '../../protocol/session-id.js';
+import { PartialWriteError, UploadMissingError } from '../types.js';
+import type { WriteOptions } from '../types.js';
+import { BatchWriter, batchSize } from './batch-writer.js';
+import { MARK_SIZE, encodeMark, findMark, markPosition } from './progress-marks.js';
+import type { Mark } from './progress-marks.js';
+import { OpenFiles } from './open-files.js';
+
+/** Idle data files kept open between fragments. */
+const MAX_OPEN = 256;
+
+/** What this process knows of a data file beyond its bytes: their durable length and its newest mark. */
+interface Tail {
+  /** Durable length of the data. */
+  end: number;
+  /** The newest mark made durable and where it is; the next bytes must never reach it. */
+  mark: { readonly mark: Mark; readonly position: number } | undefined;
+  /** The file holds exactly its data (no mark past it): sealed, ready to be read or committed. */
+  sealed: boolean;
+}
+
+/** The outcome of {@link DataFiles.write}. */
+export interface DataWrite {
+  readonly written: number;
+  /** A progress mark makes the new length durable by itself. */
+  readonly tracked: boolean;
+}
+
+/** The HMAC key of a session's marks: no two sessions' marks are alike, and no data is a mark by chance. */
+function markKey(id: string): Buffer {
+  return createHash('sha256').update('bits-upload progress mark\0').update(sessionKey(id)).digest();
+}
+
+/**
+ * The sessions' data files of a filesystem byte store: streamed writes with one fdatasync each,
+ * progress marks ({@link ./progress-marks.js}) so that a fragment's new length is durable without a
+ * record write, handles kept open across fragments, and the repair of a file after a crash.
+ */
+export class DataFiles {
+  private readonly files = new OpenFiles(MAX_OPEN);
+  private readonly tails = new Map<string, Tail>();
+  /** Writes in progress, for the batch size. */
+  private writing = 0;
+
+  /**
+   * Writes `source` at `offset` (the durable length) and makes it durable. Unless the write
+   * completes the upload (`options.total`), a mark past the data makes the new length durable with
+   * the same fdatasync (`tracked`).
+   */
+  async write(id: string, path: string, offset: number, source: Readable, options: WriteOptions = {}): Promise<DataWrite> {
+    return this.files.use(sessionKey(id), () => openExisting(id, path), async (fh) => {
+      const tail = await this.tailOf(id, fh, offset);
+      const key = markKey(id);
+      const signal = options.signal;
+      const onAbort = (): void => {
+        source.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.writing++;
+      tail.sealed = false;
+      const writer = new BatchWriter(fh, offset, () => batchSize(this.writing));
+      let failure: unknown;
+      let arrived = 0;
+      let crc = 0;
+      try {
+        if (signal?.aborted) onAbort();
+        for await (const chunk of source as AsyncIterable<Buffer>) {
+          // The newest mark moves out of the way before any byte could reach it.
+          if (tail.mark && offset + arrived + chunk.length > tail.mark.position) {
+            await writer.settle();
+            await this.moveMark(fh, key, tail, offset + arrived + chunk.length, Math.max(options.length ?? 0, arrived + chunk.length));
+          }
+          arrived += chunk.length;
+          crc = crc32(chunk, crc);
+          if (writer.push(chunk)) await writer.flush();
+        }
+        await writer.settle();
+      } catch (err) {
+        failure = err;
+        // The source failed (or the disk did): keep every byte that did arrive, in order.
+        await writer.salvage();
+      } finally {
+        this.writing--;
+        signal?.removeEventListener('abort', onAbort);
+      }
+      const end = offset + writer.written;
+      const track = failure === undefined && writer.written > 0 && (options.total === undefined || end < options.total);
+      const mark: Mark | undefined = track ? { start: offset, end, time: Date.now(), crc } : undefined;
+      const position = mark && markPosition(end, writer.written, tail.mark?.position);
+      try {
+        if (mark) await fh.write(encodeMark(key, mark), 0, MARK_SIZE, position);
+        await fh.datasync();
+      } catch (err) {
+        // Nothing of this write can be trusted when the sync itself failed.
+        this.tails.delete(sessionKey(id));
+        await this.files.close(sessionKey(id));
+        throw new PartialWriteError(0, failure ?? err, 'storage');
+      }
+      tail.end = end;
+      if (mark) tail.mark = { mark, position: position! };
+      if (failure !== undefined) throw new PartialWriteError(writer.written, failure, writer.storageFailed ? 'storage' : 'source');
+      return { written: writer.written, tracked: track };
+    });
+  }
+
+  /**
+   * Cuts the file back to its `length` bytes of data (the marks past it go) and makes that durable:
+   * the upload is complete and its record says so.
+   */
+  async seal(id: string, path: string, length: number): Promise<void> {
+    const key = sessionKey(id);
+    const tail = this.tails.get(key);
+    if (tail?.sealed && tail.end === length) return;
+    await this.files.use(key, () => openExisting(id, path), async (fh) => {
+      if ((await fh.stat()).size !== length) {
+        await fh.truncate(length);
+        await fh.datasync();
+      }
+    });
+    this.tails.set(key, { end: length, mark: undefined, sealed: true });
+  }
+
+  /**
+   * After a crash: the durable length of a data file whose record vouches for `recorded` bytes,
+   * and when it was last written (from its newest mark). A complete upload's file is sealed.
+   */
+  async recover(id: string, path: string, recorded: { received: number; total: number | null }): Promise<{ received: number; at: number | undefined }> {
+    if (recorded.total !== null && recorded.received === recorded.total) {
+      await this.seal(id, path, recorded.total);
+      return { received: recorded.total, at: undefined };
+    }
+    return this.files.use(sessionKey(id), () => openExisting(id, path), async (fh) => {
+      const size = (await fh.stat()).size;
+      const found = size > recorded.received ? await findMark(fh, markKey(id), size, recorded.received) : undefined;
+      const received = Math.max(recorded.received, found?.mark.end ?? 0);
+      this.tails.set(sessionKey(id), { end: received, mark: found, sealed: false });
+      return { received, at: found?.mark.time };
+    });
+  }
+
+  /**
+   * Cuts the file back to the durable length this process knows (marks past it go), when it knows
+   * one: the upload is about to be committed.
+   */
+  async sealKnown(id: string, path: string): Promise<void> {
+    const tail = this.tails.get(sessionKey(id));
+    if (tail && !tail.sealed) await this.seal(id, path, tail.end);
+  }
+
+  /** The durable length this process knows of a data file (its readers stop there), if it knows one. */
+  knownLength(id: string): number | undefined {
+    return this.tails.get(sessionKey(id))?.end;
+  }
+
+  /** Forgets a data file that is going away (committed or discarded) and closes its handle. */
+  async forget(id: string): Promise<void> {
+    const key = sessionKey(id);
+    this.tails.delete(key);
+    await this.files.close(key);
+  }
+
+  /** Closes every handle (the store is closing). */
+  async close(): Promise<void> {
+    this.tails.clear();
+    await this.files.closeAll();
+  }
+
+  /**
+   * The tail of a data file whose durable length is `offset`. Known from this process's own writes,
+   * or else read from the file: its newest mark is protected even when the record already covers it.
+   */
+  private async tailOf(id: string, fh: FileHandle, offset: number): Promise<Tail> {
+    const key = sessionKey(id);
+    let tail = this.tails.get(key);
+    if (!tail) {
+      const size = (await fh.stat()).size;
+      const found = size > offset ? await findMark(fh, markKey(id), size, offset) : undefined;
+      tail = { end: offset, mark: found, sealed: false };
+      this.tails.set(key, tail);
+    }
+    tail.end = offset;
+    return tail;
+  }
+
+  /** Rewrites the newest mark further out, past `reach` with room for `length` more, and syncs it. */
+  private async moveMark(fh: FileHandle, key: Buffer, tail: Tail, reach: number, length: number): Promise<void> {
+    const current = tail.mark!;
+    const position = markPosition(reach, length, current.position);
+    await fh.write(encodeMark(key, current.mark), 0, MARK_SIZE, position);
+    await fh.datasync();
+    tail.mark = { mark: current.mark, position };
+  }
+}
+
+/** Opens an upload's data file for writing; a missing one is an upload deleted from outside. */
+function openExisting(id: string, path: string): Promise<FileHandle> {
+  return open(path, 'r+').catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'ENOENT' ? new UploadMissingError(id) : err;
+  });
+}

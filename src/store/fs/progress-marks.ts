@@ -1,0 +1,117 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
+
+/**
+ * Progress marks: how a session's data file says, by itself, how many of its bytes are durable, so
+ * that a fragment costs one fdatasync and no record rewrite.
+ *
+ * A mark is a 64-byte block written into the same file, in the sparse region past the data: the
+ * fragment's range, the time, a CRC-32 of the fragment's bytes and an HMAC under the session's key.
+ * The fragment's bytes and its mark go out with the same fdatasync. Marks sit at strictly growing
+ * positions, and never where the next fragment's bytes go (a mark is moved further out, with a
+ * sync of its own, before a larger fragment would reach it), so the newest mark made durable is
+ * always intact. After a crash the newest mark whose HMAC and CRC both check tells the durable
+ * length: a mark that reached the disk before its fragment's bytes did fails its CRC, and the one
+ * before it counts. The file is cut back to its data before it is read or committed.
+ */
+
+/** Size of a mark on disk. */
+export const MARK_SIZE = 64;
+const MAGIC = Buffer.from('BITSMRK1', 'latin1');
+const MAC_AT = 48;
+const MAC_SIZE = 16;
+/** Smallest space left between the data and its mark (bytes the next fragment may take without moving it). */
+const MIN_GAP = 1024 * 1024;
+/** Bytes read at a time while looking for marks. */
+const SCAN_CHUNK = 1024 * 1024;
+
+/** What a mark says: the bytes `start..end-1` of the file are the last fragment, written at `time`. */
+export interface Mark {
+  readonly start: number;
+  readonly end: number;
+  /** When the fragment was written, ms since the epoch. */
+  readonly time: number;
+  /** CRC-32 of the fragment's bytes. */
+  readonly crc: number;
+}
+
+function mac(key: Buffer, body: Buffer): Buffer {
+  return createHmac('sha256', key).update(body).digest().subarray(0, MAC_SIZE);
+}
+
+/** The 64 bytes of `mark` under `key`. */
+export function encodeMark(key: Buffer, mark: Mark): Buffer {
+  const buf = Buffer.alloc(MARK_SIZE);
+  MAGIC.copy(buf, 0);
+  buf.writeBigUInt64BE(BigInt(mark.start), 8);
+  buf.writeBigUInt64BE(BigInt(mark.end), 16);
+  buf.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(mark.time))), 24);
+  buf.writeUInt32BE(mark.crc >>> 0, 32);
+  mac(key, buf.subarray(0, MAC_AT)).copy(buf, MAC_AT);
+  return buf;
+}
+
+/** The mark in `buf` (64 bytes) when it is one made under `key`; `undefined` otherwise. */
+export function decodeMark(key: Buffer, buf: Buffer): Mark | undefined {
+  if (buf.length < MARK_SIZE || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+  if (!timingSafeEqual(mac(key, buf.subarray(0, MAC_AT)), buf.subarray(MAC_AT, MARK_SIZE))) return undefined;
+  const start = Number(buf.readBigUInt64BE(8));
+  const end = Number(buf.readBigUInt64BE(16));
+  if (!Number.isSafeInteger(end) || start > end) return undefined;
+  return { start, end, time: Number(buf.readBigUInt64BE(24)), crc: buf.readUInt32BE(32) };
+}
+
+/**
+ * Where the mark of a fragment ending at `end` goes: far enough past the data that a next fragment
+ * of up to twice this one's `length` leaves it alone, and past the mark before it (`after`).
+ */
+export function markPosition(end: number, length: number, after: number | undefined): number {
+  const at = end + Math.max(MIN_GAP, 2 * length);
+  return after === undefined ? at : Math.max(at, after + MARK_SIZE);
+}
+
+/** CRC-32 of the file's bytes `start..end-1`. */
+async function crcOf(fh: FileHandle, start: number, end: number): Promise<number> {
+  const buf = Buffer.allocUnsafe(Math.min(SCAN_CHUNK, Math.max(1, end - start)));
+  let crc = 0;
+  for (let at = start; at < end; ) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - at), at);
+    if (bytesRead === 0) throw new Error(`the data file ends at ${at}, before ${end}`);
+    crc = crc32(buf.subarray(0, bytesRead), crc);
+    at += bytesRead;
+  }
+  return crc;
+}
+
+/** A mark found in a file, and where it is. */
+export interface FoundMark {
+  readonly mark: Mark;
+  readonly position: number;
+}
+
+/**
+ * The newest mark in the file (of `size` bytes) whose HMAC under `key` and CRC both check, looking
+ * no lower than `floor` (the length the session's record already vouches for): `undefined` when
+ * there is none. Marks are searched backwards from the end, so the first that checks is the newest.
+ */
+export async function findMark(fh: FileHandle, key: Buffer, size: number, floor: number): Promise<FoundMark | undefined> {
+  const buf = Buffer.allocUnsafe(SCAN_CHUNK + MARK_SIZE);
+  // Window [from, to) of the file in buf; consecutive windows overlap by a mark's size.
+  let to = size;
+  while (to - floor >= MARK_SIZE) {
+    const from = Math.max(floor, to - SCAN_CHUNK - MARK_SIZE);
+    const { bytesRead } = await fh.read(buf, 0, to - from, from);
+    const window = buf.subarray(0, bytesRead);
+    for (let i = window.lastIndexOf(MAGIC); i >= 0; i = i === 0 ? -1 : window.lastIndexOf(MAGIC, i - 1)) {
+      if (i + MARK_SIZE > window.length) continue;
+      const mark = decodeMark(key, window.subarray(i, i + MARK_SIZE));
+      const position = from + i;
+      if (!mark || mark.end > position || mark.end < floor) continue;
+      if ((await crcOf(fh, mark.start, mark.end)) === mark.crc) return { mark, position };
+    }
+    if (from === floor) break;
+    to = from + MARK_SIZE - 1;
+  }
+  return undefined;
+}
