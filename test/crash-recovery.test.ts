@@ -71,4 +71,64 @@ describe('crash recovery', () => {
       await new Promise((r) => server.child.once('exit', r));
     }
   });
+  it('SIGKILL at random points during many small fragments: after each restart every acknowledged offset is held', async () => {
+    const base = await mkdtemp(join(tmpdir(), 'bits-crash-small-'));
+    dirs.push(base);
+    const args = ['--root', join(base, 'uploads'), '--state-dir', join(base, 'state'), '--log-level', 'info'];
+    const data = randomBytes(24 * 1024 * 1024);
+    const path = '/small.bin';
+    let server = await startCli(args);
+    let c = await RawConnection.connect(server.port);
+    const created = await exchange(c, bitsRequestBytes({ type: 'Create-Session', path, headers: { 'BITS-Supported-Protocols': BITS_PROTOCOL_GUID } }));
+    const id = created.headers['bits-session-id']!;
+    let acked = 0;
+    try {
+      for (let kill = 0; kill < 5 && acked < data.length; kill++) {
+        // Fragments of 1-96 KiB, sent one after the other, until the server dies under them.
+        const dies = sleep(150 + Math.floor(Math.random() * 400)).then(() => server.child.kill('SIGKILL'));
+        const exited = new Promise((r) => server.child.once('exit', r));
+        try {
+          for (let n = 0; n < 100_000 && acked < data.length; n++) {
+            const length = Math.min(data.length - acked, 1024 + Math.floor(Math.random() * 95 * 1024));
+            const res = await exchange(
+              c,
+              bitsRequestBytes({
+                type: 'Fragment',
+                path,
+                sessionId: id,
+                headers: { 'Content-Range': `bytes ${acked}-${acked + length - 1}/${data.length}` },
+                body: data.subarray(acked, acked + length),
+              }),
+            );
+            assert.equal(res.status, 200, JSON.stringify(res.headers));
+            acked = Number(res.headers['bits-received-content-range']);
+          }
+        } catch (err) {
+          // (the connection died with the server; anything else is a failure)
+          if ((err as { code?: string }).code === 'ERR_ASSERTION') throw err;
+        }
+        await dies;
+        await exited;
+        c.close();
+        server = await startCli(args);
+        c = await RawConnection.connect(server.port);
+        const probe = await exchange(
+          c,
+          bitsRequestBytes({ type: 'Fragment', path, sessionId: id, headers: { 'Content-Range': `bytes 0-0/${data.length}` }, body: data.subarray(0, 1) }),
+        );
+        assert.equal(probe.status, 200, JSON.stringify(probe.headers));
+        const held = Number(probe.headers['bits-received-content-range']);
+        assert.ok(held >= acked, `after kill ${kill + 1} the server holds ${held} bytes; ${acked} were acknowledged`);
+        acked = held;
+      }
+      await sendFrom(c, path, id, data, acked, 256 * 1024);
+      const closed = await exchange(c, bitsRequestBytes({ type: 'Close-Session', path, sessionId: id }));
+      assert.equal(closed.status, 200);
+      assert.equal(sha(await readFile(join(base, 'uploads', 'small.bin'))), sha(data), 'the committed file is byte-identical');
+    } finally {
+      c.close();
+      server.child.kill('SIGTERM');
+      await new Promise((r) => server.child.once('exit', r));
+    }
+  });
 });

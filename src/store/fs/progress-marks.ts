@@ -22,7 +22,7 @@ const MAGIC = Buffer.from('BITSMRK1', 'latin1');
 const MAC_AT = 48;
 const MAC_SIZE = 16;
 /** Smallest space left between the data and its mark (bytes the next fragment may take without moving it). */
-const MIN_GAP = 1024 * 1024;
+const MIN_GAP = 8 * 1024 * 1024;
 /** Bytes read at a time while looking for marks. */
 const SCAN_CHUNK = 1024 * 1024;
 
@@ -63,12 +63,14 @@ export function decodeMark(key: Buffer, buf: Buffer): Mark | undefined {
 }
 
 /**
- * Where the mark of a fragment ending at `end` goes: far enough past the data that a next fragment
- * of up to twice this one's `length` leaves it alone, and past the mark before it (`after`).
+ * Where the mark of a fragment ending at `end` goes. Marks follow each other 64 bytes apart (sharing
+ * disk blocks) while that stays out of reach of a next fragment up to twice this one's `length`;
+ * otherwise the mark jumps well past the data, where a run of marks fits again.
  */
 export function markPosition(end: number, length: number, after: number | undefined): number {
-  const at = end + Math.max(MIN_GAP, 2 * length);
-  return after === undefined ? at : Math.max(at, after + MARK_SIZE);
+  const next = after === undefined ? undefined : after + MARK_SIZE;
+  if (next !== undefined && next >= end + 2 * length) return next;
+  return Math.max(end + Math.max(MIN_GAP, 4 * length), next ?? 0);
 }
 
 /** CRC-32 of the file's bytes `start..end-1`. */
