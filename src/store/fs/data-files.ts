@@ -22,6 +22,8 @@ interface Tail {
   mark: { readonly mark: Mark; readonly position: number } | undefined;
   /** The file holds exactly its data (no mark past it): sealed, ready to be read or committed. */
   sealed: boolean;
+  /** The HMAC key of the session's marks. */
+  readonly key: Buffer;
 }
 
 /** The outcome of {@link DataFiles.write}. */
@@ -55,7 +57,7 @@ export class DataFiles {
   async write(id: string, path: string, offset: number, source: Readable, options: WriteOptions = {}): Promise<DataWrite> {
     return this.files.use(sessionKey(id), () => openExisting(id, path), async (fh) => {
       const tail = await this.tailOf(id, fh, offset);
-      const key = markKey(id);
+      const key = tail.key;
       const signal = options.signal;
       const onAbort = (): void => {
         source.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
@@ -122,7 +124,7 @@ export class DataFiles {
         await fh.datasync();
       }
     });
-    this.tails.set(key, { end: length, mark: undefined, sealed: true });
+    this.tails.set(key, { end: length, mark: undefined, sealed: true, key: tail?.key ?? markKey(id) });
   }
 
   /**
@@ -136,9 +138,10 @@ export class DataFiles {
     }
     return this.files.use(sessionKey(id), () => openExisting(id, path), async (fh) => {
       const size = (await fh.stat()).size;
-      const found = size > recorded.received ? await findMark(fh, markKey(id), size, recorded.received) : undefined;
+      const key = markKey(id);
+      const found = size > recorded.received ? await findMark(fh, key, size, recorded.received) : undefined;
       const received = Math.max(recorded.received, found?.mark.end ?? 0);
-      this.tails.set(sessionKey(id), { end: received, mark: found, sealed: false });
+      this.tails.set(sessionKey(id), { end: received, mark: found, sealed: false, key });
       return { received, at: found?.mark.time };
     });
   }
@@ -179,8 +182,9 @@ export class DataFiles {
     let tail = this.tails.get(key);
     if (!tail) {
       const size = (await fh.stat()).size;
-      const found = size > offset ? await findMark(fh, markKey(id), size, offset) : undefined;
-      tail = { end: offset, mark: found, sealed: false };
+      const macKey = markKey(id);
+      const found = size > offset ? await findMark(fh, macKey, size, offset) : undefined;
+      tail = { end: offset, mark: found, sealed: size === offset && !found, key: macKey };
       this.tails.set(key, tail);
     }
     tail.end = offset;

@@ -245,9 +245,7 @@ export class FsByteStore implements ByteStore {
     const dir = sessionDir(this.stateDir, upload.id);
     if (!dir) return;
     await this.data.forget(upload.id);
-    await rm(join(dir, DATA_FILE), { force: true });
-    await rm(join(dir, REPLY_FILE), { force: true });
-    await rm(join(dir, `${REPLY_FILE}.tmp`), { force: true });
+    await Promise.all([DATA_FILE, REPLY_FILE, `${REPLY_FILE}.tmp`].map((name) => rm(join(dir, name), { force: true })));
   }
 
   /**
