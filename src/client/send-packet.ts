@@ -17,7 +17,7 @@ export async function sendPacket(
   transport: Transport,
   packet: Packet,
   url: URL,
-  o: { body?: Buffer | BodySource | undefined; signal?: AbortSignal | undefined; onActivity?: (() => void) | undefined } = {},
+  o: { body?: BodySource | undefined; signal?: AbortSignal | undefined; onActivity?: (() => void) | undefined } = {},
 ): Promise<AckInfo> {
   const { method, headers } = formatPacket(packet);
   const res = await transport.sendForAck({ method, url, headers, ...(o.body !== undefined ? { body: o.body } : {}), signal: o.signal, onActivity: o.onActivity, label: packet.type });

@@ -9,13 +9,6 @@ import { BitsClientError } from './errors.js';
 /** Largest Ack body read (Acks have none; anything longer is discarded with the connection). */
 const MAX_ACK_BODY = 64 * 1024;
 
-/**
- * A buffered request body is handed to the socket in pieces of this size, each one a sign of life.
- * Large pieces keep the system time per byte low (64 KiB ones cost about three times as much over
- * loopback), small enough that a slow link still shows life every few seconds.
- */
-const BODY_PIECE = 1024 * 1024;
-
 /** Connection errors that mean the server could not be reached at all. */
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
@@ -64,7 +57,7 @@ export interface SendOptions {
   readonly method: string;
   readonly url: URL;
   readonly headers?: Readonly<Record<string, string>>;
-  readonly body?: Buffer | BodySource | undefined;
+  readonly body?: BodySource | undefined;
   readonly signal?: AbortSignal | undefined;
   /** What is sent, for error messages: a packet type, `GET` or `HEAD`. */
   readonly label: string;
@@ -274,7 +267,7 @@ export class Transport {
         o.onActivity?.();
         resolve({ status: res.statusCode ?? 0, headers: out, body: res });
       });
-      if (o.body === undefined || Buffer.isBuffer(o.body)) writeBody(req, o.body, o.onActivity);
+      if (o.body === undefined) req.end();
       else streamBody(req, o.body, o.onActivity);
     });
   }
@@ -291,35 +284,6 @@ export class Transport {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }
-}
-
-/**
- * Writes a request body with backpressure, a piece at a time, and ends the request. Each piece the
- * socket takes is reported to `onActivity`: a large fragment over a slow link may take longer than
- * the job's no-progress limit while it keeps moving, and must not be cut for it (DESIGN principle 6).
- * A request destroyed meanwhile (an early answer, an abort) stops the writing: its 'drain' never comes.
- */
-function writeBody(req: http.ClientRequest, body: Buffer | undefined, onActivity: (() => void) | undefined): void {
-  if (body === undefined || body.length === 0) {
-    req.end(body);
-    return;
-  }
-  const written = (err?: Error | null): void => {
-    if (!err) onActivity?.();
-  };
-  let at = 0;
-  const pump = (): void => {
-    while (at < body.length) {
-      const piece = body.subarray(at, at + BODY_PIECE);
-      at += piece.length;
-      if (!req.write(piece, written)) {
-        req.once('drain', pump);
-        return;
-      }
-    }
-    req.end();
-  };
-  pump();
 }
 
 /**
@@ -341,8 +305,11 @@ function written(req: http.ClientRequest, piece: Buffer): Promise<boolean> {
 /**
  * Writes a {@link BodySource} piece by piece and ends the request: the next piece is produced while
  * the socket takes this one, and no piece is asked for before the one two back was taken (the
- * source may reuse its buffers). Each piece taken is a sign of life. Stops when the request is gone
- * (an early answer, an abort); an error of the source destroys the request with it.
+ * source may reuse its buffers). Each piece the socket takes is reported to `onActivity`: a large
+ * fragment over a slow link may take longer than the job's no-progress limit while it keeps moving,
+ * and must not be cut for it (DESIGN principle 6). Stops when the request is gone (an early answer,
+ * an abort); an error of the source destroys the request with it. The first piece goes out with the
+ * request head in one write.
  */
 function streamBody(req: http.ClientRequest, body: BodySource, onActivity: (() => void) | undefined): void {
   const pieces = body.pieces();

@@ -126,7 +126,7 @@ export class UploadJob extends Job<UploadResult> {
   }
 
   /** Sends a packet (built by `formatPacket`, as every packet of this client is) and reads its Ack. */
-  private async post(packet: Packet, url: URL, o: { body?: Buffer | BodySource; signal?: AbortSignal } = {}): Promise<AckInfo> {
+  private async post(packet: Packet, url: URL, o: { body?: BodySource; signal?: AbortSignal } = {}): Promise<AckInfo> {
     const ack = await sendPacket(this.transport, packet, url, { ...o, signal: o.signal ?? this.signal, onActivity: this.markActivity });
     if (ack.ok) this.route.succeeded(url);
     this.logger.debug({ job: this.id, packet: packet.type, url: url.href, status: ack.status, error: ack.hresult, received: ack.receivedContentRange }, 'ack');
