@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { isFragmentSize, MIN_FRAGMENT_SIZE } from '../client/options.js';
+import { DEFAULT_FRAGMENT_SIZE, DEFAULT_MAX_FRAGMENT_SIZE, isFragmentSize, MIN_FRAGMENT_SIZE } from '../client/options.js';
 import { upload } from '../client/upload.js';
 import type { UploadResult } from '../client/upload.js';
 import { addTransferFlags, reporterFor, runAction, runJob, transferOptions, urlArgument, UsageError } from './client-flags.js';
@@ -11,6 +11,19 @@ import { formatBytes } from './progress.js';
 interface UploadFlags extends TransferFlags {
   replyFile?: string;
   fragmentSize?: string;
+  maxFragment?: string;
+}
+
+/**
+ * A fragment size flag's value in bytes.
+ *
+ * @throws {UsageError} naming the flag when it is not a whole number of bytes >= 5 KiB.
+ */
+function fragmentFlag(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!isFragmentSize(n)) throw new UsageError(`${name} must be a whole number of bytes >= ${MIN_FRAGMENT_SIZE} (5 KiB), not "${value}"`);
+  return n;
 }
 
 /**
@@ -45,17 +58,15 @@ export function printUploadResult(reporter: ProgressReporter, r: UploadResult, m
 async function uploadAction(file: string, urlText: string, flags: UploadFlags): Promise<number> {
   const url = urlArgument(urlText);
   const options = transferOptions(flags, url);
-  let fragmentSize: number | undefined;
-  if (flags.fragmentSize !== undefined) {
-    fragmentSize = Number(flags.fragmentSize);
-    if (!isFragmentSize(fragmentSize)) {
-      throw new UsageError(`--fragment-size must be a whole number of bytes >= ${MIN_FRAGMENT_SIZE} (5 KiB), not "${flags.fragmentSize}"`);
-    }
+  const fragmentSize = fragmentFlag('--fragment-size', flags.fragmentSize);
+  const maxFragmentSize = fragmentFlag('--max-fragment', flags.maxFragment);
+  if (fragmentSize !== undefined && maxFragmentSize !== undefined && maxFragmentSize < fragmentSize) {
+    throw new UsageError(`--max-fragment (${maxFragmentSize}) must be at least --fragment-size (${fragmentSize})`);
   }
   const st = await stat(file).catch(() => undefined);
   if (!st?.isFile()) throw new UsageError(`${file} is not a readable file`);
   const reporter = reporterFor('upload', flags);
-  const job = upload({ ...options, file, url, fragmentSize, replyFile: flags.replyFile });
+  const job = upload({ ...options, file, url, fragmentSize, maxFragmentSize, replyFile: flags.replyFile });
   reporter.info(`upload ${job.id}: ${file} (${formatBytes(st.size)}) → ${url.origin}${url.pathname}`);
   const started = Date.now();
   return runJob('upload', job, reporter, (r) => printUploadResult(reporter, r, Date.now() - started));
@@ -76,6 +87,7 @@ export function registerUpload(program: Command): void {
     .argument('<file>', 'local file')
     .argument('<url>', 'destination URL (http or https)')
     .option('--reply-file <path>', 'save the reply of an upload-reply job here (default: print it, up to 1 MiB)')
-    .option('--fragment-size <bytes>', 'bytes per fragment, at least 5120; halved on 413, never below 5 KiB (default 8388608)');
+    .option('--fragment-size <bytes>', `bytes per fragment, at least ${MIN_FRAGMENT_SIZE}; halved on 413, never below 5 KiB; alone a fixed size, with --max-fragment the first size (default: start at ${DEFAULT_FRAGMENT_SIZE} and grow)`)
+    .option('--max-fragment <bytes>', `fragments double after each Ack that comes within a second, up to this (default ${DEFAULT_MAX_FRAGMENT_SIZE} unless --fragment-size is given alone); a 413 caps them lower`);
   addTransferFlags(cmd).action((file: string, url: string, flags: UploadFlags) => runAction('upload', () => uploadAction(file, url, flags)));
 }

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { DownloadSink } from './download-sink.js';
 import type { JobEvents, JobHandle, JobPhase } from './job-events.js';
 import { BitsClientError, causedByAbort, describeClientError, isBitsClientError, noProgressError, toClientError } from './errors.js';
-import type { DownloadProgress, JobRecord, Journal } from './journal.js';
+import type { DownloadProgress, JobRecord, Journal, SaveOptions } from './journal.js';
 import { RangedDownload } from './ranged-download.js';
 import { retryWaitMs } from './retry-policy.js';
 import type { ResolvedTiming } from './options.js';
@@ -169,10 +169,13 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
     this.emit('state', phase);
   }
 
-  /** Persists the record (no-op without a journal). */
-  protected async persist(): Promise<void> {
+  /**
+   * Persists the record (no-op without a journal); `durable: false` for progress the server knows
+   * better (see {@link Journal.save}).
+   */
+  protected async persist(options: SaveOptions = {}): Promise<void> {
     if (this.journal) {
-      await this.journal.save(this.record);
+      await this.journal.save(this.record, options);
       this.journaled = true;
     }
   }

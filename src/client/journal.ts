@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import envPaths from 'env-paths';
 import { writeFileAtomic } from '../store/fs/durable.js';
@@ -66,7 +66,10 @@ interface RecordBase {
 /** Journal of an upload job. */
 export interface UploadRecord extends RecordBase {
   type: 'upload';
+  /** Bytes of the next Fragment. */
   fragmentSize: number;
+  /** Fragments grow up to this while Acks are fast; absent: a fixed size (shrunk on 413 only). */
+  maxFragmentSize?: number | undefined;
   replyFile?: string | undefined;
   /** Size and modification time of the source when the job started (BG_E_LOCAL_FILE_CHANGED). */
   fileSize: number;
@@ -124,6 +127,17 @@ export function newJobId(): string {
 
 const ID = /^[0-9a-f]{12}$/;
 
+/** Options of {@link Journal.save}. */
+export interface SaveOptions {
+  /**
+   * `false` for a save that only records progress the server knows better (an upload's offset): the
+   * record is replaced atomically (temp file, rename), so a killed process leaves the old record or
+   * the new one, but nothing is fsynced; after a crash of the machine the record may be an older
+   * one, and the server's answer to the next Fragment resyncs the offset. Default `true`.
+   */
+  readonly durable?: boolean | undefined;
+}
+
 /**
  * Job records in a state directory, one JSON file each under `<stateDir>/jobs/`, written atomically
  * (temp file, fsync, rename, directory fsync) so a killed process leaves the old record or the new
@@ -150,11 +164,12 @@ export class Journal {
     return this.ready;
   }
 
-  /** Writes a record atomically; saves of one job are applied in call order. */
-  save(record: JobRecord): Promise<void> {
+  /** Writes a record atomically (durably unless `durable: false`); saves of one job are applied in call order. */
+  save(record: JobRecord, options: SaveOptions = {}): Promise<void> {
     const text = JSON.stringify({ ...record, updatedAt: Date.now() }, null, 2);
+    const durable = options.durable ?? true;
     const previous = this.queues.get(record.id) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(() => this.write(record.id, text));
+    const next = previous.catch(() => undefined).then(() => this.write(record.id, text, durable));
     this.queues.set(record.id, next);
     void next.finally(() => {
       if (this.queues.get(record.id) === next) this.queues.delete(record.id);
@@ -162,11 +177,18 @@ export class Journal {
     return next;
   }
 
-  private async write(id: string, text: string): Promise<void> {
+  private async write(id: string, text: string, durable: boolean): Promise<void> {
     await this.ensureDir();
+    const path = join(this.dir, `${id}.json`);
     // Another process (a resume, a cancel) may save the same job: each write gets its own temp file.
     // Directories cannot be fsynced on every platform.
-    await writeFileAtomic(join(this.dir, `${id}.json`), text, { tolerateDirSync: true, uniqueTemp: true });
+    if (durable) {
+      await writeFileAtomic(path, text, { tolerateDirSync: true, uniqueTemp: true });
+      return;
+    }
+    const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+    await writeFile(tmp, text, { mode: 0o600 });
+    await rename(tmp, path);
   }
 
   /** Reads one record; `undefined` when there is none. */

@@ -48,8 +48,13 @@ export const DEFAULT_NO_PROGRESS_TIMEOUT_MS = 3_600_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
 /** Default cancel deadline: an unreachable host must not hold `bits cancel` or `--prune` for minutes. */
 export const DEFAULT_CANCEL_TIMEOUT_MS = 15_000;
-/** Default fragment size: 8 MiB (Windows sends at most 13 MB; larger fragments mean fewer server fsyncs). */
+/** Default size of the first fragment: 8 MiB (Windows sends at most 13 MB; larger fragments mean fewer server fsyncs). */
 export const DEFAULT_FRAGMENT_SIZE = 8 * 1024 * 1024;
+/**
+ * Default largest fragment when fragments grow (no fixed `fragmentSize` given): 28 MiB, under the
+ * 30,000,000 bytes IIS 7's request filter takes by default and our server's 32 MiB.
+ */
+export const DEFAULT_MAX_FRAGMENT_SIZE = 28 * 1024 * 1024;
 /** Fragments are never shrunk below this on 413 (Windows: 5 KB). */
 export const MIN_FRAGMENT_SIZE = 5 * 1024;
 /** Largest reply kept in memory (like `GetReplyData`). */
@@ -75,17 +80,45 @@ export function isFragmentSize(value: number): boolean {
 }
 
 /**
- * Validates the `fragmentSize` option.
+ * Validates the `fragmentSize` (or another fragment size) option.
  *
  * @throws {RangeError} when it is not {@link isFragmentSize a fragment size}.
  * @example
  * ```ts
  * checkFragmentSize(65536); // 65536
+ * checkFragmentSize(1000, 'maxFragmentSize'); // throws
  * ```
  */
-export function checkFragmentSize(value: number): number {
-  if (!isFragmentSize(value)) throw new RangeError(`fragmentSize must be an integer >= ${MIN_FRAGMENT_SIZE} (5 KiB)`);
+export function checkFragmentSize(value: number, name = 'fragmentSize'): number {
+  if (!isFragmentSize(value)) throw new RangeError(`${name} must be an integer >= ${MIN_FRAGMENT_SIZE} (5 KiB)`);
   return value;
+}
+
+/**
+ * The fragment sizing of a new upload from its options: without either, fragments start at
+ * {@link DEFAULT_FRAGMENT_SIZE} and grow up to {@link DEFAULT_MAX_FRAGMENT_SIZE}; `fragmentSize`
+ * alone is a fixed size (shrunk on 413 only); `maxFragmentSize` lets them grow up to it, from
+ * `fragmentSize` (default the smaller of 8 MiB and the maximum).
+ *
+ * @throws {RangeError} for a size below 5 KiB, or a maximum below `fragmentSize`.
+ * @example
+ * ```ts
+ * fragmentSizing({}); // { fragmentSize: 8388608, maxFragmentSize: 29360128 }
+ * fragmentSizing({ fragmentSize: 65536 }); // { fragmentSize: 65536, maxFragmentSize: undefined }
+ * ```
+ */
+export function fragmentSizing(o: { fragmentSize?: number | undefined; maxFragmentSize?: number | undefined }): {
+  fragmentSize: number;
+  maxFragmentSize: number | undefined;
+} {
+  if (o.maxFragmentSize === undefined) {
+    if (o.fragmentSize !== undefined) return { fragmentSize: checkFragmentSize(o.fragmentSize), maxFragmentSize: undefined };
+    return { fragmentSize: DEFAULT_FRAGMENT_SIZE, maxFragmentSize: DEFAULT_MAX_FRAGMENT_SIZE };
+  }
+  const max = checkFragmentSize(o.maxFragmentSize, 'maxFragmentSize');
+  const first = checkFragmentSize(o.fragmentSize ?? Math.min(DEFAULT_FRAGMENT_SIZE, max));
+  if (max < first) throw new RangeError(`maxFragmentSize (${max}) must be at least fragmentSize (${first})`);
+  return { fragmentSize: first, maxFragmentSize: max };
 }
 
 /**

@@ -2,7 +2,7 @@ import { readAck } from '../protocol/ack-info.js';
 import type { AckInfo } from '../protocol/ack-info.js';
 import type { Packet } from '../protocol/packet.js';
 import { formatPacket } from '../protocol/request-packet.js';
-import type { Transport } from './transport.js';
+import type { BodySource, Transport } from './transport.js';
 
 /**
  * Sends a BITS packet, built by `formatPacket` (the inverse of the server's `parsePacket`), and reads
@@ -17,7 +17,7 @@ export async function sendPacket(
   transport: Transport,
   packet: Packet,
   url: URL,
-  o: { body?: Buffer | undefined; signal?: AbortSignal | undefined; onActivity?: (() => void) | undefined } = {},
+  o: { body?: BodySource | undefined; signal?: AbortSignal | undefined; onActivity?: (() => void) | undefined } = {},
 ): Promise<AckInfo> {
   const { method, headers } = formatPacket(packet);
   const res = await transport.sendForAck({ method, url, headers, ...(o.body !== undefined ? { body: o.body } : {}), signal: o.signal, onActivity: o.onActivity, label: packet.type });

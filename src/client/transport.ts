@@ -9,9 +9,6 @@ import { BitsClientError } from './errors.js';
 /** Largest Ack body read (Acks have none; anything longer is discarded with the connection). */
 const MAX_ACK_BODY = 64 * 1024;
 
-/** A request body is handed to the socket in pieces of this size, each one a sign of life. */
-const BODY_PIECE = 64 * 1024;
-
 /** Connection errors that mean the server could not be reached at all. */
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
@@ -45,12 +42,22 @@ export interface TransportOptions {
   readonly idleTimeoutMs: number;
 }
 
+/**
+ * A request body produced while it is sent: `length` bytes in the pieces `pieces()` yields. A piece
+ * may be a buffer the source reuses: it is not asked for the next-but-one piece before the socket
+ * has taken this one. An error of the source ends the request with that error.
+ */
+export interface BodySource {
+  readonly length: number;
+  pieces(): AsyncIterator<Buffer>;
+}
+
 /** One request. */
 export interface SendOptions {
   readonly method: string;
   readonly url: URL;
   readonly headers?: Readonly<Record<string, string>>;
-  readonly body?: Buffer;
+  readonly body?: BodySource | undefined;
   readonly signal?: AbortSignal | undefined;
   /** What is sent, for error messages: a packet type, `GET` or `HEAD`. */
   readonly label: string;
@@ -260,7 +267,8 @@ export class Transport {
         o.onActivity?.();
         resolve({ status: res.statusCode ?? 0, headers: out, body: res });
       });
-      writeBody(req, o.body, o.onActivity);
+      if (o.body === undefined) req.end();
+      else streamBody(req, o.body, o.onActivity);
     });
   }
 
@@ -279,32 +287,50 @@ export class Transport {
 }
 
 /**
- * Writes a request body with backpressure, a piece at a time, and ends the request. Each piece the
- * socket takes is reported to `onActivity`: a large fragment over a slow link may take longer than
- * the job's no-progress limit while it keeps moving, and must not be cut for it (DESIGN principle 6).
- * A request destroyed meanwhile (an early answer, an abort) stops the writing: its 'drain' never comes.
+ * Resolves once the socket has taken `piece` (true), or once the request is gone without taking it
+ * (false: destroyed by an early answer, an abort, an error), whichever comes first.
  */
-function writeBody(req: http.ClientRequest, body: Buffer | undefined, onActivity: (() => void) | undefined): void {
-  if (body === undefined || body.length === 0) {
-    req.end(body);
-    return;
-  }
-  const written = (err?: Error | null): void => {
-    if (!err) onActivity?.();
-  };
-  let at = 0;
-  const pump = (): void => {
-    while (at < body.length) {
-      const piece = body.subarray(at, at + BODY_PIECE);
-      at += piece.length;
-      if (!req.write(piece, written)) {
-        req.once('drain', pump);
+function written(req: http.ClientRequest, piece: Buffer): Promise<boolean> {
+  if (req.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const gone = (): void => resolve(false);
+    req.once('close', gone);
+    req.write(piece, (err?: Error | null) => {
+      req.off('close', gone);
+      resolve(!err);
+    });
+  });
+}
+
+/**
+ * Writes a {@link BodySource} piece by piece and ends the request: the next piece is produced while
+ * the socket takes this one, and no piece is asked for before the one two back was taken (the
+ * source may reuse its buffers). Each piece the socket takes is reported to `onActivity`: a large
+ * fragment over a slow link may take longer than the job's no-progress limit while it keeps moving,
+ * and must not be cut for it (DESIGN principle 6). Stops when the request is gone (an early answer,
+ * an abort); an error of the source destroys the request with it. The first piece goes out with the
+ * request head in one write.
+ */
+function streamBody(req: http.ClientRequest, body: BodySource, onActivity: (() => void) | undefined): void {
+  const pieces = body.pieces();
+  const pump = async (): Promise<void> => {
+    let next = pieces.next();
+    for (;;) {
+      const piece = await next;
+      if (piece.done) break;
+      const taken = written(req, piece.value);
+      next = pieces.next();
+      if (!(await taken)) {
+        // The piece being produced is not wanted any more, nor its error.
+        await next.catch(() => undefined);
+        await pieces.return?.();
         return;
       }
+      onActivity?.();
     }
     req.end();
   };
-  pump();
+  pump().catch((err: unknown) => req.destroy(err as Error));
 }
 
 /**

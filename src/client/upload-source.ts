@@ -3,28 +3,35 @@ import type { FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { BitsClientError } from './errors.js';
 import type { UploadRecord } from './journal.js';
+import type { BodySource } from './transport.js';
+
+/**
+ * A fragment is read in pieces of this size, the next one while the socket takes this one: memory
+ * stays at two pieces whatever the fragment size, and reading overlaps sending.
+ */
+const PIECE = 1024 * 1024;
 
 /** Characters Windows does not allow in `Content-Name` (spec §2.1), plus anything outside Latin-1. */
 const NAME_FORBIDDEN = /[\\/:*?"<>|\x00-\x1f\x7f]|[^\x00-\xff]/g;
 
 /** The journaled facts about the source of an upload. */
-export type SourceState = Pick<UploadRecord, 'file' | 'fileSize' | 'fileMtimeMs' | 'fragmentSize'>;
+export type SourceState = Pick<UploadRecord, 'file' | 'fileSize' | 'fileMtimeMs'>;
 
 /**
  * The local file an upload sends (spec §7.1 BG_E_LOCAL_FILE_CHANGED): its size and modification time
  * are taken when the job starts and journaled; a source that changes since, even between two
- * resumes, stops the job. Fragments are read into one buffer reused from fragment to fragment.
+ * resumes, stops the job. Fragments are read in pieces into two buffers reused for the whole job.
  *
  * @example
  * ```ts
  * const source = await UploadSource.open(record); // fills in fileSize and fileMtimeMs on a new job
  * await source.checkUnchanged();
- * const body = await source.read(record.offset, 65536);
+ * await transport.send({ ..., body: source.body(record.offset, 65536) });
  * await source.close();
  * ```
  */
 export class UploadSource {
-  private buffer: Buffer | undefined;
+  private buffers: [Buffer, Buffer] | undefined;
   /** The file's name as `Content-Name` carries it: no path, no character Windows forbids, at most 260. */
   readonly contentName: string;
 
@@ -63,23 +70,36 @@ export class UploadSource {
   }
 
   /**
-   * Reads `length` bytes from `offset`. The buffer is reused: it is valid until the next read.
+   * The `length` bytes from `offset` as a request body, read a piece at a time while it is sent. A
+   * piece is valid until the next-but-one is asked for; one body is sent at a time.
    *
-   * @throws {BitsClientError} BITS_CLIENT_LOCAL_FILE_CHANGED when the file ends early.
+   * @throws {BitsClientError} (from the pieces) BITS_CLIENT_LOCAL_FILE_CHANGED when the file ends early.
    */
-  async read(offset: number, length: number): Promise<Buffer> {
-    const s = this.state;
-    if (!this.buffer || this.buffer.length < length) this.buffer = Buffer.allocUnsafe(Math.max(length, Math.min(s.fragmentSize, s.fileSize)));
-    const buf = this.buffer.subarray(0, length);
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done);
+  body(offset: number, length: number): BodySource {
+    return { length, pieces: () => this.pieces(offset, length) };
+  }
+
+  private async *pieces(offset: number, length: number): AsyncGenerator<Buffer> {
+    const size = Math.max(1, Math.min(PIECE, this.state.fileSize));
+    this.buffers ??= [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+    for (let at = 0, i = 0; at < length; i ^= 1) {
+      const piece = this.buffers[i].subarray(0, Math.min(size, length - at));
+      await this.fill(piece, offset + at);
+      at += piece.length;
+      yield piece;
+    }
+  }
+
+  /** Fills `buf` from `position`. */
+  private async fill(buf: Buffer, position: number): Promise<void> {
+    for (let done = 0; done < buf.length; ) {
+      const { bytesRead } = await this.fh.read(buf, done, buf.length - done, position + done);
       if (bytesRead === 0) {
-        throw new BitsClientError('BITS_CLIENT_LOCAL_FILE_CHANGED', `${s.file} ended at ${offset + done} of ${s.fileSize} bytes`);
+        const s = this.state;
+        throw new BitsClientError('BITS_CLIENT_LOCAL_FILE_CHANGED', `${s.file} ended at ${position + done} of ${s.fileSize} bytes`);
       }
       done += bytesRead;
     }
-    return buf;
   }
 
   async close(): Promise<void> {

@@ -12,13 +12,15 @@ import { BitsClientError } from './errors.js';
 import { HostIdRoute } from './host-id-route.js';
 import { Job } from './job.js';
 import type { UploadRecord } from './journal.js';
-import { checkFragmentSize, DEFAULT_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE } from './options.js';
+import { grow, shrink } from './fragment-size.js';
+import { fragmentSizing, MIN_FRAGMENT_SIZE } from './options.js';
 import type { ClientOptions } from './options.js';
 import { ReplyPhase } from './reply-phase.js';
 import { UploadSource } from './upload-source.js';
 import type { ReceivedReply } from './reply-phase.js';
 import { serverError } from './server-error.js';
 import { sendPacket } from './send-packet.js';
+import type { BodySource } from './transport.js';
 
 /** Options of {@link upload}. */
 export interface UploadOptions extends ClientOptions {
@@ -26,8 +28,17 @@ export interface UploadOptions extends ClientOptions {
   file: string;
   /** The destination URL (user information in it is used for Basic authentication; the journal keeps only the user name). */
   url: string | URL;
-  /** Bytes per Fragment, at least 5 KiB; shrunk on 413 (never below 5 KiB). Default 8 MiB. */
+  /**
+   * Bytes per Fragment, at least 5 KiB; halved on 413 (never below 5 KiB). Alone, a fixed size;
+   * with `maxFragmentSize`, the size of the first Fragment. Default: start at 8 MiB and grow.
+   */
   fragmentSize?: number | undefined;
+  /**
+   * Fragments grow up to this many bytes, doubling after each fast Ack (within a second) as Windows
+   * does; a 413 halves them and caps their growth there. Default 28 MiB when `fragmentSize` is not
+   * given; with `fragmentSize` alone fragments do not grow.
+   */
+  maxFragmentSize?: number | undefined;
   /** Where an upload-reply's reply is saved; without it the reply is returned in memory (≤ 1 MiB). */
   replyFile?: string | undefined;
 }
@@ -115,7 +126,7 @@ export class UploadJob extends Job<UploadResult> {
   }
 
   /** Sends a packet (built by `formatPacket`, as every packet of this client is) and reads its Ack. */
-  private async post(packet: Packet, url: URL, o: { body?: Buffer; signal?: AbortSignal } = {}): Promise<AckInfo> {
+  private async post(packet: Packet, url: URL, o: { body?: BodySource; signal?: AbortSignal } = {}): Promise<AckInfo> {
     const ack = await sendPacket(this.transport, packet, url, { ...o, signal: o.signal ?? this.signal, onActivity: this.markActivity });
     if (ack.ok) this.route.succeeded(url);
     this.logger.debug({ job: this.id, packet: packet.type, url: url.href, status: ack.status, error: ack.hresult, received: ack.receivedContentRange }, 'ack');
@@ -199,27 +210,28 @@ export class UploadJob extends Job<UploadResult> {
     }
     const offset = up.offset;
     const length = Math.min(up.fragmentSize, up.fileSize - offset);
-    const body = await this.source!.read(offset, length);
     const url = this.route.url();
     const packet = { type: PacketType.Fragment, sessionId: up.sessionId!, contentName: this.source!.contentName, range: fragmentRange(offset, length, up.fileSize) } as const;
-    const ack = await this.post(packet, url, { body });
+    const sent = performance.now();
+    const ack = await this.post(packet, url, { body: this.source!.body(offset, length) });
     if (ack.ok || ack.status === 416) {
       const received = ack.receivedContentRange ?? (ack.ok ? offset + length : undefined);
       if (received === undefined || received > up.fileSize) {
         const message = `Fragment Ack ${ack.status} with BITS-Received-Content-Range ${received ?? 'missing'} for a ${up.fileSize}-byte file`;
         throw new BitsClientError('BITS_CLIENT_INVALID_RESPONSE', message, { status: ack.status, request: PacketType.Fragment, url: url.href });
       }
+      if (ack.ok && grow(up, length, performance.now() - sent)) this.logger.debug({ job: this.id, fragmentSize: up.fragmentSize }, 'fast Ack: larger fragments');
       await this.acknowledged(received, ack.ok ? ack.replyUrl : undefined, offset + length);
       return;
     }
     if (ack.status === 413) {
-      if (length <= MIN_FRAGMENT_SIZE) {
+      const smaller = shrink(up, length);
+      if (smaller === undefined) {
         const message = `the server refuses fragments of ${length} bytes (413) and ${MIN_FRAGMENT_SIZE} is the smallest this client sends`;
         throw new BitsClientError('BITS_CLIENT_FRAGMENT_TOO_LARGE', message, { status: 413, hresult: ack.hresult, context: ack.errorContext, request: PacketType.Fragment, url: url.href });
       }
-      up.fragmentSize = Math.max(MIN_FRAGMENT_SIZE, Math.floor(length / 2));
-      this.logger.info({ job: this.id, fragmentSize: up.fragmentSize }, '413: smaller fragments');
-      this.emit('warning', `the server refused a ${length}-byte fragment (413); now sending ${up.fragmentSize} bytes`);
+      this.logger.info({ job: this.id, fragmentSize: smaller }, '413: smaller fragments');
+      this.emit('warning', `the server refused a ${length}-byte fragment (413); now sending ${smaller} bytes`);
       await this.persist();
       return;
     }
@@ -244,7 +256,9 @@ export class UploadJob extends Job<UploadResult> {
       this.lostWithoutProgress = false;
       this.markProgress();
     }
-    await this.persist();
+    // The offset is a hint on resume (the server's answer to the next Fragment is the truth), so it
+    // is not worth an fsync per fragment; the end of the upload (and its reply URL) is.
+    await this.persist({ durable: up.uploaded });
     this.emit('progress', { phase: 'upload', bytesDone: received, bytesTotal: up.fileSize });
   }
 
@@ -329,7 +343,7 @@ export class UploadJob extends Job<UploadResult> {
 
 /**
  * Uploads a file with the BITS Upload Protocol: resumable (journal after every acknowledged
- * fragment), fault tolerant (spec §7.2 retry policy), Host-Id and upload-reply aware.
+ * fragment), fragments that grow while Acks are fast (unless a fixed `fragmentSize` is given), fault tolerant (spec §7.2 retry policy), Host-Id and upload-reply aware.
  *
  * @example
  * ```ts
@@ -339,12 +353,13 @@ export class UploadJob extends Job<UploadResult> {
  * ```
  */
 export function upload(options: UploadOptions): UploadJob {
-  const fragmentSize = checkFragmentSize(options.fragmentSize ?? DEFAULT_FRAGMENT_SIZE);
+  const { fragmentSize, maxFragmentSize } = fragmentSizing(options);
   const { base, context } = newJob(options, options.url, options.file);
   const record: UploadRecord = {
     ...base,
     type: 'upload',
     fragmentSize,
+    ...(maxFragmentSize !== undefined ? { maxFragmentSize } : {}),
     ...(options.replyFile !== undefined ? { replyFile: resolve(options.replyFile) } : {}),
     fileSize: -1,
     fileMtimeMs: 0,
