@@ -5,13 +5,14 @@ import { Readable } from 'node:stream';
 import rangeParser from 'range-parser';
 import type { HttpRequest, HttpResponse, ResponseHeaders } from '../http/types.js';
 import { ConfinementError } from '../store/fs/confined.js';
-import { fileObject, isMissingFile, READ_FLAGS } from '../store/fs/file-object.js';
+import { fileObject, isFileObject, isMissingFile, READ_FLAGS } from '../store/fs/file-object.js';
 import type { StoredObject } from '../store/types.js';
 import { formatContentRange } from '../protocol/content-range.js';
 
 /** More ranges than this in one `Range` header and the header is ignored (200 with the whole file). */
 const MAX_RANGES = 100;
-
+/** A body of at most this many bytes from a local file is read whole and written with its head in one piece. */
+const SMALL_BODY = 64 * 1024;
 
 /** Errors of a response stream that only mean the client went away. */
 const CLIENT_GONE_CODES = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ECONNRESET', 'EPIPE']);
@@ -107,6 +108,15 @@ async function streamBody(req: HttpRequest, res: HttpResponse, status: number, h
   }
 }
 
+/**
+ * Answers with the bytes `start..end` of `object`: a small slice of a local file is read whole and
+ * sent with the head in one write, anything else is streamed.
+ */
+async function sendSlice(req: HttpRequest, res: HttpResponse, status: number, headers: ResponseHeaders, object: StoredObject, start: number, end: number): Promise<void> {
+  if (isFileObject(object) && end - start + 1 <= SMALL_BODY) res.send(status, headers, await object.readBuffer(start, end));
+  else await streamBody(req, res, status, headers, object.read(start, end));
+}
+
 function bodyStream(source: AsyncGenerator<Buffer>): Readable {
   return Readable.from(source, { objectMode: false, highWaterMark: 64 * 1024 });
 }
@@ -175,7 +185,7 @@ export async function serveObject(req: HttpRequest, res: HttpResponse, object: S
     if (selection.kind === 'full') {
       const headers = { ...validators, 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) };
       if (head || size === 0) res.send(200, headers);
-      else await streamBody(req, res, 200, headers, object.read(0, size - 1));
+      else await sendSlice(req, res, 200, headers, object, 0, size - 1);
       return;
     }
 
@@ -189,7 +199,7 @@ export async function serveObject(req: HttpRequest, res: HttpResponse, object: S
         'Content-Length': String(end - start + 1),
       };
       if (head) res.send(206, headers);
-      else await streamBody(req, res, 206, headers, object.read(start, end));
+      else await sendSlice(req, res, 206, headers, object, start, end);
       return;
     }
 
