@@ -14,6 +14,18 @@ const MAX_RANGES = 100;
 /** A body of at most this many bytes from a local file is read whole and written with its head in one piece. */
 const SMALL_BODY = 64 * 1024;
 
+let lastModifiedSeconds = Number.NaN;
+let lastModifiedText = '';
+
+/** The `Last-Modified` value of a time in whole seconds (the last one is remembered: a hot file asks again and again). */
+function httpDateOfSeconds(seconds: number): string {
+  if (seconds !== lastModifiedSeconds) {
+    lastModifiedText = new Date(seconds * 1000).toUTCString();
+    lastModifiedSeconds = seconds;
+  }
+  return lastModifiedText;
+}
+
 /** Errors of a response stream that only mean the client went away. */
 const CLIENT_GONE_CODES = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ECONNRESET', 'EPIPE']);
 
@@ -170,7 +182,7 @@ export async function serveObject(req: HttpRequest, res: HttpResponse, object: S
     const mtimeSeconds = Math.floor(object.modified.getTime() / 1000);
     const etag = object.etag;
     const validators = {
-      'Last-Modified': new Date(mtimeSeconds * 1000).toUTCString(),
+      'Last-Modified': httpDateOfSeconds(mtimeSeconds),
       ETag: etag,
       'Accept-Ranges': 'bytes',
     };

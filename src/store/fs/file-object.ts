@@ -102,21 +102,40 @@ export function isFileObject(object: StoredObject): object is FileStoredObject {
   return typeof (object as Partial<FileStoredObject>).readBuffer === 'function';
 }
 
+/** What a download says of a file version: its size, strong entity tag and modification time. */
+export interface FileVersion {
+  readonly size: number;
+  readonly etag: string;
+  readonly modified: Date;
+}
+
 /**
- * The {@link FileStoredObject} of an open regular file whose `fstat` is `st`; `close` is what
- * closing it does (once), so that a handle shared by several downloads can be released instead.
+ * The {@link FileVersion} a file's `fstat` describes.
  *
  * @example
  * ```ts
- * const object = storedFile(handle, await handle.stat({ bigint: true }), () => handle.close());
+ * const version = fileVersion(await handle.stat({ bigint: true }));
  * ```
  */
-export function storedFile(handle: FileHandle, st: BigIntStats, close: () => Promise<void>): FileStoredObject {
+export function fileVersion(st: BigIntStats): FileVersion {
+  return { size: Number(st.size), etag: entityTag(st), modified: new Date(Number(st.mtimeMs)) };
+}
+
+/**
+ * The {@link FileStoredObject} of an open regular file at `version`; `close` is what closing it
+ * does (once), so that a handle shared by several downloads can be released instead.
+ *
+ * @example
+ * ```ts
+ * const object = storedFile(handle, fileVersion(await handle.stat({ bigint: true })), () => handle.close());
+ * ```
+ */
+export function storedFile(handle: FileHandle, version: FileVersion, close: () => Promise<void>): FileStoredObject {
   let closed: Promise<void> | undefined;
   return {
-    size: Number(st.size),
-    etag: entityTag(st),
-    modified: new Date(Number(st.mtimeMs)),
+    size: version.size,
+    etag: version.etag,
+    modified: version.modified,
     read: (start, end) => fileSlice(handle, start, end),
     async readBuffer(start, end) {
       const out = Buffer.allocUnsafe(Math.max(0, end - start + 1));
@@ -126,6 +145,18 @@ export function storedFile(handle: FileHandle, st: BigIntStats, close: () => Pro
     },
     close: () => (closed ??= close()),
   };
+}
+
+/**
+ * The {@link FileStoredObject} of an open regular file whose `fstat` is `st`; closing it closes the file.
+ *
+ * @example
+ * ```ts
+ * const object = ownedFile(handle, await handle.stat({ bigint: true }));
+ * ```
+ */
+export function ownedFile(handle: FileHandle, st: BigIntStats): FileStoredObject {
+  return storedFile(handle, fileVersion(st), () => handle.close());
 }
 
 /**
@@ -163,5 +194,5 @@ export async function regularFileStat(handle: FileHandle): Promise<BigIntStats |
  */
 export async function fileObject(handle: FileHandle): Promise<FileStoredObject | undefined> {
   const st = await regularFileStat(handle);
-  return st && storedFile(handle, st, () => handle.close());
+  return st && ownedFile(handle, st);
 }

@@ -1,14 +1,39 @@
-import { lstat } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
+import { lstat, statfs } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { storedFile } from './file-object.js';
-import type { FileStoredObject } from './file-object.js';
+import { fileVersion, ownedFile, storedFile } from './file-object.js';
+import type { FileStoredObject, FileVersion } from './file-object.js';
 
 /** Files kept open per folder, at most. */
 const MAX_OPEN = 64;
 /** A kept file nobody has asked for in this long is closed (so that a deleted file's space comes back). */
 const IDLE_MS = 2000;
+
+/**
+ * Local filesystems (`statfs` types, Linux): the metadata of a path just resolved is in memory, and
+ * an `lstat` of it returns at once. The check of a kept file there is synchronous, which costs a
+ * system call instead of a round trip through the thread pool; elsewhere (NFS, SMB, FUSE, or not
+ * Linux) it stays asynchronous, since a look-up may wait on the network.
+ */
+const LOCAL_FILESYSTEMS = new Set([
+  0xef53, // ext2, ext3, ext4
+  0x58465342, // xfs
+  0x9123683e, // btrfs
+  0x2fc12fc1, // zfs
+  0xf2f52010, // f2fs
+  0x01021994, // tmpfs
+  0x858458f6, // ramfs
+  0x794c7630, // overlayfs
+]);
+
+/** Whether `path` is on a local filesystem of {@link LOCAL_FILESYSTEMS}. */
+async function onLocalFilesystem(path: string): Promise<boolean> {
+  if (process.platform !== 'linux') return false;
+  const fs = await statfs(path).catch(() => undefined);
+  return fs !== undefined && LOCAL_FILESYSTEMS.has(fs.type);
+}
 
 /** What a path component was when the file was opened: where validation must find it again. */
 interface Link {
@@ -22,10 +47,13 @@ interface Entry {
   readonly key: string;
   readonly handle: FileHandle;
   readonly st: BigIntStats;
+  readonly version: FileVersion;
   /** The folders between the root and the file (`root/a`, `root/a/b`), each a real folder then. */
   readonly folders: readonly Link[];
   /** The file's own path. */
   readonly file: string;
+  /** Whether its checks may `lstat` synchronously (a local filesystem). */
+  readonly local: boolean;
   /** Downloads reading from it now. */
   users: number;
   /** No longer in the cache: closed when its last user is done. */
@@ -50,7 +78,23 @@ function sameVersion(now: BigIntStats | undefined, then: BigIntStats): boolean {
   );
 }
 
+/** A segment that names one entry of its folder (no `.`, `..`, separator or NUL), as paths to keep must be. */
+const plainName = (segment: string): boolean => segment !== '' && segment !== '.' && segment !== '..' && !/[/\0]/.test(segment);
+
 const lstatOrNothing = (path: string): Promise<BigIntStats | undefined> => lstat(path, { bigint: true }).catch(() => undefined);
+
+function lstatOrNothingSync(path: string): BigIntStats | undefined {
+  try {
+    return lstatSync(path, { bigint: true, throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
+/** The `lstat` of each of `paths` (undefined where there is nothing, or it failed). */
+async function lstatAll(paths: readonly string[], sync: boolean): Promise<(BigIntStats | undefined)[]> {
+  return sync ? paths.map(lstatOrNothingSync) : Promise.all(paths.map(lstatOrNothing));
+}
 
 /**
  * Open files of one folder's downloads, kept between requests so that a GET of a file served a
@@ -84,16 +128,18 @@ export class OpenFileCache {
     if (!entry) return undefined;
     // (counted as a user while it is checked: a drop meanwhile must not close it under us)
     entry.users++;
-    const [file, ...folders] = await Promise.all([lstatOrNothing(entry.file), ...entry.folders.map((f) => lstatOrNothing(f.path))]);
+    const [file, ...folders] = await lstatAll([entry.file, ...entry.folders.map((f) => f.path)], entry.local);
     if (!sameVersion(file, entry.st) || !entry.folders.every((f, i) => sameFolder(folders[i], f))) {
       this.drop(entry);
       await this.release(entry);
       return undefined;
     }
     entry.lastUsed = Date.now();
-    // (most recently used last)
-    this.entries.delete(key);
-    this.entries.set(key, entry);
+    if (this.entries.get(key) === entry) {
+      // (most recently used last)
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+    }
     return this.objectOf(entry);
   }
 
@@ -103,20 +149,23 @@ export class OpenFileCache {
    * stored object either way (closing the object closes the file unless it is kept).
    */
   async admit(segments: readonly string[], handle: FileHandle, st: BigIntStats): Promise<FileStoredObject> {
+    if (segments.length === 0 || !segments.every(plainName)) return ownedFile(handle, st);
     const paths = segments.map((_, i) => join(this.root, ...segments.slice(0, i + 1)));
     const file = paths.pop()!;
-    const [fileNow, ...foldersNow] = await Promise.all([lstatOrNothing(file), ...paths.map(lstatOrNothing)]);
+    const [fileNow, ...foldersNow] = await lstatAll([file, ...paths], false);
     const folders: Link[] = [];
     for (let i = 0; i < paths.length; i++) {
       const now = foldersNow[i];
-      if (!now?.isDirectory()) return storedFile(handle, st, () => handle.close());
+      if (!now?.isDirectory()) break;
       folders.push({ path: paths[i]!, dev: now.dev, ino: now.ino });
     }
-    if (!sameVersion(fileNow, st)) return storedFile(handle, st, () => handle.close());
+    // (through a symlink, or changed since the walk: served from this open, not kept)
+    if (folders.length < paths.length || !sameVersion(fileNow, st)) return ownedFile(handle, st);
+    const local = await onLocalFilesystem(file);
     const key = segments.join('\0');
     const previous = this.entries.get(key);
     if (previous) this.drop(previous);
-    const entry: Entry = { key, handle, st, folders, file, users: 1, dropped: false, lastUsed: Date.now() };
+    const entry: Entry = { key, handle, st, version: fileVersion(st), folders, file, local, users: 1, dropped: false, lastUsed: Date.now() };
     this.entries.set(key, entry);
     this.evictBeyondLimit();
     this.sweeper ??= setInterval(() => this.sweep(), IDLE_MS).unref();
@@ -124,10 +173,10 @@ export class OpenFileCache {
   }
 
   private objectOf(entry: Entry): FileStoredObject {
-    return storedFile(entry.handle, entry.st, () => this.release(entry));
+    return storedFile(entry.handle, entry.version, () => this.release(entry));
   }
 
-  /** Takes an entry out of the cache; its file closes once nobody reads it. */
+  /** Takes an entry out of the cache; its file closes now, or when its last user is done. */
   private drop(entry: Entry): void {
     if (entry.dropped) return;
     entry.dropped = true;
@@ -136,6 +185,7 @@ export class OpenFileCache {
       clearInterval(this.sweeper);
       this.sweeper = undefined;
     }
+    if (entry.users === 0) void entry.handle.close().catch(() => undefined);
   }
 
   private async release(entry: Entry): Promise<void> {
@@ -147,7 +197,6 @@ export class OpenFileCache {
     for (const entry of this.entries.values()) {
       if (this.entries.size <= MAX_OPEN) return;
       this.drop(entry);
-      if (entry.users === 0) void entry.handle.close().catch(() => undefined);
     }
   }
 
@@ -155,9 +204,7 @@ export class OpenFileCache {
   private sweep(): void {
     const cutoff = Date.now() - IDLE_MS;
     for (const entry of [...this.entries.values()]) {
-      if (entry.users > 0 || entry.lastUsed > cutoff) continue;
-      this.drop(entry);
-      void entry.handle.close().catch(() => undefined);
+      if (entry.users === 0 && entry.lastUsed <= cutoff) this.drop(entry);
     }
   }
 }
