@@ -78,6 +78,12 @@ function sameVersion(now: BigIntStats | undefined, then: BigIntStats): boolean {
   );
 }
 
+/**
+ * Whether open files may be kept at all: on Windows an open file keeps its name taken (a delete
+ * stays pending, a new file of that name cannot be made) until it is closed.
+ */
+const CAN_KEEP = process.platform !== 'win32';
+
 /** A segment that names one entry of its folder (no `.`, `..`, separator or NUL), as paths to keep must be. */
 const plainName = (segment: string): boolean => segment !== '' && segment !== '.' && segment !== '..' && !/[/\0]/.test(segment);
 
@@ -104,7 +110,8 @@ async function lstatAll(paths: readonly string[], sync: boolean): Promise<(BigIn
  * followed at the end), what it was when the file was opened by the confined walk: the same real
  * folders (no symlink), and the same regular file, same inode, size, modification and change time.
  * A folder swapped for a symlink, a file replaced, rewritten or touched: the path is walked and
- * opened again as on a first request. Paths that ran through a symlink are never kept. At most
+ * opened again as on a first request. Paths that ran through a symlink are never kept, nor any file
+ * on Windows (where an open file keeps its name from being deleted or replaced). At most
  * {@link MAX_OPEN} files are kept (least recently used first out), and one idle for
  * {@link IDLE_MS} is closed.
  *
@@ -149,7 +156,7 @@ export class OpenFileCache {
    * stored object either way (closing the object closes the file unless it is kept).
    */
   async admit(segments: readonly string[], handle: FileHandle, st: BigIntStats): Promise<FileStoredObject> {
-    if (segments.length === 0 || !segments.every(plainName)) return ownedFile(handle, st);
+    if (!CAN_KEEP || segments.length === 0 || !segments.every(plainName)) return ownedFile(handle, st);
     const paths = segments.map((_, i) => join(this.root, ...segments.slice(0, i + 1)));
     const file = paths.pop()!;
     const [fileNow, ...foldersNow] = await lstatAll([file, ...paths], false);
