@@ -8,6 +8,7 @@ import { appendFile, mkdir, mkdtemp, open, readdir, readlink, rename, rm, symlin
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { InlineIo } from '../src/store/fs/file-object.js';
 import { startServer } from './helpers/bits-server.js';
 import type { TestServer } from './helpers/bits-server.js';
 import type { RawResponse } from './helpers/raw-http.js';
@@ -206,5 +207,21 @@ describe('downloads of files that change between GETs', () => {
     assert.equal((await get('forgotten/f.txt')).status, 200);
     await rm(join(dir, 'f.txt'));
     assert.equal(await settlesAt(dir, 0, 500), 0);
+  });
+});
+
+describe('inline file operations', () => {
+  it('stop for good after one that was slow, and pass its result and its failure on', () => {
+    const inline = new InlineIo(true);
+    assert.equal(inline.run(() => 42), 42);
+    const failing = (): never => {
+      throw new Error('EIO');
+    };
+    assert.throws(() => inline.run(failing), /EIO/);
+    const slowUntil = performance.now() + 5;
+    inline.run(() => {
+      while (performance.now() < slowUntil);
+    });
+    assert.equal(inline.enabled, false);
   });
 });

@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, readSync } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
@@ -51,6 +51,47 @@ async function readFully(handle: FileHandle, into: Buffer, position: number): Pr
     got += bytesRead;
   }
   return got;
+}
+
+/** {@link readFully} without the thread pool. */
+function readFullySync(fd: number, into: Buffer, position: number): number {
+  let got = 0;
+  while (got < into.length) {
+    const bytesRead = readSync(fd, into, got, into.length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got;
+}
+
+/** An inline file operation slower than this (ms) means the file is not served from memory. */
+const SLOW_INLINE_MS = 1;
+
+/**
+ * Whether the small operations on one file (reads of a small slice, `lstat` checks) run inline,
+ * as system calls on the event loop, rather than through the thread pool: a round trip through
+ * the pool costs several times a read from the page cache. It starts on only for local
+ * filesystems and turns itself off for good the first time an inline operation is slow (the data
+ * had to come from the disk), so that a file that is not in memory never holds the loop up twice.
+ *
+ * @example
+ * ```ts
+ * const inline = new InlineIo(true);
+ * const st = inline.enabled ? inline.run(() => lstatSync(path)) : await lstat(path);
+ * ```
+ */
+export class InlineIo {
+  constructor(public enabled: boolean) {}
+
+  /** Runs `op` now; if it took longer than {@link SLOW_INLINE_MS}, inline operations stop. */
+  run<T>(op: () => T): T {
+    const started = performance.now();
+    try {
+      return op();
+    } finally {
+      if (performance.now() - started > SLOW_INLINE_MS) this.enabled = false;
+    }
+  }
 }
 
 /**
@@ -123,14 +164,15 @@ export function fileVersion(st: BigIntStats): FileVersion {
 
 /**
  * The {@link FileStoredObject} of an open regular file at `version`; `close` is what closing it
- * does (once), so that a handle shared by several downloads can be released instead.
+ * does (once), so that a handle shared by several downloads can be released instead. With
+ * `inline`, its whole-slice reads run inline while that allows.
  *
  * @example
  * ```ts
  * const object = storedFile(handle, fileVersion(await handle.stat({ bigint: true })), () => handle.close());
  * ```
  */
-export function storedFile(handle: FileHandle, version: FileVersion, close: () => Promise<void>): FileStoredObject {
+export function storedFile(handle: FileHandle, version: FileVersion, close: () => Promise<void>, inline?: InlineIo): FileStoredObject {
   let closed: Promise<void> | undefined;
   return {
     size: version.size,
@@ -139,7 +181,7 @@ export function storedFile(handle: FileHandle, version: FileVersion, close: () =
     read: (start, end) => fileSlice(handle, start, end),
     async readBuffer(start, end) {
       const out = Buffer.allocUnsafe(Math.max(0, end - start + 1));
-      const got = await readFully(handle, out, start);
+      const got = inline?.enabled ? inline.run(() => readFullySync(handle.fd, out, start)) : await readFully(handle, out, start);
       if (got < out.length) throw shrank(got, out.length);
       return out;
     },

@@ -3,7 +3,7 @@ import type { BigIntStats } from 'node:fs';
 import { lstat, statfs } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileVersion, ownedFile, storedFile } from './file-object.js';
+import { fileVersion, InlineIo, ownedFile, storedFile } from './file-object.js';
 import type { FileStoredObject, FileVersion } from './file-object.js';
 
 /** Files kept open per folder, at most. */
@@ -12,10 +12,10 @@ const MAX_OPEN = 64;
 const IDLE_MS = 2000;
 
 /**
- * Local filesystems (`statfs` types, Linux): the metadata of a path just resolved is in memory, and
- * an `lstat` of it returns at once. The check of a kept file there is synchronous, which costs a
- * system call instead of a round trip through the thread pool; elsewhere (NFS, SMB, FUSE, or not
- * Linux) it stays asynchronous, since a look-up may wait on the network.
+ * Local filesystems (`statfs` types, Linux): the metadata of a path just resolved and the pages
+ * just read are usually in memory, so a kept file's checks and small reads start inline there
+ * ({@link InlineIo}); elsewhere (NFS, SMB, FUSE, or not Linux) they go through the thread pool,
+ * since any of them may wait on the network.
  */
 const LOCAL_FILESYSTEMS = new Set([
   0xef53, // ext2, ext3, ext4
@@ -52,8 +52,8 @@ interface Entry {
   readonly folders: readonly Link[];
   /** The file's own path. */
   readonly file: string;
-  /** Whether its checks may `lstat` synchronously (a local filesystem). */
-  readonly local: boolean;
+  /** Whether its checks and small reads run inline. */
+  readonly inline: InlineIo;
   /** Downloads reading from it now. */
   users: number;
   /** No longer in the cache: closed when its last user is done. */
@@ -97,14 +97,17 @@ function lstatOrNothingSync(path: string): BigIntStats | undefined {
   }
 }
 
-/** The `lstat` of each of `paths` (undefined where there is nothing, or it failed). */
-async function lstatAll(paths: readonly string[], sync: boolean): Promise<(BigIntStats | undefined)[]> {
-  return sync ? paths.map(lstatOrNothingSync) : Promise.all(paths.map(lstatOrNothing));
+/** The `lstat` of each of `paths` (undefined where there is nothing, or it failed), inline if `inline` allows. */
+async function lstatAll(paths: readonly string[], inline?: InlineIo): Promise<(BigIntStats | undefined)[]> {
+  return inline?.enabled ? inline.run(() => paths.map(lstatOrNothingSync)) : Promise.all(paths.map(lstatOrNothing));
 }
 
 /**
  * Open files of one folder's downloads, kept between requests so that a GET of a file served a
  * moment ago costs one `lstat` per path component instead of resolving, walking and opening again.
+ *
+ * A kept file's checks and small reads run inline on local filesystems while they are served from
+ * memory ({@link InlineIo}).
  *
  * A kept file is used only when every component of its path is, right now (`lstat`, no link
  * followed at the end), what it was when the file was opened by the confined walk: the same real
@@ -135,7 +138,7 @@ export class OpenFileCache {
     if (!entry) return undefined;
     // (counted as a user while it is checked: a drop meanwhile must not close it under us)
     entry.users++;
-    const [file, ...folders] = await lstatAll([entry.file, ...entry.folders.map((f) => f.path)], entry.local);
+    const [file, ...folders] = await lstatAll([entry.file, ...entry.folders.map((f) => f.path)], entry.inline);
     if (!sameVersion(file, entry.st) || !entry.folders.every((f, i) => sameFolder(folders[i], f))) {
       this.drop(entry);
       await this.release(entry);
@@ -159,7 +162,7 @@ export class OpenFileCache {
     if (!CAN_KEEP || segments.length === 0 || !segments.every(plainName)) return ownedFile(handle, st);
     const paths = segments.map((_, i) => join(this.root, ...segments.slice(0, i + 1)));
     const file = paths.pop()!;
-    const [fileNow, ...foldersNow] = await lstatAll([file, ...paths], false);
+    const [fileNow, ...foldersNow] = await lstatAll([file, ...paths]);
     const folders: Link[] = [];
     for (let i = 0; i < paths.length; i++) {
       const now = foldersNow[i];
@@ -168,11 +171,11 @@ export class OpenFileCache {
     }
     // (through a symlink, or changed since the walk: served from this open, not kept)
     if (folders.length < paths.length || !sameVersion(fileNow, st)) return ownedFile(handle, st);
-    const local = await onLocalFilesystem(file);
+    const inline = new InlineIo(await onLocalFilesystem(file));
     const key = segments.join('\0');
     const previous = this.entries.get(key);
     if (previous) this.drop(previous);
-    const entry: Entry = { key, handle, st, version: fileVersion(st), folders, file, local, users: 1, dropped: false, lastUsed: Date.now() };
+    const entry: Entry = { key, handle, st, version: fileVersion(st), folders, file, inline, users: 1, dropped: false, lastUsed: Date.now() };
     this.entries.set(key, entry);
     this.evictBeyondLimit();
     this.sweeper ??= setInterval(() => this.sweep(), IDLE_MS).unref();
@@ -180,7 +183,7 @@ export class OpenFileCache {
   }
 
   private objectOf(entry: Entry): FileStoredObject {
-    return storedFile(entry.handle, entry.version, () => this.release(entry));
+    return storedFile(entry.handle, entry.version, () => this.release(entry), entry.inline);
   }
 
   /** Takes an entry out of the cache; its file closes now, or when its last user is done. */
