@@ -64,32 +64,51 @@ function readFullySync(fd: number, into: Buffer, position: number): number {
   return got;
 }
 
-/** An inline file operation slower than this (ms) means the file is not served from memory. */
-const SLOW_INLINE_MS = 1;
+/**
+ * An inline file operation slower than this (ms) had to wait for the disk (or the process was not
+ * running meanwhile: the back-off below makes a mistake cheap).
+ */
+const SLOW_INLINE_MS = 4;
+/** How long inline operations stay off after a slow one, at first and at most (doubling while they stay slow). */
+const BACKOFF_MS = { first: 1000, most: 64_000 } as const;
 
 /**
- * Whether the small operations on one file (reads of a small slice, `lstat` checks) run inline,
- * as system calls on the event loop, rather than through the thread pool: a round trip through
- * the pool costs several times a read from the page cache. It starts on only for local
- * filesystems and turns itself off for good the first time an inline operation is slow (the data
- * had to come from the disk), so that a file that is not in memory never holds the loop up twice.
+ * Whether small file operations (reads of a small slice, `lstat` checks) run inline, as system
+ * calls on the event loop, rather than through the thread pool: a round trip through the pool
+ * costs several times a read from the page cache. An operation that turns out slow (the data had
+ * to come from the disk) turns inline operations off for a second, then for twice as long each
+ * time the first one after is slow again (up to a minute), and back to a second once one is fast:
+ * storage that does not answer from memory holds the event loop up about once a minute at most.
  *
  * @example
  * ```ts
- * const inline = new InlineIo(true);
+ * const inline = new InlineIo();
  * const st = inline.enabled ? inline.run(() => lstatSync(path)) : await lstat(path);
  * ```
  */
 export class InlineIo {
-  constructor(public enabled: boolean) {}
+  private offUntil = 0;
+  private backoff: number = BACKOFF_MS.first;
 
-  /** Runs `op` now; if it took longer than {@link SLOW_INLINE_MS}, inline operations stop. */
+  /** Whether the next operation may run inline. */
+  get enabled(): boolean {
+    return this.offUntil === 0 || performance.now() >= this.offUntil;
+  }
+
+  /** Runs `op` now, and weighs how long it took. */
   run<T>(op: () => T): T {
     const started = performance.now();
     try {
       return op();
     } finally {
-      if (performance.now() - started > SLOW_INLINE_MS) this.enabled = false;
+      const now = performance.now();
+      if (now - started > SLOW_INLINE_MS) {
+        this.offUntil = now + this.backoff;
+        this.backoff = Math.min(2 * this.backoff, BACKOFF_MS.most);
+      } else if (this.offUntil !== 0) {
+        this.offUntil = 0;
+        this.backoff = BACKOFF_MS.first;
+      }
     }
   }
 }

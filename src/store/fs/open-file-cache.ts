@@ -52,8 +52,8 @@ interface Entry {
   readonly folders: readonly Link[];
   /** The file's own path. */
   readonly file: string;
-  /** Whether its checks and small reads run inline. */
-  readonly inline: InlineIo;
+  /** Its checks and small reads may run inline (a local filesystem), as {@link OpenFileCache.inline} allows. */
+  readonly inline: InlineIo | undefined;
   /** Downloads reading from it now. */
   users: number;
   /** No longer in the cache: closed when its last user is done. */
@@ -106,8 +106,8 @@ async function lstatAll(paths: readonly string[], inline?: InlineIo): Promise<(B
  * Open files of one folder's downloads, kept between requests so that a GET of a file served a
  * moment ago costs one `lstat` per path component instead of resolving, walking and opening again.
  *
- * A kept file's checks and small reads run inline on local filesystems while they are served from
- * memory ({@link InlineIo}).
+ * A kept file's checks and small reads run inline on local filesystems while they are answered
+ * from memory ({@link InlineIo}, one for the folder).
  *
  * A kept file is used only when every component of its path is, right now (`lstat`, no link
  * followed at the end), what it was when the file was opened by the confined walk: the same real
@@ -127,6 +127,8 @@ async function lstatAll(paths: readonly string[], inline?: InlineIo): Promise<(B
  */
 export class OpenFileCache {
   private readonly entries = new Map<string, Entry>();
+  /** One for the whole folder: a slow operation on one file says the same of its neighbours. */
+  private readonly inline = new InlineIo();
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly root: string) {}
@@ -171,7 +173,7 @@ export class OpenFileCache {
     }
     // (through a symlink, or changed since the walk: served from this open, not kept)
     if (folders.length < paths.length || !sameVersion(fileNow, st)) return ownedFile(handle, st);
-    const inline = new InlineIo(await onLocalFilesystem(file));
+    const inline = (await onLocalFilesystem(file)) ? this.inline : undefined;
     const key = segments.join('\0');
     const previous = this.entries.get(key);
     if (previous) this.drop(previous);
