@@ -125,8 +125,17 @@ async function streamBody(req: HttpRequest, res: HttpResponse, status: number, h
  * sent with the head in one write, anything else is streamed.
  */
 async function sendSlice(req: HttpRequest, res: HttpResponse, status: number, headers: ResponseHeaders, object: StoredObject, start: number, end: number): Promise<void> {
-  if (isFileObject(object) && end - start + 1 <= SMALL_BODY) res.send(status, headers, await object.readBuffer(start, end));
-  else await streamBody(req, res, status, headers, object.read(start, end));
+  if (!isFileObject(object) || end - start + 1 > SMALL_BODY) {
+    await streamBody(req, res, status, headers, object.read(start, end));
+    return;
+  }
+  const body = await object.readBuffer(start, end);
+  try {
+    res.send(status, headers, body);
+  } catch (err) {
+    // (a client that went away meanwhile is a normal end, as for a streamed body)
+    if (!req.signal.aborted) throw err;
+  }
 }
 
 function bodyStream(source: AsyncGenerator<Buffer>): Readable {
