@@ -37,6 +37,24 @@ const READ_CHUNK = 1024 * 1024;
 /** What a streamed body reads ahead of the socket. */
 const READ_AHEAD = 2 * READ_CHUNK;
 
+/** Small read buffers are cut from slabs of this size (as `Buffer.allocUnsafe` does below 4 KiB), never reused. */
+const SLAB = 256 * 1024;
+let slab = Buffer.allocUnsafe(0);
+let slabUsed = 0;
+
+/** A fresh buffer of `length` bytes, cut from the current slab when it fits (one allocation for many small reads). */
+function smallBuffer(length: number): Buffer {
+  if (length > SLAB / 4) return Buffer.allocUnsafe(length);
+  if (slabUsed + length > slab.length) {
+    slab = Buffer.allocUnsafe(SLAB);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + length);
+  // (the next one starts 8-byte aligned)
+  slabUsed += (length + 7) & ~7;
+  return out;
+}
+
 /** The error of a read that came up short: the file was truncated while being served. */
 function shrank(seen: number, expected: number): Error {
   return new Error(`file shrank while being read: got ${seen} of ${expected} bytes`);
@@ -199,7 +217,7 @@ export function storedFile(handle: FileHandle, version: FileVersion, close: () =
     modified: version.modified,
     read: (start, end) => fileSlice(handle, start, end),
     async readBuffer(start, end) {
-      const out = Buffer.allocUnsafe(Math.max(0, end - start + 1));
+      const out = smallBuffer(Math.max(0, end - start + 1));
       const got = inline?.enabled ? inline.run(() => readFullySync(handle.fd, out, start)) : await readFully(handle, out, start);
       if (got < out.length) throw shrank(got, out.length);
       return out;
