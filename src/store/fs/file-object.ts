@@ -82,21 +82,25 @@ function readFullySync(fd: number, into: Buffer, position: number): number {
   return got;
 }
 
-/**
- * An inline file operation slower than this (ms) had to wait for the disk (or the process was not
- * running meanwhile: the back-off below makes a mistake cheap).
- */
+/** An inline file operation slower than this (ms) may have waited for the disk. */
 const SLOW_INLINE_MS = 4;
-/** How long inline operations stay off after a slow one, at first and at most (doubling while they stay slow). */
+/**
+ * Slow inline operations in a row that mean the storage does not answer from memory. One alone is
+ * as likely the process not running meanwhile (on a busy machine a 2 µs system call can take
+ * milliseconds); the disk, once it is needed, is needed again by the next one.
+ */
+const SLOW_IN_A_ROW = 2;
+/** How long inline operations stay off after slow ones, at first and at most (doubling while they stay slow). */
 const BACKOFF_MS = { first: 1000, most: 64_000 } as const;
 
 /**
  * Whether small file operations (reads of a small slice, `lstat` checks) run inline, as system
  * calls on the event loop, rather than through the thread pool: a round trip through the pool
- * costs several times a read from the page cache. An operation that turns out slow (the data had
- * to come from the disk) turns inline operations off for a second, then for twice as long each
- * time the first one after is slow again (up to a minute), and back to a second once one is fast:
- * storage that does not answer from memory holds the event loop up about once a minute at most.
+ * costs several times a read from the page cache. Operations that turn out slow (the data had to
+ * come from the disk) turn inline operations off for a second, then for twice as long each time
+ * they are slow again when they come back (up to a minute), and back to a second once one is
+ * fast: storage that does not answer from memory holds the event loop up for two operations about
+ * once a minute at most.
  *
  * @example
  * ```ts
@@ -107,6 +111,7 @@ const BACKOFF_MS = { first: 1000, most: 64_000 } as const;
 export class InlineIo {
   private offUntil = 0;
   private backoff: number = BACKOFF_MS.first;
+  private slowInARow = 0;
 
   /** Whether the next operation may run inline. */
   get enabled(): boolean {
@@ -120,12 +125,16 @@ export class InlineIo {
       return op();
     } finally {
       const now = performance.now();
-      if (now - started > SLOW_INLINE_MS) {
+      if (now - started <= SLOW_INLINE_MS) {
+        this.slowInARow = 0;
+        if (this.offUntil !== 0) {
+          this.offUntil = 0;
+          this.backoff = BACKOFF_MS.first;
+        }
+      } else if (++this.slowInARow >= SLOW_IN_A_ROW) {
+        this.slowInARow = 0;
         this.offUntil = now + this.backoff;
         this.backoff = Math.min(2 * this.backoff, BACKOFF_MS.most);
-      } else if (this.offUntil !== 0) {
-        this.offUntil = 0;
-        this.backoff = BACKOFF_MS.first;
       }
     }
   }
