@@ -5,13 +5,26 @@ import { Readable } from 'node:stream';
 import rangeParser from 'range-parser';
 import type { HttpRequest, HttpResponse, ResponseHeaders } from '../http/types.js';
 import { ConfinementError } from '../store/fs/confined.js';
-import { fileObject, isMissingFile, READ_FLAGS } from '../store/fs/file-object.js';
+import { fileObject, isFileObject, isMissingFile, READ_FLAGS } from '../store/fs/file-object.js';
 import type { StoredObject } from '../store/types.js';
 import { formatContentRange } from '../protocol/content-range.js';
 
 /** More ranges than this in one `Range` header and the header is ignored (200 with the whole file). */
 const MAX_RANGES = 100;
+/** A body of at most this many bytes from a local file is read whole and written with its head in one piece. */
+const SMALL_BODY = 64 * 1024;
 
+let lastModifiedSeconds = Number.NaN;
+let lastModifiedText = '';
+
+/** The `Last-Modified` value of a time in whole seconds (the last one is remembered: a hot file asks again and again). */
+function httpDateOfSeconds(seconds: number): string {
+  if (seconds !== lastModifiedSeconds) {
+    lastModifiedText = new Date(seconds * 1000).toUTCString();
+    lastModifiedSeconds = seconds;
+  }
+  return lastModifiedText;
+}
 
 /** Errors of a response stream that only mean the client went away. */
 const CLIENT_GONE_CODES = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ECONNRESET', 'EPIPE']);
@@ -107,6 +120,24 @@ async function streamBody(req: HttpRequest, res: HttpResponse, status: number, h
   }
 }
 
+/**
+ * Answers with the bytes `start..end` of `object`: a small slice of a local file is read whole and
+ * sent with the head in one write, anything else is streamed.
+ */
+async function sendSlice(req: HttpRequest, res: HttpResponse, status: number, headers: ResponseHeaders, object: StoredObject, start: number, end: number): Promise<void> {
+  if (!isFileObject(object) || end - start + 1 > SMALL_BODY) {
+    await streamBody(req, res, status, headers, object.read(start, end));
+    return;
+  }
+  const body = await object.readBuffer(start, end);
+  try {
+    res.send(status, headers, body);
+  } catch (err) {
+    // (a client that went away meanwhile is a normal end, as for a streamed body)
+    if (!req.signal.aborted) throw err;
+  }
+}
+
 function bodyStream(source: AsyncGenerator<Buffer>): Readable {
   return Readable.from(source, { objectMode: false, highWaterMark: 64 * 1024 });
 }
@@ -160,7 +191,7 @@ export async function serveObject(req: HttpRequest, res: HttpResponse, object: S
     const mtimeSeconds = Math.floor(object.modified.getTime() / 1000);
     const etag = object.etag;
     const validators = {
-      'Last-Modified': new Date(mtimeSeconds * 1000).toUTCString(),
+      'Last-Modified': httpDateOfSeconds(mtimeSeconds),
       ETag: etag,
       'Accept-Ranges': 'bytes',
     };
@@ -175,7 +206,7 @@ export async function serveObject(req: HttpRequest, res: HttpResponse, object: S
     if (selection.kind === 'full') {
       const headers = { ...validators, 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) };
       if (head || size === 0) res.send(200, headers);
-      else await streamBody(req, res, 200, headers, object.read(0, size - 1));
+      else await sendSlice(req, res, 200, headers, object, 0, size - 1);
       return;
     }
 
@@ -189,7 +220,7 @@ export async function serveObject(req: HttpRequest, res: HttpResponse, object: S
         'Content-Length': String(end - start + 1),
       };
       if (head) res.send(206, headers);
-      else await streamBody(req, res, 206, headers, object.read(start, end));
+      else await sendSlice(req, res, 206, headers, object, start, end);
       return;
     }
 

@@ -1,9 +1,12 @@
+import type { BigIntStats } from 'node:fs';
 import { lstat, open, realpath } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BitsError } from '../../protocol/errors.js';
 import type { DestinationStore, StoredObject } from '../types.js';
 import { ConfinementError, canWalkByDescriptor, openConfinedFile } from './confined.js';
-import { fileObject, isMissingFile, READ_FLAGS } from './file-object.js';
+import { isMissingFile, READ_FLAGS, regularFileStat } from './file-object.js';
+import { OpenFileCache } from './open-file-cache.js';
 import { isInside } from './is-inside.js';
 
 
@@ -25,7 +28,12 @@ function errnoCode(err: unknown): string | undefined {
  * ```
  */
 export class FsDestinationStore implements DestinationStore {
-  constructor(readonly root: string) {}
+  /** Files opened for downloads, kept (and checked again on every use) for the next GET of the same path. */
+  private readonly openFiles: OpenFileCache;
+
+  constructor(readonly root: string) {
+    this.openFiles = new OpenFileCache(root);
+  }
 
   get name(): string {
     return this.root;
@@ -77,13 +85,18 @@ export class FsDestinationStore implements DestinationStore {
   }
 
   async open(path: readonly string[]): Promise<StoredObject | undefined> {
+    const kept = await this.openFiles.lookup(path);
+    if (kept) return kept;
     const target = await this.resolve(path);
+    let handle: FileHandle;
+    let st: BigIntStats | undefined;
     try {
-      const handle = canWalkByDescriptor ? await openConfinedFile(this.root, path, READ_FLAGS) : await open(target, READ_FLAGS);
-      return await fileObject(handle);
+      handle = canWalkByDescriptor ? await openConfinedFile(this.root, path, READ_FLAGS) : await open(target, READ_FLAGS);
+      st = await regularFileStat(handle);
     } catch (err) {
       if (err instanceof ConfinementError || isMissingFile(err)) return undefined;
       throw err;
     }
+    return st && this.openFiles.admit(path, handle, st);
   }
 }
