@@ -181,7 +181,7 @@ else {
   });
 }
 server.on('connection', (socket) => socket.on('error', () => undefined));
-server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => {
+server.listen(0, '127.0.0.1', () => {
   const address = server.address() as net.AddressInfo;
   process.stdout.write(`${JSON.stringify({ port: address.port })}\n`);
 });
