@@ -1,14 +1,9 @@
 import { Readable } from 'node:stream';
 
-/**
- * Most body bytes held for a handler that is not reading before the socket is paused: a read that
- * alone reaches it (a socket read is up to 64 KiB) pauses the socket at once, so a busy handler's
- * connection holds one read, and the rest of the body waits in the kernel's socket buffer. With a
- * thousand uploads queued behind the disk, that is what the engine's memory grows with.
- */
-const BODY_HIGH_WATER = 16 * 1024;
+/** Most body bytes held for a handler that is not reading before the socket is paused. */
+const BODY_HIGH_WATER = 64 * 1024;
 /** Size of the buffer that gathers small reads while the handler is not reading. */
-const STAGE_SIZE = BODY_HIGH_WATER;
+const STAGE_SIZE = 16 * 1024;
 
 /**
  * The request body: fed by the connection, paused and resumed for backpressure.
