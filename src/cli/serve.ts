@@ -4,7 +4,6 @@ import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { BitsServer } from '../server/bits-server.js';
-import { checkStores } from '../server/check-stores.js';
 import { ConfigError, parseConfigJson, readConfigFile, readTlsFiles } from '../server/config.js';
 import type { ServerConfig } from '../server/config.js';
 import { ADMIN_DEFAULTS, SERVE_DEFAULTS, SERVER_DEFAULTS, VDIR_DEFAULTS } from '../server/defaults.js';
@@ -223,6 +222,8 @@ async function check(config: ServerConfig): Promise<number> {
     failed++;
     process.stdout.write(`FAIL  TLS files: ${(err as Error).message}\n`);
   }
+  // (loaded only here: its PostgreSQL and S3 clients are not needed to serve)
+  const { checkStores } = await import('../server/check-stores.js');
   for (const c of await checkStores(config)) {
     if (!c.ok) failed++;
     process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.subject}: ${c.detail}\n`);

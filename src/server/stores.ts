@@ -1,4 +1,5 @@
 import { rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -6,13 +7,25 @@ import type { Logger } from 'pino';
 import { FsByteStore } from '../store/fs/fs-byte-store.js';
 import { FsDestinationStore } from '../store/fs/fs-destination-store.js';
 import { FsRecordStore } from '../store/fs/fs-record-store.js';
-import { PostgresRecordStore } from '../store/postgres/postgres-record-store.js';
-import { InProcessClaims } from '../store/s3/in-process-claims.js';
-import { S3ByteStore } from '../store/s3/s3-byte-store.js';
-import { createS3Client } from '../store/s3/s3-client.js';
-import { S3DestinationStore } from '../store/s3/s3-destination-store.js';
+import type { PostgresRecordStore } from '../store/postgres/postgres-record-store.js';
 import type { ByteStore, DestinationStore, RecordStore } from '../store/types.js';
 import type { PostgresConfig, S3Config, ServerConfig, VdirConfig } from './config.js';
+
+const load = createRequire(import.meta.url);
+
+/**
+ * The farm stores' modules, loaded when a configuration uses them: the S3 SDK and `pg` would add
+ * some 40 MiB to every server that keeps its sessions in files.
+ */
+const farm = {
+  postgres: () => load('../store/postgres/postgres-record-store.js') as typeof import('../store/postgres/postgres-record-store.js'),
+  s3: () => ({
+    ...(load('../store/s3/s3-byte-store.js') as typeof import('../store/s3/s3-byte-store.js')),
+    ...(load('../store/s3/s3-client.js') as typeof import('../store/s3/s3-client.js')),
+    ...(load('../store/s3/s3-destination-store.js') as typeof import('../store/s3/s3-destination-store.js')),
+    ...(load('../store/s3/in-process-claims.js') as typeof import('../store/s3/in-process-claims.js')),
+  }),
+};
 
 /** The stores a server runs on, as the configuration's `store` block (or the caller) chose them. */
 export interface ServerStores {
@@ -57,6 +70,7 @@ export function defaultNodeId(): string {
 
 /** The PostgreSQL record store of a `store.records` block (not connected yet). */
 export function postgresRecords(config: PostgresConfig, logger: Logger | undefined): PostgresRecordStore {
+  const { PostgresRecordStore } = farm.postgres();
   return new PostgresRecordStore({
     url: config.url,
     node: config.node ?? defaultNodeId(),
@@ -71,7 +85,7 @@ export function postgresRecords(config: PostgresConfig, logger: Logger | undefin
 
 /** The S3 client of a `store.bytes` block; without `credentials`, the SDK's standard chain finds them. */
 export function s3ClientOf(config: S3Config): S3Client {
-  return createS3Client({
+  return farm.s3().createS3Client({
     endpoint: config.endpoint ?? undefined,
     region: config.region,
     forcePathStyle: config.forcePathStyle,
@@ -102,7 +116,9 @@ export function buildStores(config: ServerConfig, logger: Logger, given: GivenSt
   let bytes: ByteStore;
   if (given.bytes) bytes = given.bytes;
   else if (bytesConfig.type === 's3') {
-    const claims = records instanceof PostgresRecordStore ? records.claims : new InProcessClaims();
+    const { InProcessClaims, S3ByteStore } = farm.s3();
+    // (a PostgreSQL record store, configured or given, provides the claims of a farm)
+    const claims = (records as Partial<PostgresRecordStore>).claims ?? new InProcessClaims();
     bytes = new S3ByteStore({ client: client!, bucket: bytesConfig.bucket, prefix: bytesConfig.prefix, partSize: bytesConfig.partSize, claims, logger });
   } else bytes = new FsByteStore(config.stateDir);
   const usesStateDir = records instanceof FsRecordStore || bytes instanceof FsByteStore;
@@ -113,7 +129,7 @@ export function buildStores(config: ServerConfig, logger: Logger, given: GivenSt
     records,
     bytes,
     destinations: (vdir) =>
-      vdir.destination !== undefined ? S3DestinationStore.fromUrl(client!, vdir.destination) : new FsDestinationStore(vdir.directory!),
+      vdir.destination !== undefined ? farm.s3().S3DestinationStore.fromUrl(client!, vdir.destination) : new FsDestinationStore(vdir.directory!),
     usesStateDir,
     async open() {
       if (state === 'closed') throw new Error('the server\'s stores are closed; make a new BitsServer to start again');
