@@ -5,7 +5,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { BatchWriter, batchSize } from '../src/store/fs/batch-writer.js';
+import { BatchWriter, WriteBudget, batchSize } from '../src/store/fs/batch-writer.js';
 import { tempDir } from './helpers/temp-dir.js';
 import type { TempDir } from './helpers/temp-dir.js';
 
@@ -114,5 +114,23 @@ describe('BatchWriter', () => {
     assert.equal(writer.storageFailed, true);
     assert.equal(writer.written, 0);
     assert.equal(await readFile(file, 'utf8'), '', 'nothing after the failed batch');
+  });
+});
+
+describe('WriteBudget', () => {
+  it('holds a write back while the writes in flight would pass the budget, and lets one alone through', async () => {
+    const budget = new WriteBudget(100);
+    await budget.acquire(60);
+    let second = false;
+    const pending = budget.acquire(60).then(() => (second = true));
+    await nextTurn();
+    assert.equal(second, false, 'a second write that does not fit waits');
+    budget.release(60);
+    await pending;
+    assert.equal(second, true, 'and goes once the first is done');
+    // A write larger than the whole budget still goes when it is alone.
+    budget.release(60);
+    await budget.acquire(500);
+    budget.release(500);
   });
 });

@@ -22,6 +22,30 @@ export function batchSize(writers: number): number {
   return Math.max(BATCH_MIN, Math.min(BATCH_MAX, Math.floor(BATCH_BUDGET / Math.max(1, writers))));
 }
 
+/**
+ * Bytes of all uploads' writes in flight at once, shared by the writers of one store: a writer
+ * whose write would pass it waits (and stops reading its body, which then waits in the kernel), so
+ * with a thousand uploads behind a busy disk the process holds this much, not a batch each.
+ */
+export class WriteBudget {
+  private used = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  /** Waits until `bytes` more fit (one write alone always does), then counts them. */
+  async acquire(bytes: number): Promise<void> {
+    while (this.used > 0 && this.used + bytes > this.limit) await new Promise<void>((r) => this.waiting.push(r));
+    this.used += bytes;
+  }
+
+  /** Gives back what {@link acquire} counted, and lets the waiting writers try again. */
+  release(bytes: number): void {
+    this.used -= bytes;
+    for (const wake of this.waiting.splice(0)) wake();
+  }
+}
+
 /** Writes all of `buffers` at `position`, looping over short writes. */
 async function writeAll(fh: FileHandle, buffers: Buffer[], length: number, position: number): Promise<void> {
   let done = 0;
@@ -63,6 +87,7 @@ export class BatchWriter {
     private readonly fh: FileHandle,
     private readonly offset: number,
     private readonly size: () => number,
+    private readonly budget?: WriteBudget,
   ) {}
 
   /** Bytes whose writes have completed (not yet synced). */
@@ -94,11 +119,15 @@ export class BatchWriter {
     const length = this.batchBytes;
     this.batch = [];
     this.batchBytes = 0;
+    const budget = this.budget;
+    if (budget) await budget.acquire(length);
     this.inFlight = writeAll(this.fh, buffers, length, this.offset + this.done).then(
       () => {
+        budget?.release(length);
         this.done += length;
       },
       (err: unknown) => {
+        budget?.release(length);
         this.failed = true;
         throw err;
       },

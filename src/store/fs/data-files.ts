@@ -6,13 +6,15 @@ import { crc32 } from 'node:zlib';
 import { sessionKey } from '../../protocol/session-id.js';
 import { PartialWriteError, UploadMissingError } from '../types.js';
 import type { WriteOptions } from '../types.js';
-import { BatchWriter, batchSize } from './batch-writer.js';
+import { BatchWriter, WriteBudget, batchSize } from './batch-writer.js';
 import { MARK_SIZE, encodeMark, findMark, markPosition } from './progress-marks.js';
 import type { Mark } from './progress-marks.js';
 import { OpenFiles } from './open-files.js';
 
 /** Idle data files kept open between fragments. */
 const MAX_OPEN = 256;
+/** Bytes of the store's writes in flight at once (see {@link WriteBudget}). */
+const WRITE_BUDGET = 16 * 1024 * 1024;
 
 /** What this process knows of a data file beyond its bytes: their durable length and its newest mark. */
 interface Tail {
@@ -48,6 +50,7 @@ export class DataFiles {
   private readonly tails = new Map<string, Tail>();
   /** Writes in progress, for the batch size. */
   private writing = 0;
+  private readonly budget = new WriteBudget(WRITE_BUDGET);
 
   /**
    * Writes `source` at `offset` (the durable length) and makes it durable. Unless the write
@@ -65,7 +68,7 @@ export class DataFiles {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.writing++;
       tail.sealed = false;
-      const writer = new BatchWriter(fh, offset, () => batchSize(this.writing));
+      const writer = new BatchWriter(fh, offset, () => batchSize(this.writing), this.budget);
       let failure: unknown;
       let arrived = 0;
       let crc = 0;
