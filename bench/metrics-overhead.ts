@@ -16,6 +16,8 @@ import type { Child } from './child-process.js';
 import { bitsUpload } from './upload-clients.js';
 import { envInt } from './env-int.js';
 import type { UploadPlan } from './upload-clients.js';
+import { Metrics } from '../src/server/admin/metrics.js';
+import type { RequestLogFields } from '../src/server/request-log.js';
 
 const MiB = 1024 * 1024;
 const FRAGMENT = 8 * MiB;
@@ -69,6 +71,34 @@ async function timedUpload(server: Server, name: string): Promise<{ speed: numbe
   }
 }
 
+/** CPU µs of `work` per call, over `n` calls after as many to warm up. */
+function microsPerCall(n: number, work: (i: number) => void): number {
+  for (let i = 0; i < n; i++) work(i);
+  const started = process.cpuUsage();
+  for (let i = 0; i < n; i++) work(i);
+  const used = process.cpuUsage(started);
+  return (used.user + used.system) / n;
+}
+
+/**
+ * The cost of counting itself, measured in this process where nothing else competes: what one
+ * request's counting costs (a Fragment's log line through {@link Metrics.request}) and what one
+ * scrape costs, against the server CPU one fragment takes (measured by the throughput runs).
+ */
+async function countingCost(cpuPerGiB: number): Promise<void> {
+  const metrics = new Metrics({ liveSessions: async () => new Map([['/', 3]]), folders: () => [] }, { enabled: true });
+  const fields: RequestLogFields = { reqId: 'r', remote: '127.0.0.1', method: 'BITS_POST', url: '/x', vdir: '/', packet: 'Fragment', bytes: FRAGMENT, status: 200, ms: 12.5 };
+  const perRequest = microsPerCall(200_000, () => metrics.request(fields));
+  for (let i = 0; i < 20; i++) await metrics.registry.metrics();
+  const scrapeStarted = process.cpuUsage();
+  for (let i = 0; i < 50; i++) await metrics.registry.metrics();
+  const scrape = process.cpuUsage(scrapeStarted);
+  const perScrape = (scrape.user + scrape.system) / 50;
+  const perFragment = (cpuPerGiB * 1e6 * FRAGMENT) / 2 ** 30;
+  log(`| counting one request | ${perRequest.toFixed(2)} µs CPU | ${((100 * perRequest) / perFragment).toFixed(3)} % of the ${perFragment.toFixed(0)} µs the server spends per ${FRAGMENT / MiB} MiB fragment |`);
+  log(`| one scrape of /metrics (every second) | ${(perScrape / 1000).toFixed(2)} ms CPU | ${(perScrape / 1e4).toFixed(3)} % of one core |`);
+}
+
 async function main(): Promise<void> {
   // In memory where there is /dev/shm: the disk's fsync times vary by more than the 3 % measured
   // here, and without them the server is CPU-bound, which shows the cost of counting at its largest.
@@ -97,6 +127,7 @@ async function main(): Promise<void> {
   log(`| metrics off (no admin listener) | ${median(speeds.off).toFixed(1)} MiB/s | server CPU ${median(cpus.off).toFixed(3)} s/GiB |`);
   log(`| metrics on, /metrics scraped every second | ${median(speeds.on).toFixed(1)} MiB/s | server CPU ${median(cpus.on).toFixed(3)} s/GiB |`);
   log(`| ratio on / off | speed ${ratio.toFixed(3)} ${ratio >= TARGET ? '(within 3 %)' : '(MISSED: more than 3 % slower)'} | CPU ${cpuRatio.toFixed(3)} |`);
+  await countingCost(median(cpus.off));
 }
 
 main().catch((err: unknown) => {
