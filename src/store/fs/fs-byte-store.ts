@@ -1,5 +1,5 @@
 import { constants as fsc, createReadStream } from 'node:fs';
-import { link, lstat, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -35,9 +35,14 @@ export class FsByteStore implements ByteStore {
 
   async open(id: string, _target?: UploadTarget): Promise<ByteState | undefined> {
     const dir = this.dirOf(id);
-    await mkdirDurable(dir);
+    const create = (): Promise<void> => open(join(dir, DATA_FILE), 'w', 0o600).then((fh) => fh.close());
+    // (the session's folder is normally there already: its record was written first)
+    await create().catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      await mkdirDurable(dir);
+      await create();
+    });
     // An empty file needs no sync of its own: its entry's, below, makes it durable.
-    await (await open(join(dir, DATA_FILE), 'w', 0o600)).close();
     await syncDir(dir);
     return undefined;
   }
@@ -245,7 +250,13 @@ export class FsByteStore implements ByteStore {
     const dir = sessionDir(this.stateDir, upload.id);
     if (!dir) return;
     await this.data.forget(upload.id);
-    await Promise.all([DATA_FILE, REPLY_FILE, `${REPLY_FILE}.tmp`].map((name) => rm(join(dir, name), { force: true })));
+    // Only what is there: one listing, rather than a failed removal of each file that never was.
+    const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [];
+      throw err;
+    });
+    const ours = new Set([DATA_FILE, REPLY_FILE, `${REPLY_FILE}.tmp`]);
+    await Promise.all(names.filter((n) => ours.has(n)).map((name) => rm(join(dir, name), { recursive: true, force: true })));
   }
 
   /**
