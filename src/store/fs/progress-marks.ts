@@ -23,7 +23,8 @@ const MAC_AT = 48;
 const MAC_SIZE = 16;
 /** Smallest space left between the data and its mark (bytes the next fragment may take without moving it). */
 const MIN_GAP = 8 * 1024 * 1024;
-/** Bytes read at a time while looking for marks. */
+/** Bytes read at a time while looking for marks: first, and at most. */
+const FIRST_SCAN = 4096;
 const SCAN_CHUNK = 1024 * 1024;
 
 /** What a mark says: the bytes `start..end-1` of the file are the last fragment, written at `time`. */
@@ -98,11 +99,12 @@ export interface FoundMark {
  * there is none. Marks are searched backwards from the end, so the first that checks is the newest.
  */
 export async function findMark(fh: FileHandle, key: Buffer, size: number, floor: number): Promise<FoundMark | undefined> {
-  const buf = Buffer.allocUnsafe(SCAN_CHUNK + MARK_SIZE);
-  // Window [from, to) of the file in buf; consecutive windows overlap by a mark's size.
+  // Window [from, to) of the file in buf; consecutive windows overlap by a mark's size. The newest
+  // mark is normally the file's last 64 bytes: the first window is small and they grow from there.
   let to = size;
-  while (to - floor >= MARK_SIZE) {
-    const from = Math.max(floor, to - SCAN_CHUNK - MARK_SIZE);
+  for (let chunk = FIRST_SCAN; to - floor >= MARK_SIZE; chunk = Math.min(SCAN_CHUNK, chunk * 4)) {
+    const from = Math.max(floor, to - chunk - MARK_SIZE);
+    const buf = Buffer.allocUnsafe(to - from);
     const { bytesRead } = await fh.read(buf, 0, to - from, from);
     const window = buf.subarray(0, bytesRead);
     for (let i = window.lastIndexOf(MAGIC); i >= 0; i = i === 0 ? -1 : window.lastIndexOf(MAGIC, i - 1)) {
@@ -110,7 +112,8 @@ export async function findMark(fh: FileHandle, key: Buffer, size: number, floor:
       const mark = decodeMark(key, window.subarray(i, i + MARK_SIZE));
       const position = from + i;
       if (!mark || mark.end > position || mark.end < floor) continue;
-      if ((await crcOf(fh, mark.start, mark.end)) === mark.crc) return { mark, position };
+      // (bytes the record already vouches for need no check: a clean stop leaves exactly this)
+      if (mark.end === floor || (await crcOf(fh, mark.start, mark.end)) === mark.crc) return { mark, position };
     }
     if (from === floor) break;
     to = from + MARK_SIZE - 1;
