@@ -258,7 +258,8 @@ export class Exchange {
       },
       send(status, headers, body) {
         const head = ex.start(status, headers);
-        socket.write(body && body.length ? Buffer.concat([head, Buffer.from(body)]) : head);
+        // (one write of head and body; a Buffer body is copied once, by the concat)
+        socket.write(body && body.length ? Buffer.concat([head, typeof body === 'string' ? Buffer.from(body) : body]) : head);
         ex.responseFinished();
       },
       async stream(status, headers, body) {
