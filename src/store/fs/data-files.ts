@@ -72,13 +72,17 @@ export class DataFiles {
       let failure: unknown;
       let arrived = 0;
       let crc = 0;
+      let markFailed = false;
       try {
         if (signal?.aborted) onAbort();
         for await (const chunk of source as AsyncIterable<Buffer>) {
           // The newest mark moves out of the way before any byte could reach it.
           if (tail.mark && offset + arrived + chunk.length > tail.mark.position) {
             await writer.settle();
-            await this.moveMark(fh, key, tail, offset + arrived + chunk.length, Math.max(options.length ?? 0, arrived + chunk.length));
+            await this.moveMark(fh, key, tail, offset + arrived + chunk.length, Math.max(options.length ?? 0, arrived + chunk.length)).catch((err: unknown) => {
+              markFailed = true;
+              throw err;
+            });
           }
           arrived += chunk.length;
           crc = crc32(chunk, crc);
@@ -108,7 +112,7 @@ export class DataFiles {
       }
       tail.end = end;
       if (mark) tail.mark = { mark, position: position! };
-      if (failure !== undefined) throw new PartialWriteError(writer.written, failure, writer.storageFailed ? 'storage' : 'source');
+      if (failure !== undefined) throw new PartialWriteError(writer.written, failure, writer.storageFailed || markFailed ? 'storage' : 'source');
       return { written: writer.written, tracked: track };
     });
   }
