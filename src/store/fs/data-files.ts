@@ -144,12 +144,8 @@ export class DataFiles {
       return { received: recorded.total, at: undefined };
     }
     return this.files.use(sessionKey(id), () => openExisting(id, path), async (fh) => {
-      const size = (await fh.stat()).size;
-      const key = markKey(id);
-      const found = size > recorded.received ? await findMark(fh, key, size, recorded.received) : undefined;
-      const received = Math.max(recorded.received, found?.mark.end ?? 0);
-      this.tails.set(sessionKey(id), { end: received, mark: found, sealed: false, key });
-      return { received, at: found?.mark.time };
+      const tail = await this.readTail(id, fh, recorded.received);
+      return { received: tail.end, at: tail.mark?.mark.time };
     });
   }
 
@@ -185,16 +181,18 @@ export class DataFiles {
    * or else read from the file: its newest mark is protected even when the record already covers it.
    */
   private async tailOf(id: string, fh: FileHandle, offset: number): Promise<Tail> {
-    const key = sessionKey(id);
-    let tail = this.tails.get(key);
-    if (!tail) {
-      const size = (await fh.stat()).size;
-      const macKey = markKey(id);
-      const found = size > offset ? await findMark(fh, macKey, size, offset) : undefined;
-      tail = { end: offset, mark: found, sealed: size === offset && !found, key: macKey };
-      this.tails.set(key, tail);
-    }
+    const tail = this.tails.get(sessionKey(id)) ?? (await this.readTail(id, fh, offset));
     tail.end = offset;
+    return tail;
+  }
+
+  /** The tail as the file shows it, no shorter than `floor` (what the record vouches for); remembered. */
+  private async readTail(id: string, fh: FileHandle, floor: number): Promise<Tail> {
+    const size = (await fh.stat()).size;
+    const key = markKey(id);
+    const mark = size > floor ? await findMark(fh, key, size, floor) : undefined;
+    const tail: Tail = { end: Math.max(floor, mark?.mark.end ?? 0), mark, sealed: size === floor && !mark, key };
+    this.tails.set(sessionKey(id), tail);
     return tail;
   }
 
