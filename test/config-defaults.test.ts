@@ -72,6 +72,8 @@ const TABLE: ReadonlyMap<string, unknown> = new Map<string, unknown>([
 const DOCUMENTED_AS: Readonly<Record<string, { row: string; text: string }>> = {
   tls: { row: 'tls.cert', text: 'null' },
   'vdirs[].publicUrl': { row: 'vdirs[].publicUrl', text: 'publicUrl' }, // null: the server's publicUrl
+  // null: what GSSAPI and the host say
+  'auth.keytab': { row: 'auth.keytab', text: 'KRB5_KTNAME' },
 };
 
 /** README rows that are not defaults-table entries: required keys, and the `tls` block's own keys. */

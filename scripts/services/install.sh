@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real services the farm-mode tests run against, from Debian packages:
-# PostgreSQL, Ceph (mon, osd, RADOS Gateway) and HAProxy; and the programs other tests drive:
-# Chromium (the dashboard, headless) and systemd (systemd-analyze verify of the unit).
+# PostgreSQL, Ceph (mon, osd, RADOS Gateway), HAProxy and an MIT Kerberos KDC; and the programs
+# other tests drive: Chromium (the dashboard, headless) and systemd (systemd-analyze verify of the
+# unit). libkrb5-dev is there so that npm builds the optional kerberos package (Negotiate) against it:
+# run this before npm install.
 #
 # Usage: bash scripts/services/install.sh
 #
@@ -10,7 +12,7 @@
 # that need the services skip loudly.
 set -uo pipefail
 
-PACKAGES=(postgresql ceph-mon ceph-osd radosgw haproxy chromium systemd)
+PACKAGES=(postgresql ceph-mon ceph-osd radosgw haproxy chromium systemd krb5-kdc krb5-admin-server krb5-user libkrb5-dev)
 
 have_all() {
   local pg=""
@@ -20,19 +22,22 @@ have_all() {
     command -v "$b" >/dev/null 2>&1 || return 1
   done
   [[ -x /usr/bin/chromium ]] || return 1
+  for b in /usr/sbin/krb5kdc /usr/sbin/kdb5_util /usr/sbin/kadmin.local /usr/bin/kinit /usr/bin/krb5-config; do
+    [[ -x "$b" ]] || return 1
+  done
 }
 
 warn() {
   echo "" >&2
   echo "WARNING: ==================================================================" >&2
   echo "WARNING: $*" >&2
-  echo "WARNING: tests that need PostgreSQL, Ceph RGW, HAProxy, Chromium or systemd will SKIP." >&2
+  echo "WARNING: tests that need PostgreSQL, Ceph RGW, HAProxy, Kerberos, Chromium or systemd will SKIP." >&2
   echo "WARNING: ==================================================================" >&2
   echo "" >&2
 }
 
 if have_all; then
-  echo "services: postgresql, ceph (mon, osd, radosgw), haproxy, chromium and systemd already installed"
+  echo "services: postgresql, ceph (mon, osd, radosgw), haproxy, kerberos, chromium and systemd already installed"
   exit 0
 fi
 

@@ -25,6 +25,8 @@ export class UsageError extends Error {
 /** Flags shared by `bits upload` and `bits download`. */
 export interface TransferFlags {
   user?: string;
+  negotiate?: boolean;
+  ntlm?: boolean;
   header: string[];
   ca?: string;
   insecure?: boolean;
@@ -68,6 +70,8 @@ export function envPassword(): string | undefined {
 export function addTransferFlags(cmd: Command): Command {
   return cmd
     .option('--user <user[:password]>', `Basic authentication (default: user information in the URL); without ":password" the password comes from ${PASSWORD_ENV}`)
+    .option('--negotiate', 'Windows Authentication with Kerberos: the ticket in the credential cache (kinit), no password')
+    .option('--ntlm', 'Windows Authentication with NTLMv2: --user DOMAIN\\user[:password]')
     .option('--header <header>', 'extra request header "Name: value" to the job\'s own hosts (repeatable); no credentials (Authorization, Proxy-Authorization, Cookie)', collect, [])
     .option('--ca <file>', 'PEM file of the CA(s) to trust for HTTPS')
     .option('--insecure', 'do not check the HTTPS certificate')
@@ -153,6 +157,11 @@ export function transferOptions(flags: TransferFlags, url: URL): ClientOptions {
   if (credential !== undefined) {
     throw new UsageError(`--header ${credential}: credentials are never journaled; sign in with --user <name> and the password in ${PASSWORD_ENV}`);
   }
+  if (flags.negotiate && flags.ntlm) throw new UsageError('--negotiate and --ntlm exclude each other');
+  if (flags.negotiate && (flags.user !== undefined || url.username !== '')) {
+    throw new UsageError('--negotiate signs in with the Kerberos ticket of the credential cache: give no --user (run kinit)');
+  }
+  if (flags.ntlm && flags.user === undefined && url.username === '') throw new UsageError('--ntlm needs --user DOMAIN\\user[:password]');
   let user = flags.user;
   if (user !== undefined && !user.includes(':')) {
     const password = envPassword();
@@ -194,6 +203,7 @@ export function transferOptions(flags: TransferFlags, url: URL): ClientOptions {
   const noProgress = typeof flags.progressTimeout === 'string' ? secondsFlag('--no-progress-timeout', flags.progressTimeout) : undefined;
   return {
     user,
+    auth: flags.negotiate ? 'negotiate' : flags.ntlm ? 'ntlm' : undefined,
     headers: Object.keys(headers).length ? headers : undefined,
     ca,
     insecure: flags.insecure,

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ntHash } from '../auth/ntlm/index.js';
 import { hashPassword } from '../server/auth/password-hash.js';
 import { USER_NAME, USER_NAME_RULE, readUsers, writeUsers } from '../server/auth/users-file.js';
 import { printAndExit } from './print-and-exit.js';
@@ -53,21 +54,36 @@ function fail(message: string): never {
 
 /** Registers `bits user add|remove|list`. */
 export function registerUser(program: Command): void {
-  const user = program.command('user').description('manage the accounts of a users file (Basic authentication)');
+  const user = program.command('user').description('manage the accounts of a users file (Basic and NTLM authentication)');
   user
     .command('add <name>')
     .description('add a user or change its password (read from a prompt, or from stdin when it is not a terminal)')
     .requiredOption('--users <file>', 'the users file')
     .option('--group <group...>', 'groups the user belongs to (for "group:<name>" in allow lists)')
-    .action(async (name: string, flags: { users: string; group?: string[] }) => {
+    .option('--ntlm', 'also store the NT hash, so that the account can log in with NTLM (the hash is password-equivalent)')
+    .action(async (name: string, flags: { users: string; group?: string[]; ntlm?: boolean }) => {
       if (!USER_NAME.test(name)) fail(USER_NAME_RULE);
+      if (flags.ntlm && name.includes('@')) fail('NTLM account names have no @ (that form is a Kerberos principal)');
       const password = await readPassword().catch((err: Error) => fail(err.message));
       if (password.length < 8) fail('the password must have at least 8 characters');
       const users = await readUsers(flags.users).catch((err: Error) => fail(err.message));
       const existed = Object.hasOwn(users, name);
-      users[name] = { hash: await hashPassword(password), groups: flags.group ?? users[name]?.groups ?? [] };
+      const hadNt = existed && users[name]!.nt !== undefined;
+      users[name] = {
+        hash: await hashPassword(password),
+        groups: flags.group ?? users[name]?.groups ?? [],
+        // (a new password without --ntlm drops the old NT hash: it would still log in with the old password)
+        ...(flags.ntlm ? { nt: ntHash(password).toString('hex') } : {}),
+      };
       await writeUsers(flags.users, users);
       process.stdout.write(`${existed ? 'updated' : 'added'} ${name}\n`);
+      if (flags.ntlm) {
+        process.stderr.write(
+          `warning: ${flags.users} now holds ${name}'s NT hash for NTLM. It is password-equivalent: anyone who reads it can log in as ${name}. Keep the file readable by the server's account only (it is written with mode 0600).\n`,
+        );
+      } else if (hadNt) {
+        process.stderr.write(`note: ${name} can no longer log in with NTLM (add --ntlm to keep it)\n`);
+      }
     });
   user
     .command('remove <name>')
@@ -87,7 +103,8 @@ export function registerUser(program: Command): void {
     .action(async (flags: { users: string }) => {
       const users = await readUsers(flags.users).catch((err: Error) => fail(err.message));
       for (const [name, entry] of Object.entries(users).sort(([a], [b]) => a.localeCompare(b))) {
-        process.stdout.write(`${name}${entry.groups.length ? `\t${entry.groups.join(',')}` : ''}\n`);
+        const groups = entry.groups.length ? entry.groups.join(',') : '';
+        process.stdout.write(`${name}${groups || entry.nt ? `\t${groups}` : ''}${entry.nt ? '\tntlm' : ''}\n`);
       }
     });
 }

@@ -65,8 +65,11 @@ function connectionOf(o: ClientOptions, timing: ResolvedTiming, url: URL): JobCo
   if (journaled && o.key !== undefined) throw new TypeError("a client key goes as keyFile (its path), which the journal keeps instead of the key (or give stateDir: false)");
   const unpaired = certKeyProblem(o.cert !== undefined, o.key !== undefined || o.keyFile !== undefined, 'cert', 'key');
   if (unpaired) throw new TypeError(unpaired);
+  if (o.auth !== undefined && o.auth !== 'negotiate' && o.auth !== 'ntlm') throw new TypeError(`auth must be "negotiate" or "ntlm", not ${JSON.stringify(o.auth)}`);
+  if (o.auth === 'ntlm' && credentialsOf(o, url) === undefined) throw new TypeError('auth "ntlm" needs user ("DOMAIN\\user:password")');
   return {
-    user: credentialsOf(o, url)?.user,
+    user: o.auth === 'negotiate' ? undefined : credentialsOf(o, url)?.user,
+    auth: o.auth,
     headers: o.headers ? { ...o.headers } : undefined,
     ca: o.ca === undefined ? undefined : o.ca.toString(),
     insecure: o.insecure || undefined,
@@ -111,6 +114,7 @@ export function jobContext(connection: JobConnection, o: ClientOptions, url: URL
   const transport = new Transport(
     {
       user: connection.user === undefined || password === undefined ? undefined : `${connection.user}:${password}`,
+      auth: connection.auth,
       headers: connection.headers,
       ca: connection.ca,
       insecure: connection.insecure,

@@ -14,6 +14,11 @@ export const CLIENT_ERRORS = {
   BITS_CLIENT_NETWORK: { kind: 'transient', hresult: ClientHResult.NetworkDisconnected },
   /** The server's certificate is not trusted (self-signed, expired, wrong name): no retry can fix it. */
   BITS_CLIENT_TLS: { kind: 'fatal', hresult: null },
+  /**
+   * Negotiate or NTLM could not be done on this side: no Kerberos ticket or no GSSAPI, a malformed
+   * challenge, a server that failed mutual authentication. No retry can fix it.
+   */
+  BITS_CLIENT_AUTH: { kind: 'fatal', hresult: HResult.HttpErrorBase + 401 },
   /** The server broke the protocol (no session id on Create-Session, a nonsensical offset, ...). */
   BITS_CLIENT_INVALID_RESPONSE: { kind: 'fatal', hresult: ClientHResult.InvalidServerResponse },
   /** The server speaks no protocol this client knows. */

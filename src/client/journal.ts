@@ -15,6 +15,8 @@ export interface JobConnection {
    * (records written before this rule held `user:password`; they are cleaned when resumed).
    */
   user?: string | undefined;
+  /** Windows Authentication instead of Basic (`user` then names the NTLM account). */
+  auth?: 'negotiate' | 'ntlm' | undefined;
   /** Custom headers; never credential headers (refused for journaled jobs). */
   headers?: Record<string, string> | undefined;
   /** PEM text of the trusted CA. */

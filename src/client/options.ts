@@ -6,8 +6,14 @@ import { isFieldValue, isToken } from '../http/token.js';
 
 /** Options every client job takes. Durations in milliseconds. */
 export interface ClientOptions {
-  /** `user:password` for Basic authentication; default: the user information in the URL. */
+  /** `user:password` for Basic (or NTLM: `DOMAIN\\user:password`) authentication; default: the user information in the URL. */
   user?: string | undefined;
+  /**
+   * Windows Authentication, as IIS offers it, instead of Basic: `negotiate` (Kerberos with the
+   * ticket in the credential cache, see `kinit`; no password) or `ntlm` (NTLMv2 with `user`).
+   * Journaled: a resumed job signs in the same way.
+   */
+  auth?: 'negotiate' | 'ntlm' | undefined;
   /**
    * Headers sent on every request of the job to its own hosts (`Name: value` pairs, like
    * `SetCustomHeaders`). Never credentials (`Authorization`, `Proxy-Authorization`, `Cookie`) in a

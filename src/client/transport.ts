@@ -1,9 +1,12 @@
 import http from 'node:http';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
+import type { Socket } from 'node:net';
 import { ClientHResult } from '../protocol/client-hresults.js';
 import { USER_AGENT } from '../protocol/constants.js';
 import { withoutUserinfo } from '../protocol/userinfo.js';
+import { handshake, ntlmCredentials } from './connection-auth.js';
+import type { ConnectionScheme, HandshakeSend, NtlmCredentials } from './connection-auth.js';
 import { BitsClientError } from './errors.js';
 
 /** Largest Ack body read (Acks have none; anything longer is discarded with the connection). */
@@ -27,8 +30,14 @@ const TLS_CODES = new Set([
 
 /** Connection settings shared by every request of a job. */
 export interface TransportOptions {
-  /** `user:password` for Basic authentication; default: the user information of the job's URL. */
+  /** `user:password` for Basic (or NTLM) authentication; default: the user information of the job's URL. */
   readonly user?: string | undefined;
+  /**
+   * Windows Authentication instead of Basic: `negotiate` (Kerberos, from the credential cache) or
+   * `ntlm` (with `user` as `DOMAIN\user:password`). Both authenticate a connection, not a request:
+   * the transport then keeps one connection per host and authenticates each new one first.
+   */
+  readonly auth?: ConnectionScheme | undefined;
   /** Headers sent on every request to the job's own hosts (like `SetCustomHeaders`). */
   readonly headers?: Readonly<Record<string, string>> | undefined;
   /** PEM certificate(s) trusted for HTTPS in place of the system store's. */
@@ -76,11 +85,11 @@ export interface ClientResponse {
   readonly body: IncomingMessage;
 }
 
-function basicCredentials(user: string | undefined, url: URL): string | undefined {
-  if (user !== undefined) return Buffer.from(user, 'utf8').toString('base64');
+/** `user:password`: as given, or the URL's user information. */
+function userPassword(user: string | undefined, url: URL): string | undefined {
+  if (user !== undefined) return user;
   if (url.username === '' && url.password === '') return undefined;
-  const pair = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
-  return Buffer.from(pair, 'utf8').toString('base64');
+  return `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
 }
 
 /**
@@ -165,6 +174,11 @@ export class Transport {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
   private readonly authorization: string | undefined;
+  private readonly ntlm: NtlmCredentials | undefined;
+  /** Connections that completed a Negotiate or NTLM handshake. */
+  private readonly authenticated = new WeakSet<Socket>();
+  /** The connection of the latest request, by origin (one per origin with `auth`). */
+  private readonly current = new Map<string, Socket>();
   /** The job's own hosts: the URL's origin and its Host-Id host. Credentials and custom headers go there only. */
   private readonly ownOrigins = new Set<string>();
 
@@ -172,16 +186,19 @@ export class Transport {
     private readonly options: TransportOptions,
     origin: URL,
   ) {
-    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    // (a connection-bound scheme needs its requests on the connection it authenticated: one per host)
+    const maxSockets = options.auth ? 1 : 4;
+    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets });
     this.httpsAgent = new https.Agent({
       keepAlive: true,
-      maxSockets: 4,
+      maxSockets,
       ...(options.ca !== undefined ? { ca: options.ca } : {}),
       ...(options.cert !== undefined && options.key !== undefined ? { cert: options.cert, key: options.key } : {}),
       rejectUnauthorized: !options.insecure,
     });
-    const credentials = basicCredentials(options.user, origin);
-    this.authorization = credentials === undefined ? undefined : `Basic ${credentials}`;
+    const pair = userPassword(options.user, origin);
+    this.authorization = pair === undefined || options.auth ? undefined : `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`;
+    this.ntlm = options.auth === 'ntlm' && pair !== undefined ? ntlmCredentials(pair) : undefined;
     this.trust(origin);
   }
 
@@ -190,8 +207,66 @@ export class Transport {
     this.ownOrigins.add(url.origin);
   }
 
-  /** Sends a request; resolves once the response head has arrived. The caller must read or discard the body. */
-  send(o: SendOptions): Promise<ClientResponse> {
+  /**
+   * Sends a request; resolves once the response head has arrived. The caller must read or discard
+   * the body. With a connection-bound scheme (`auth`), a connection not yet authenticated is first
+   * authenticated with bodyless requests (a Ping, or a HEAD for a download), and a 401 on a
+   * connection that was lost since (a server restart) is answered by a new handshake and a resend.
+   */
+  async send(o: SendOptions): Promise<ClientResponse> {
+    const origin = withoutUserinfo(o.url).origin;
+    if (!this.options.auth || !this.ownOrigins.has(origin)) return this.request(o, this.authorization);
+    for (let attempt = 1; ; attempt++) {
+      const socket = this.current.get(origin);
+      if (!socket || socket.destroyed || !this.authenticated.has(socket)) {
+        const refused = await this.authenticate(o, origin);
+        if (refused) return refused;
+      }
+      const res = await this.request(o, undefined, (s) => this.current.set(origin, s));
+      if (res.status !== 401 || attempt >= 3) return res;
+      // (a 401 here means the connection is not the authenticated one any more: start over)
+      await discardBody(res, o.label, o.url, o.onActivity);
+      this.current.delete(origin);
+    }
+  }
+
+  /**
+   * Authenticates the connection to `origin`: resolves with nothing once done, or with the
+   * server's refusal (a 401) for the caller to report.
+   */
+  private async authenticate(o: SendOptions, origin: string): Promise<ClientResponse | undefined> {
+    const download = o.method === 'GET' || o.method === 'HEAD';
+    const probe: SendOptions = {
+      method: download ? 'HEAD' : o.method,
+      url: o.url,
+      headers: download ? {} : { 'BITS-Packet-Type': 'Ping', 'Content-Length': '0' },
+      signal: o.signal,
+      label: download ? 'HEAD' : 'Ping',
+      onActivity: o.onActivity,
+    };
+    let last: ClientResponse | undefined;
+    const send: HandshakeSend = async (authorization) => {
+      let socket: Socket | undefined;
+      last = await this.request(probe, authorization, (s) => {
+        socket = s;
+        this.current.set(origin, s);
+      });
+      await discardBody(last, probe.label, probe.url, probe.onActivity);
+      return { status: last.status, res: last.body, socket };
+    };
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const result = await handshake(this.options.auth!, this.ntlm, o.url, probe.label, send);
+      if (result === 'restart') continue;
+      if (result.status === 401) return last;
+      const socket = this.current.get(origin);
+      if (socket) this.authenticated.add(socket);
+      return undefined;
+    }
+    return last;
+  }
+
+  /** One request with the given `Authorization` (none when undefined). */
+  private request(o: SendOptions, authorization: string | undefined, onSocket?: (socket: Socket) => void): Promise<ClientResponse> {
     const url = withoutUserinfo(o.url);
     const secure = url.protocol === 'https:';
     if (!secure && url.protocol !== 'http:') {
@@ -206,7 +281,7 @@ export class Transport {
       ...(own ? this.options.headers : {}),
       ...o.headers,
     };
-    if (this.authorization !== undefined && own) headers['Authorization'] = this.authorization;
+    if (authorization !== undefined && own) headers['Authorization'] = authorization;
     if (o.body !== undefined) headers['Content-Length'] = String(o.body.length);
     const signal = o.signal;
     if (signal?.aborted) return Promise.reject(abortError(signal, o.label, url));
@@ -246,6 +321,7 @@ export class Transport {
         );
       });
       req.on('error', fail);
+      if (onSocket) req.on('socket', onSocket);
       req.on('response', (res) => {
         response = res;
         res.on('close', detach);

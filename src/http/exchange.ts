@@ -264,7 +264,7 @@ export class Exchange {
       },
       async stream(status, headers, body) {
         const declared = headers['Content-Length'] ?? headers['content-length'];
-        const expected = declared === undefined ? undefined : parseContentLength(declared);
+        const expected = typeof declared === 'string' ? parseContentLength(declared) : undefined;
         if (expected === undefined) throw new HttpError('HTTP_LENGTH_REQUIRED');
         socket.write(ex.start(status, headers));
         ex.host.arm('write');

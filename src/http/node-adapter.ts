@@ -1,11 +1,11 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { pipeline } from 'node:stream/promises';
 import { bodyFraming } from './body-framing.js';
 import { HttpError } from './errors.js';
 import type { BadRequestHandler } from './connection.js';
 import type { HeadError } from './request-head.js';
-import type { HttpHandler, HttpRequest, HttpResponse } from './types.js';
+import type { HttpHandler, HttpRequest, HttpResponse, ResponseHeaders } from './types.js';
 
 /** Options of {@link createNodeHttpHandler}. */
 export interface NodeHttpHandlerOptions {
@@ -18,7 +18,7 @@ export interface NodeHttpHandlerOptions {
 
 /** Refuses a request as the engine would: the answer of `badRequest`, and the connection closed. */
 function refuse(res: ServerResponse, error: HeadError, badRequest: BadRequestHandler | undefined): void {
-  let answer = { status: error.status, headers: {} as Readonly<Record<string, string>> };
+  let answer: { status: number; headers: ResponseHeaders } = { status: error.status, headers: {} };
   try {
     if (badRequest) answer = badRequest(error);
   } catch {
@@ -93,11 +93,11 @@ export function createNodeHttpHandler(
         return res.headersSent;
       },
       send(status, h, body) {
-        res.writeHead(status, h);
+        res.writeHead(status, h as OutgoingHttpHeaders);
         res.end(body);
       },
       async stream(status, h, body) {
-        res.writeHead(status, h);
+        res.writeHead(status, h as OutgoingHttpHeaders);
         await pipeline(body, res);
       },
       destroy() {

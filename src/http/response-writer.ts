@@ -41,9 +41,11 @@ function httpDate(): string {
  */
 export function serializeHead(status: number, headers: ResponseHeaders, keepAlive: boolean, http10 = false): Buffer {
   let out = `HTTP/1.1 ${status} ${statusText(status)}\r\nDate: ${httpDate()}\r\n`;
-  for (const [name, value] of Object.entries(headers)) {
-    if (/[\r\n\0]/.test(name) || /[\r\n\0]/.test(value)) throw new HttpError('HTTP_BAD_RESPONSE_HEADER', `invalid response header ${name}`);
-    out += `${name}: ${value}\r\n`;
+  for (const [name, values] of Object.entries(headers)) {
+    for (const value of typeof values === 'string' ? [values] : values) {
+      if (/[\r\n\0]/.test(name) || /[\r\n\0]/.test(value)) throw new HttpError('HTTP_BAD_RESPONSE_HEADER', `invalid response header ${name}`);
+      out += `${name}: ${value}\r\n`;
+    }
   }
   if (!keepAlive) out += 'Connection: close\r\n';
   else if (http10) out += 'Connection: keep-alive\r\n';

@@ -40,8 +40,11 @@ export interface HttpRequest {
   readonly signal: AbortSignal;
 }
 
-/** Response headers: name → value. Names are written as given. */
-export type ResponseHeaders = Readonly<Record<string, string>>;
+/**
+ * Response headers: name → value. Names are written as given; a list is written as one header line
+ * per value (several `WWW-Authenticate` challenges, say).
+ */
+export type ResponseHeaders = Readonly<Record<string, string | readonly string[]>>;
 
 /** The response side of one request. Exactly one of `send`/`stream` is called once. */
 export interface HttpResponse {

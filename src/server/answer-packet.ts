@@ -1,7 +1,6 @@
 import { NO_HOOKS } from './hooks/bound-hooks.js';
-import type { HttpRequest, HttpResponse } from '../http/types.js';
+import type { HttpRequest, HttpResponse, ResponseHeaders } from '../http/types.js';
 import { okAck } from '../protocol/ack.js';
-import type { Ack } from '../protocol/ack.js';
 import { WireHeader } from '../protocol/constants.js';
 import { BitsError, isBitsError } from '../protocol/errors.js';
 import { parsePacket } from '../protocol/packet.js';
@@ -13,6 +12,7 @@ import type { PacketContext, ServerParts } from './handlers/context.js';
 import { createSession } from './handlers/create-session.js';
 import { fragment } from './handlers/fragment.js';
 import { identify } from './identify.js';
+import type { Answer } from './identify.js';
 import { loggedSessionId } from './redact.js';
 import type { RequestLog } from './request-log.js';
 
@@ -27,18 +27,28 @@ import type { RequestLog } from './request-log.js';
  * ```
  */
 export async function answerPacket(parts: ServerParts, req: HttpRequest, res: HttpResponse, log: RequestLog): Promise<void> {
-  const ack = await handlePacket(parts, req, log);
+  const auth: AuthHeaders = {};
+  const ack = await handlePacket(parts, req, log, auth);
   if (ack === undefined) {
     log.set('status', 'superseded');
     res.destroy();
     return;
   }
-  log.answered(ack.status, ack.headers[WireHeader.ErrorCode]);
-  res.send(ack.status, ack.headers);
+  const code = ack.headers[WireHeader.ErrorCode];
+  log.answered(ack.status, typeof code === 'string' ? code : undefined);
+  res.send(ack.status, auth.headers ? { ...ack.headers, ...auth.headers } : ack.headers);
 }
 
-/** The Ack of one BITS packet, or `undefined` when the request was superseded. */
-async function handlePacket(parts: ServerParts, req: HttpRequest, log: RequestLog): Promise<Ack | undefined> {
+/** Headers that authentication asks the answer to carry (Kerberos's mutual-authentication token). */
+interface AuthHeaders {
+  headers?: ResponseHeaders;
+}
+
+/**
+ * The Ack of one BITS packet (or a 401 challenge), or `undefined` when the request was superseded;
+ * `auth` receives the headers authentication adds to whatever the answer is.
+ */
+async function handlePacket(parts: ServerParts, req: HttpRequest, log: RequestLog, auth: AuthHeaders): Promise<Answer | undefined> {
   // Read once: every Ack of the request echoes exactly this value (D14).
   const sessionId = requestSessionId(req);
   if (sessionId) log.set('session', sessionId);
@@ -50,6 +60,7 @@ async function handlePacket(parts: ServerParts, req: HttpRequest, log: RequestLo
     if (!loc || !loc.vdir.uploadEnabled) throw new BitsError('BITS_UPLOADS_DISABLED', `uploads are not enabled for ${req.path}`);
     const who = await identify(parts, req, loc.vdir, sessionId, log);
     if (who.kind === 'answer') return who.ack;
+    if (who.headers) auth.headers = who.headers;
     const packet = parsePacket(req.headers, req.contentLength, req.chunked);
     log.set('packet', packet.type);
     const ctx: PacketContext = {

@@ -61,8 +61,14 @@ const publicUrl = checked(publicUrlProblem).transform((u) => new URL(u).origin);
 
 const authSchema = z
   .object({
-    /** Accepted schemes; a request may use any of them. */
-    schemes: z.array(z.enum(['basic', 'client-certificate'])).min(1),
+    /**
+     * Accepted schemes; a request may use any of them. A 401 offers the challenge schemes (negotiate,
+     * ntlm, basic) in this order.
+     */
+    schemes: z
+      .array(z.enum(['basic', 'client-certificate', 'negotiate', 'ntlm']))
+      .min(1)
+      .refine((s) => new Set(s).size === s.length, 'a scheme is listed twice'),
     realm: z.string().min(1).regex(/^[^"\\\r\n]*$/, 'no quotes, backslashes or line breaks').default(AUTH_DEFAULTS.realm),
     /** Users file for Basic (see `bits user`). */
     users: z.string().min(1).nullable().default(AUTH_DEFAULTS.users),
@@ -80,9 +86,31 @@ const authSchema = z
     sessionCapability: z.boolean().default(AUTH_DEFAULTS.sessionCapability),
     /** Which part of a client certificate names its principal. */
     certificateName: z.enum(['cn', 'san']).default(AUTH_DEFAULTS.certificateName),
+    /** Negotiate: the keytab holding the service's keys (null: `KRB5_KTNAME`, else the system's). */
+    keytab: z.string().min(1).nullable().default(AUTH_DEFAULTS.keytab),
+    /** Negotiate: the one service principal accepted, e.g. `HTTP/bits.example.com@EXAMPLE.COM` (null: any in the keytab). */
+    servicePrincipal: z
+      .string()
+      .regex(/^[^\s@/]+\/[^\s@/]+(@[^\s@]+)?$/, 'expected SERVICE/host or SERVICE/host@REALM, e.g. HTTP/bits.example.com@EXAMPLE.COM')
+      .nullable()
+      .default(AUTH_DEFAULTS.servicePrincipal),
+    /** Negotiate: name principals of the service's own realm without it (`alice@EXAMPLE.COM` is `alice`). */
+    stripRealm: z.boolean().default(AUTH_DEFAULTS.stripRealm),
+    /** A group mapping file (`{"groups": {"uploaders": ["alice@EXAMPLE.COM"]}}`) for `group:` entries of any scheme. */
+    groups: z.string().min(1).nullable().default(AUTH_DEFAULTS.groups),
+    /** NTLM: the domain name the server's challenge names (null: the host name, upper case). */
+    ntlmDomain: z
+      .string()
+      .regex(/^[^\s\\/:*?"<>|@]{1,64}$/, 'a NetBIOS-style name: no spaces or \\/:*?"<>|@')
+      .nullable()
+      .default(AUTH_DEFAULTS.ntlmDomain),
   })
   .strict()
-  .refine((a) => !a.schemes.includes('basic') || a.users !== null, { message: 'basic needs a users file', path: ['users'] });
+  .refine((a) => !a.schemes.includes('basic') || a.users !== null, { message: 'basic needs a users file', path: ['users'] })
+  .refine((a) => !a.schemes.includes('ntlm') || a.users !== null, {
+    message: 'ntlm needs a users file (accounts added with bits user add NAME --ntlm)',
+    path: ['users'],
+  });
 
 /** Most retries a webhook may be given (with the backoff's 30 s cap: about 10 minutes of waits). */
 const MAX_WEBHOOK_RETRIES = 20;

@@ -86,6 +86,7 @@ export function parseConfigJson(input: unknown, baseDir: string): ServerConfig {
   }
   if (config.admin?.tokenFile) config.admin.tokenFile = resolve(baseDir, config.admin.tokenFile);
   const seen = new Set<string>();
+  let keytab: string | null | undefined;
   const objects = config.store.bytes.type === 's3';
   config.vdirs.forEach((v, i) => {
     if (objects && v.directory !== undefined) {
@@ -98,6 +99,18 @@ export function parseConfigJson(input: unknown, baseDir: string): ServerConfig {
     for (const hook of [v.createWebhook, v.commitWebhook]) if (hook?.secretFile) hook.secretFile = resolve(baseDir, hook.secretFile);
     v.publicUrl ??= config.publicUrl;
     if (v.auth?.users) v.auth.users = resolve(baseDir, v.auth.users);
+    if (v.auth?.keytab) v.auth.keytab = resolve(baseDir, v.auth.keytab);
+    if (v.auth?.groups) v.auth.groups = resolve(baseDir, v.auth.groups);
+    if (v.auth?.stripRealm && !v.auth.servicePrincipal?.includes('@')) {
+      throw new ConfigError([{ key: `vdirs[${i}].auth.stripRealm`, message: 'needs servicePrincipal with its realm (HTTP/host@REALM): only that realm is stripped' }]);
+    }
+    if (v.auth?.schemes.includes('negotiate')) {
+      // (GSSAPI reads the acceptor's keytab from the process's environment: there is one per process)
+      if (keytab !== undefined && keytab !== v.auth.keytab) {
+        throw new ConfigError([{ key: `vdirs[${i}].auth.keytab`, message: 'every negotiate vdir must use the same keytab (one per server process)' }]);
+      }
+      keytab = v.auth.keytab;
+    }
     if (v.auth?.schemes.includes('client-certificate') && !config.tls?.ca) {
       throw new ConfigError([{ key: 'tls.ca', message: `needed for vdirs[${i}].auth client-certificate` }]);
     }

@@ -86,6 +86,11 @@ export const AUTH_DEFAULTS = {
   allowInsecureBasic: false,
   sessionCapability: false,
   certificateName: 'cn',
+  keytab: null,
+  servicePrincipal: null,
+  stripRealm: false,
+  groups: null,
+  ntlmDomain: null,
 } as const;
 
 /** Defaults of the `admin` block (the admin listener is off without it). */

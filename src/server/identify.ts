@@ -1,6 +1,5 @@
 import type { TLSSocket } from 'node:tls';
-import type { HttpRequest } from '../http/types.js';
-import type { Ack } from '../protocol/ack.js';
+import type { HttpRequest, ResponseHeaders } from '../http/types.js';
 import { BITS_METHOD, Header } from '../protocol/constants.js';
 import { BitsError } from '../protocol/errors.js';
 import type { VdirConfig } from './config.js';
@@ -9,11 +8,20 @@ import { errorToAck } from './error-ack.js';
 import type { ServerParts } from './handlers/context.js';
 import type { RequestLog } from './request-log.js';
 
+/** A status and headers to answer with (no body). */
+export interface Answer {
+  readonly status: number;
+  readonly headers: ResponseHeaders;
+}
+
 /**
- * Who a request acts as: let in (a principal's name, or `null` for anonymous), or the answer to send
- * instead (a 401 challenge, or 403 + `0x80070005` for a principal the vdir does not allow).
+ * Who a request acts as: let in (a principal's name, or `null` for anonymous, and headers its answer
+ * must carry, such as Kerberos's mutual-authentication token), or the answer to send instead (a 401
+ * challenge, or 403 + `0x80070005` for a principal the vdir does not allow).
  */
-export type Identity = { readonly kind: 'allowed'; readonly principal: string | null } | { readonly kind: 'answer'; readonly ack: Ack };
+export type Identity =
+  | { readonly kind: 'allowed'; readonly principal: string | null; readonly headers?: ResponseHeaders }
+  | { readonly kind: 'answer'; readonly ack: Answer };
 
 /** Whether the client presented a certificate on this (TLS) connection. */
 function hasPeerCertificate(req: HttpRequest): boolean {
@@ -78,8 +86,8 @@ export async function identify(
       return { kind: 'allowed', principal: null };
     case 'challenge':
       log.set('auth', decision.reason);
-      parts.metrics.authFailed(vdir.path, 'challenge');
-      return { kind: 'answer', ack: { status: 401, headers: { 'WWW-Authenticate': decision.wwwAuthenticate, 'Content-Length': '0' } } };
+      if (!decision.handshake) parts.metrics.authFailed(vdir.path, 'challenge');
+      return { kind: 'answer', ack: { status: 401, headers: { 'WWW-Authenticate': decision.challenges, 'Content-Length': '0' } } };
     case 'denied':
       log.set('auth', decision.reason);
       parts.metrics.authFailed(vdir.path, 'denied');
@@ -92,6 +100,6 @@ export async function identify(
         const denied = new BitsError('BITS_ACCESS_DENIED', `${decision.principal.name} is not allowed`);
         return { kind: 'answer', ack: errorToAck(denied, sessionId) };
       }
-      return { kind: 'allowed', principal: decision.principal.name };
+      return { kind: 'allowed', principal: decision.principal.name, ...(decision.headers ? { headers: decision.headers } : {}) };
   }
 }

@@ -1,4 +1,4 @@
-import type { HttpRequest, HttpResponse } from '../http/types.js';
+import type { HttpRequest, HttpResponse, ResponseHeaders } from '../http/types.js';
 import { isBitsError } from '../protocol/errors.js';
 import type { StoredObject } from '../store/types.js';
 import type { ServerParts } from './handlers/context.js';
@@ -55,6 +55,8 @@ function refuse(parts: ServerParts, res: HttpResponse, log: RequestLog, err: unk
  */
 export async function serveDownload(parts: ServerParts, req: HttpRequest, res: HttpResponse, log: RequestLog): Promise<void> {
   let found: Found;
+  // (Kerberos's mutual-authentication token, for the answer)
+  let authHeaders: ResponseHeaders | undefined;
   try {
     const loc = parts.vdirs.locate(req.path);
     if (!loc) found = { missing: 'no vdir' };
@@ -67,6 +69,7 @@ export async function serveDownload(parts: ServerParts, req: HttpRequest, res: H
         res.send(status, status === 401 ? headers : { 'Content-Length': '0' });
         return;
       }
+      if (who.headers) authHeaders = who.headers;
       // (urlPath is the decoded path; its segments contain no '/')
       const reply = matchReplyPath(loc.urlPath.split('/').filter(Boolean));
       if (reply) found = await replyFile(parts, reply, log);
@@ -83,7 +86,7 @@ export async function serveDownload(parts: ServerParts, req: HttpRequest, res: H
   if ('missing' in found) {
     log.failed(found.missing);
     log.answered(404);
-    res.send(404, { 'Content-Length': '0' });
+    res.send(404, { ...authHeaders, 'Content-Length': '0' });
     return;
   }
   let status: number | undefined;
@@ -94,11 +97,11 @@ export async function serveDownload(parts: ServerParts, req: HttpRequest, res: H
     },
     send(s, headers, body) {
       status = s;
-      res.send(s, headers, body);
+      res.send(s, authHeaders ? { ...headers, ...authHeaders } : headers, body);
     },
     stream(s, headers, body) {
       status = s;
-      return res.stream(s, headers, body);
+      return res.stream(s, authHeaders ? { ...headers, ...authHeaders } : headers, body);
     },
     destroy: () => res.destroy(),
   };

@@ -11,7 +11,20 @@ export const USER_NAME_RULE = 'user names have 1 to 128 characters, no spaces or
 const usersSchema = z
   .object({
     users: z
-      .record(z.string(), z.object({ hash: z.string().startsWith('scrypt$'), groups: z.array(z.string().min(1)).default([]) }).strict())
+      .record(
+        z.string(),
+        z
+          .object({
+            hash: z.string().startsWith('scrypt$'),
+            groups: z.array(z.string().min(1)).default([]),
+            /** The NT hash (MD4 of the UTF-16LE password, hex), for NTLM: password-equivalent. */
+            nt: z
+              .string()
+              .regex(/^[0-9a-f]{32}$/i, 'expected 32 hex digits (set it with bits user add NAME --ntlm)')
+              .optional(),
+          })
+          .strict(),
+      )
       // (checked here rather than by the record's key schema, whose failures zod reports only as
       // "Invalid key in record", without the rule)
       .superRefine((users, ctx) => {
@@ -26,6 +39,8 @@ const usersSchema = z
 export interface UserEntry {
   hash: string;
   groups: string[];
+  /** The NT hash in hex, for accounts that opted in to NTLM (`bits user add NAME --ntlm`). */
+  nt?: string | undefined;
 }
 
 /** The accounts of a users file, keyed by name. */
@@ -82,27 +97,30 @@ async function fileVersion(file: string): Promise<string> {
 }
 
 /**
- * A users file that reloads itself when it changes on disk (checked at most once a second), so
+ * A JSON file that reloads itself when it changes on disk (checked at most once a second), so
  * `bits user add` takes effect on a running server. Callers never see a table that is not fully
  * loaded: they wait for a load in flight, and a reload replaces the table only once the new one
- * is complete. A file that disappears or breaks keeps the last good accounts (and logs an error).
+ * is complete. A file that disappears or breaks keeps the last good content (and logs an error).
  */
-export class UsersFileCache {
-  private users: Users | undefined;
+export class ReloadingFile<T> {
+  private content: T | undefined;
   private fileVersion = '';
   private checkedAt = 0;
   private loading: Promise<void> | undefined;
   private lastError: string | undefined;
 
+  /** `read` parses the file (and throws, naming it, when it is missing or not valid). */
   constructor(
     readonly file: string,
+    private readonly read: (file: string) => Promise<T>,
+    private readonly empty: T,
     private readonly logger?: Logger,
   ) {}
 
   /**
-   * Changes whenever the accounts did: the inode, size and modification time (in nanoseconds) of
-   * the file they came from. The modification time alone misses a replace within one tick of the
-   * filesystem clock; `writeUsers` renames a new file into place, so its inode changes every time.
+   * Changes whenever the content did: the inode, size and modification time (in nanoseconds) of
+   * the file it came from. The modification time alone misses a replace within one tick of the
+   * filesystem clock; `writeFileAtomic` renames a new file into place, so its inode changes every time.
    */
   get version(): string {
     return this.fileVersion;
@@ -118,20 +136,20 @@ export class UsersFileCache {
    */
   async load(): Promise<void> {
     const version = await fileVersion(this.file);
-    this.users = await readUsers(this.file, { mustExist: true });
+    this.content = await this.read(this.file);
     this.fileVersion = version;
     this.checkedAt = Date.now();
   }
 
-  /** The current accounts. */
-  async get(): Promise<Users> {
+  /** The current content. */
+  async get(): Promise<T> {
     if (!this.loading && Date.now() - this.checkedAt >= 1000) {
       this.loading = this.refresh().finally(() => (this.loading = undefined));
     }
     // (checkedAt moves when a refresh starts: later callers must wait for it, not take the old table
     // for a fresh one — or, before the first load, an empty one)
     if (this.loading) await this.loading;
-    return this.users ?? {};
+    return this.content ?? this.empty;
   }
 
   private async refresh(): Promise<void> {
@@ -139,17 +157,24 @@ export class UsersFileCache {
     try {
       // (taken before the read: a change during the read is seen by the next check)
       const version = await fileVersion(this.file);
-      if (version === this.fileVersion && this.users) return;
-      const users = await readUsers(this.file, { mustExist: true });
-      this.users = users;
+      if (version === this.fileVersion && this.content) return;
+      const content = await this.read(this.file);
+      this.content = content;
       this.fileVersion = version;
       this.lastError = undefined;
     } catch (err) {
       const message = (err as Error).message;
       if (message !== this.lastError) {
-        this.logger?.error({ file: this.file, err: message }, 'cannot reload the users file; keeping the accounts loaded before');
+        this.logger?.error({ file: this.file, err: message }, 'cannot reload a file; keeping what was loaded before');
       }
       this.lastError = message;
     }
+  }
+}
+
+/** A users file that reloads itself when it changes (see {@link ReloadingFile}). */
+export class UsersFileCache extends ReloadingFile<Users> {
+  constructor(file: string, logger?: Logger) {
+    super(file, (f) => readUsers(f, { mustExist: true }), {}, logger);
   }
 }
