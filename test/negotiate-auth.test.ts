@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gssapiAvailable, NegotiateInitiator } from '../src/auth/gssapi.js';
+import { download } from '../src/client/download.js';
 import { upload } from '../src/client/upload.js';
 import { BITS_PROTOCOL_GUID } from '../src/protocol/constants.js';
 import { assertAck, assertErr } from './helpers/assert-ack.js';
@@ -92,7 +93,7 @@ describe('Negotiate (Kerberos) authentication', () => {
     const negotiate = { keytab: kdc.keytab, servicePrincipal, users, allowInsecureBasic: true };
     t = await startServer({
       vdirs: [
-        { path: '/kerb', directory: './kerb', auth: { schemes: ['negotiate', 'ntlm', 'basic'], ...negotiate } },
+        { path: '/kerb', directory: './kerb', downloadEnabled: true, auth: { schemes: ['negotiate', 'ntlm', 'basic'], ...negotiate } },
         { path: '/strip', directory: './strip', auth: { schemes: ['negotiate', 'basic'], ...negotiate, stripRealm: true } },
         { path: '/group', directory: './group', auth: { schemes: ['negotiate'], ...negotiate, groups, allow: ['group:uploaders'] } },
         { path: '/other', directory: './other', auth: { schemes: ['negotiate'], ...negotiate, servicePrincipal: `HTTP/bits.example.test@${REALM}` } },
@@ -236,5 +237,10 @@ describe('Negotiate (Kerberos) authentication', () => {
     assert.ok(restarted);
     await restarted;
     assert.equal(await sha256File(join(t.root, 'kerb', 'restart.bin')), await sha256File(src));
+
+    // a download authenticates its connection with a HEAD; the answer's mutual token is checked
+    const fetched = join(dir, 'fetched.bin');
+    await download({ url: `http://localhost:${t.port}/kerb/restart.bin`, file: fetched, auth: 'negotiate', stateDir: false, retryDelayMs: 50 }).result;
+    assert.equal(await sha256File(fetched), await sha256File(src));
   });
 });

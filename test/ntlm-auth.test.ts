@@ -78,7 +78,7 @@ describe('NTLM authentication', () => {
     addUser(users, 'dave', 'dave-password', [], { ntlm: true });
     t = await startServer({
       vdirs: [
-        { path: '/win', directory: './win', auth: { schemes: ['ntlm', 'basic'], users, ntlmDomain: DOMAIN, allowInsecureBasic: true, allow: ['alice', 'group:agents', 'carol'] } },
+        { path: '/win', directory: './win', downloadEnabled: true, auth: { schemes: ['ntlm', 'basic'], users, ntlmDomain: DOMAIN, allowInsecureBasic: true, allow: ['alice', 'group:agents', 'carol'] } },
         { path: '/big', directory: './big', auth: { schemes: ['ntlm'], users, ntlmDomain: DOMAIN }, maxFragmentSize: 16 * 1024 * 1024 },
       ],
     });
@@ -312,6 +312,14 @@ describe('NTLM authentication', () => {
     assert.ok(restarted, 'the server was restarted during the upload');
     await restarted;
     assert.equal(await sha256File(join(t.root, 'win', 'restart.bin')), await sha256File(src));
+
+    // downloads authenticate their connection with a HEAD
+    const fetched = join(dir, 'fetched.bin');
+    const dl = await runCli(['download', `http://127.0.0.1:${t.port}/win/cli.bin`, fetched, '--ntlm', '--user', 'bob:bob-password', '--state-dir', join(dir, 'jobs'), '--quiet']);
+    assert.equal(dl.code, 0, dl.stderr);
+    assert.equal(await sha256File(fetched), await sha256File(src));
+    const anonymous = await runCli(['download', `http://127.0.0.1:${t.port}/win/cli.bin`, join(dir, 'no.bin'), '--state-dir', join(dir, 'jobs'), '--quiet']);
+    assert.equal(anonymous.code, 1, 'without credentials the download is refused');
 
     // wrong credentials are the server's refusal (401), not retried
     const refused = upload({ file: src, url: `http://127.0.0.1:${t.port}/win/no.bin`, auth: 'ntlm', user: 'bob:wrong', stateDir: false, retryDelayMs: 50 });
