@@ -179,6 +179,8 @@ export class Transport {
   private readonly authenticated = new WeakSet<Socket>();
   /** The connection of the latest request, by origin (one per origin with `auth`). */
   private readonly current = new Map<string, Socket>();
+  /** A handshake in flight, by origin: two at once on the one connection would spoil each other. */
+  private readonly handshaking = new Map<string, Promise<ClientResponse | undefined>>();
   /** The job's own hosts: the URL's origin and its Host-Id host. Credentials and custom headers go there only. */
   private readonly ownOrigins = new Set<string>();
 
@@ -217,9 +219,8 @@ export class Transport {
     const origin = withoutUserinfo(o.url).origin;
     if (!this.options.auth || !this.ownOrigins.has(origin)) return this.request(o, this.authorization);
     for (let attempt = 1; ; attempt++) {
-      const socket = this.current.get(origin);
-      if (!socket || socket.destroyed || !this.authenticated.has(socket)) {
-        const refused = await this.authenticate(o, origin);
+      if (!this.isAuthenticated(origin)) {
+        const refused = await this.authenticateOnce(o, origin);
         if (refused) return refused;
       }
       const res = await this.request(o, undefined, (s) => this.current.set(origin, s));
@@ -228,6 +229,24 @@ export class Transport {
       await discardBody(res, o.label, o.url, o.onActivity);
       this.current.delete(origin);
     }
+  }
+
+  private isAuthenticated(origin: string): boolean {
+    const socket = this.current.get(origin);
+    return socket !== undefined && !socket.destroyed && this.authenticated.has(socket);
+  }
+
+  /** {@link authenticate}, one at a time per origin: a request that finds one in flight waits for it. */
+  private async authenticateOnce(o: SendOptions, origin: string): Promise<ClientResponse | undefined> {
+    for (;;) {
+      const running = this.handshaking.get(origin);
+      if (!running) break;
+      await running.catch(() => undefined);
+      if (this.isAuthenticated(origin)) return undefined;
+    }
+    const handshake = this.authenticate(o, origin).finally(() => this.handshaking.delete(origin));
+    this.handshaking.set(origin, handshake);
+    return handshake;
   }
 
   /**

@@ -28,6 +28,12 @@ function httpDate(): string {
   return cachedDate;
 }
 
+/** One `Name: value` line, refusing a name or value that would split the head. */
+function headerLine(name: string, value: string): string {
+  if (/[\r\n\0]/.test(name) || /[\r\n\0]/.test(value)) throw new HttpError('HTTP_BAD_RESPONSE_HEADER', `invalid response header ${name}`);
+  return `${name}: ${value}\r\n`;
+}
+
 /**
  * The status line and headers of an answer, with `Date` and the `Connection` header its keep-alive
  * decision needs (`close`; `keep-alive` for an HTTP/1.0 client that stays). A name or value with
@@ -42,10 +48,8 @@ function httpDate(): string {
 export function serializeHead(status: number, headers: ResponseHeaders, keepAlive: boolean, http10 = false): Buffer {
   let out = `HTTP/1.1 ${status} ${statusText(status)}\r\nDate: ${httpDate()}\r\n`;
   for (const [name, values] of Object.entries(headers)) {
-    for (const value of typeof values === 'string' ? [values] : values) {
-      if (/[\r\n\0]/.test(name) || /[\r\n\0]/.test(value)) throw new HttpError('HTTP_BAD_RESPONSE_HEADER', `invalid response header ${name}`);
-      out += `${name}: ${value}\r\n`;
-    }
+    if (typeof values === 'string') out += headerLine(name, values);
+    else for (const value of values) out += headerLine(name, value);
   }
   if (!keepAlive) out += 'Connection: close\r\n';
   else if (http10) out += 'Connection: keep-alive\r\n';
