@@ -6,7 +6,7 @@ import { isFieldValue, isToken } from '../http/token.js';
 
 /** Options every client job takes. Durations in milliseconds. */
 export interface ClientOptions {
-  /** `user:password` for Basic (or NTLM: `DOMAIN\\user:password`) authentication; default: the user information in the URL. */
+  /** `user:password` for Basic (or NTLM: `DOMAIN\user:password`) authentication; default: the user information in the URL. */
   user?: string | undefined;
   /**
    * Windows Authentication, as IIS offers it, instead of Basic: `negotiate` (Kerberos with the
