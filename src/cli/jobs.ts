@@ -12,6 +12,7 @@ import type { JobHandle } from '../client/job-events.js';
 import { cliLogger, envPassword, ExitCode, PASSWORD_ENV, printError, runAction, runJob, secondsFlag, UsageError } from './client-flags.js';
 import { formatBytes, outputMode, ProgressReporter } from './progress.js';
 import { printUploadResult } from './upload.js';
+import { agentCancel, agentJobs, agentResume, agentTable, isAgentJob, watchJobs } from './agent.js';
 
 function row(j: JobSummary): string[] {
   const total = j.bytesTotal === undefined ? '?' : String(j.bytesTotal);
@@ -26,9 +27,15 @@ function table(rows: string[][]): string {
 interface JobsFlags {
   stateDir?: string;
   prune?: boolean;
+  watch?: boolean;
+  json?: boolean;
 }
 
 async function jobsAction(flags: JobsFlags): Promise<number> {
+  if (flags.watch) {
+    if (flags.prune) throw new UsageError('--watch and --prune exclude each other');
+    return watchJobs(flags.stateDir, flags.json === true);
+  }
   const stateDir = flags.stateDir ?? defaultStateDir();
   if (flags.prune) {
     // No BITS_PASSWORD here: one password would go to the host of every job that signs in.
@@ -39,12 +46,24 @@ async function jobsAction(flags: JobsFlags): Promise<number> {
     }
   }
   const jobs = await listJobs(stateDir);
-  if (jobs.length === 0) {
+  const background = await agentJobs(flags.stateDir);
+  if (flags.json) {
+    for (const j of jobs) process.stdout.write(`${JSON.stringify({ agent: false, ...j })}\n`);
+    for (const j of background ?? []) process.stdout.write(`${JSON.stringify({ agent: true, ...j })}\n`);
+    return ExitCode.Done;
+  }
+  if (jobs.length === 0 && !background?.length) {
     process.stdout.write('no jobs\n');
     return ExitCode.Done;
   }
-  process.stdout.write(table([['ID', 'TYPE', 'STATE', 'BYTES', 'URL'], ...jobs.map(row)]));
-  for (const j of jobs) if (j.error) process.stdout.write(`${j.id}: ${j.error}\n`);
+  if (jobs.length > 0) {
+    process.stdout.write(table([['ID', 'TYPE', 'STATE', 'BYTES', 'URL'], ...jobs.map(row)]));
+    for (const j of jobs) if (j.error) process.stdout.write(`${j.id}: ${j.error}\n`);
+  }
+  if (background?.length) {
+    if (jobs.length > 0) process.stdout.write('\nbackground jobs (bits agent):\n');
+    process.stdout.write(agentTable(background));
+  }
   return ExitCode.Done;
 }
 
@@ -55,6 +74,7 @@ interface ResumeFlags {
 }
 
 async function resumeAction(id: string | undefined, flags: ResumeFlags): Promise<number> {
+  if (id !== undefined && (await isAgentJob(flags.stateDir, id))) return agentResume(flags.stateDir, id);
   const stateDir = flags.stateDir ?? defaultStateDir();
   const retryDelayMs = secondsFlag('--retry-delay', flags.retryDelay);
   let ids: string[];
@@ -132,6 +152,7 @@ function journalEntry(stateDir: string, id: string): string {
 }
 
 async function cancelAction(id: string, flags: { stateDir?: string }): Promise<number> {
+  if (await isAgentJob(flags.stateDir, id)) return agentCancel(flags.stateDir, id);
   try {
     const summary = await cancelJob(id, {
       stateDir: flags.stateDir ?? defaultStateDir(),
@@ -165,13 +186,15 @@ async function cancelAction(id: string, flags: { stateDir?: string }): Promise<n
 export function registerJobs(program: Command): void {
   program
     .command('jobs')
-    .description('list upload and download jobs in the state directory')
+    .description('list upload and download jobs in the state directory, and the background jobs of its agent')
     .option('--state-dir <dir>', `where jobs are journaled (default ${defaultStateDir()})`)
     .option('--prune', 'first cancel every job that failed fatally (Cancel-Session, partial files and journal entry removed)')
+    .option('--watch', "print the agent's jobs as they change, until interrupted")
+    .option('--json', 'one JSON object per job (per change with --watch)')
     .action((flags: JobsFlags) => runAction('jobs', () => jobsAction(flags)));
   program
     .command('resume')
-    .description(`resume a job, or every interrupted job when no id is given (a job that signs in takes its password from ${PASSWORD_ENV})`)
+    .description(`resume a job (a background job: queue it again), or every interrupted job when no id is given (a job that signs in takes its password from ${PASSWORD_ENV})`)
     .argument('[job-id]', 'job id (or a unique prefix)')
     .option('--state-dir <dir>', `where jobs are journaled (default ${defaultStateDir()})`)
     .option('--retry-delay <seconds>', 'wait before the first retry; later ones back off exponentially (default 5)')
@@ -179,7 +202,7 @@ export function registerJobs(program: Command): void {
     .action((id: string | undefined, flags: ResumeFlags) => runAction('resume', () => resumeAction(id, flags)));
   program
     .command('cancel')
-    .description('cancel a job: Cancel-Session on the server, journal entry and partial files removed')
+    .description('cancel a job (a background job too): Cancel-Session on the server, journal entry and partial files removed')
     .argument('<job-id>', 'job id (or a unique prefix)')
     .option('--state-dir <dir>', `where jobs are journaled (default ${defaultStateDir()})`)
     .action((id: string, flags: { stateDir?: string }) => runAction('cancel', () => cancelAction(id, flags)));

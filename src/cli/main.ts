@@ -14,6 +14,7 @@ const COMMANDS: readonly { readonly names: readonly string[]; load(): Promise<Re
   { names: ['upload'], load: async () => (await import('./upload.js')).registerUpload },
   { names: ['download'], load: async () => (await import('./download.js')).registerDownload },
   { names: ['jobs', 'resume', 'cancel'], load: async () => (await import('./jobs.js')).registerJobs },
+  { names: ['agent', 'info', 'suspend', 'complete', 'priority'], load: async () => (await import('./agent.js')).registerAgent },
   { names: ['user'], load: async () => (await import('./user.js')).registerUser },
   { names: ['sessions'], load: async () => (await import('./sessions.js')).registerSessions },
 ];

@@ -6,9 +6,11 @@ import type { UploadResult } from '../client/upload.js';
 import { addTransferFlags, reporterFor, runAction, runJob, transferOptions, urlArgument, UsageError } from './client-flags.js';
 import type { TransferFlags } from './client-flags.js';
 import type { ProgressReporter } from './progress.js';
+import { addBackgroundFlags, backgroundOnlyFlag, enqueueBackground } from './agent.js';
+import type { BackgroundFlags } from './agent.js';
 import { formatBytes } from './progress.js';
 
-interface UploadFlags extends TransferFlags {
+interface UploadFlags extends TransferFlags, BackgroundFlags {
   replyFile?: string;
   fragmentSize?: string;
   maxFragment?: string;
@@ -65,6 +67,12 @@ async function uploadAction(file: string, urlText: string, flags: UploadFlags): 
   }
   const st = await stat(file).catch(() => undefined);
   if (!st?.isFile()) throw new UsageError(`${file} is not a readable file`);
+  if (flags.background) {
+    if (fragmentSize !== undefined || maxFragmentSize !== undefined) throw new UsageError('--fragment-size and --max-fragment are not for --background jobs (the agent sizes fragments)');
+    return enqueueBackground(flags.replyFile === undefined ? 'upload' : 'upload-reply', [{ url, file }], options, flags);
+  }
+  const backgroundOnly = backgroundOnlyFlag(flags);
+  if (backgroundOnly) throw new UsageError(`${backgroundOnly} needs --background`);
   const reporter = reporterFor('upload', flags);
   const job = upload({ ...options, file, url, fragmentSize, maxFragmentSize, replyFile: flags.replyFile });
   reporter.info(`upload ${job.id}: ${file} (${formatBytes(st.size)}) → ${url.origin}${url.pathname}`);
@@ -89,5 +97,5 @@ export function registerUpload(program: Command): void {
     .option('--reply-file <path>', 'save the reply of an upload-reply job here (default: print it, up to 1 MiB)')
     .option('--fragment-size <bytes>', `bytes per fragment, at least ${MIN_FRAGMENT_SIZE}; halved on 413, never below 5 KiB; alone a fixed size, with --max-fragment the first size (default: start at ${DEFAULT_FRAGMENT_SIZE} and grow)`)
     .option('--max-fragment <bytes>', `fragments double after each Ack that comes within a second, up to this (default ${DEFAULT_MAX_FRAGMENT_SIZE} unless --fragment-size is given alone); a 413 caps them lower`);
-  addTransferFlags(cmd).action((file: string, url: string, flags: UploadFlags) => runAction('upload', () => uploadAction(file, url, flags)));
+  addBackgroundFlags(addTransferFlags(cmd)).action((file: string, url: string, flags: UploadFlags) => runAction('upload', () => uploadAction(file, url, flags)));
 }

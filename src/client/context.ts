@@ -7,6 +7,7 @@ import { Journal, defaultStateDir, newJobId } from './journal.js';
 import type { DownloadRecord, JobConnection } from './journal.js';
 import { certKeyProblem, checkHeaders, credentialHeader, resolveTiming, silentLogger } from './options.js';
 import type { ClientOptions, ResolvedTiming } from './options.js';
+import type { Throttle } from './throttle.js';
 import { Transport } from './transport.js';
 
 /** What a job runs with. */
@@ -15,6 +16,7 @@ export interface JobContext {
   readonly transport: Transport;
   readonly timing: ResolvedTiming;
   readonly logger: Logger;
+  readonly throttle: Throttle | undefined;
 }
 
 /** Basic credentials of a job: the user name is journaled, the password only ever held in memory. */
@@ -130,6 +132,7 @@ export function jobContext(connection: JobConnection, o: ClientOptions, url: URL
     transport,
     timing,
     logger: o.logger ?? silentLogger(),
+    throttle: o.throttle,
   };
 }
 

@@ -7,6 +7,7 @@ import { Job } from './job.js';
 import type { DownloadRecord } from './journal.js';
 import type { ClientOptions } from './options.js';
 import type { RangedDownload } from './ranged-download.js';
+import { ThrottledSink } from './throttle.js';
 import { publicHref } from '../protocol/userinfo.js';
 
 /** Options of {@link download}. */
@@ -36,7 +37,7 @@ export class DownloadJob extends Job<DownloadResult> {
 
   /** @internal use {@link download} or `resumeJob`. */
   constructor(record: DownloadRecord, ctx: JobContext) {
-    super(record.id, record, ctx.journal, ctx.transport, ctx.timing, ctx.logger);
+    super(record.id, record, ctx.journal, ctx.transport, ctx.timing, ctx.logger, ctx.throttle);
     this.down = record;
   }
 
@@ -44,7 +45,8 @@ export class DownloadJob extends Job<DownloadResult> {
     const st = await stat(this.down.file).catch(() => undefined);
     if (st?.isDirectory()) throw new BitsClientError('BITS_CLIENT_LOCAL_FILE', `${this.down.file} is a directory`);
     this.sink = await FileSink.open(this.down.file, this.down.progress.offset);
-    this.engine = this.rangedDownload(new URL(this.down.progress.url), this.sink, this.down.progress, {
+    const sink = this.throttle ? new ThrottledSink(this.sink, this.throttle, () => this.signal) : this.sink;
+    this.engine = this.rangedDownload(new URL(this.down.progress.url), sink, this.down.progress, {
       phase: 'download',
       durable: true,
       restart: (reason) => {

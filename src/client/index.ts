@@ -11,6 +11,11 @@ export { cancelJob, listJobs, PasswordNeededError, pruneJobs, resumeJob, Unknown
 export type { JobControlOptions, JobSummary, PruneOptions, PruneOutcome } from './jobs.js';
 export { defaultStateDir } from './journal.js';
 export type { JobState } from './journal.js';
+export { AgentClient, AgentError } from './agent-client.js';
+export type { AgentClientEvents, AgentClientOptions } from './agent-client.js';
+export { AGENT_JOB_STATES, AGENT_JOB_TYPES, agentSocketPath, parseRate, PRIORITIES } from './agent-protocol.js';
+export type { AgentFileInfo, AgentFileSpec, AgentJobInfo, AgentJobSpec, AgentJobState, AgentJobType, AgentStatus, Priority } from './agent-protocol.js';
+export type { Throttle } from './throttle.js';
 export { BitsClientError, CLIENT_ERRORS, describeClientError, isBitsClientError } from './errors.js';
 export type { ClientErrorCode, ClientErrorDetails, ErrorKind } from './errors.js';
 export {

@@ -42,6 +42,8 @@ export interface JobEvents {
   fallback: [info: { hostId: string; url: string }];
   /** Work is redone: the server lost the session, or the remote file of a download changed. */
   restart: [info: { reason: string }];
+  /** A Fragment was acknowledged: its size and the time from sending it to its Ack. */
+  fragment: [info: { bytes: number; ms: number }];
   /** Something worth telling that does not stop the job. */
   warning: [message: string];
 }

@@ -8,6 +8,7 @@ import type { DownloadProgress, JobRecord, Journal, SaveOptions } from './journa
 import { RangedDownload } from './ranged-download.js';
 import { retryWaitMs } from './retry-policy.js';
 import type { ResolvedTiming } from './options.js';
+import type { Throttle } from './throttle.js';
 import type { Transport } from './transport.js';
 
 /** The longest delay a Node timer holds. */
@@ -51,6 +52,7 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
     protected readonly transport: Transport,
     protected readonly timing: ResolvedTiming,
     protected readonly logger: Logger,
+    protected readonly throttle: Throttle | undefined,
   ) {
     super();
     this.result = new Promise<Result>((resolve, reject) => {
@@ -97,6 +99,13 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
   protected abstract cancelRemote(): Promise<void>;
   /** Releases files. */
   protected abstract release(): Promise<void>;
+  /**
+   * Whether the job ended short of its last step, to be resumed for it (an upload held before
+   * Close-Session): its record stays in the journal, `interrupted`, instead of being removed.
+   */
+  protected holdsRecord(): boolean {
+    return false;
+  }
   /** Called with every transient error before the retry wait (Host-Id fallback timers). */
   protected onTransient(_error: BitsClientError): void {}
   /** Called before every step (Host-Id fallback). */
@@ -210,8 +219,14 @@ export abstract class Job<Result> extends EventEmitter<JobEvents> implements Job
       await this.loop();
       const result = await this.finish();
       this.setPhase('done');
-      if (this.journal) await this.journal.remove(this.id);
-      this.journaled = false;
+      if (this.holdsRecord()) {
+        this.record.state = 'interrupted';
+        this.record.pid = undefined;
+        await this.persist();
+      } else {
+        if (this.journal) await this.journal.remove(this.id);
+        this.journaled = false;
+      }
       this.resolveResult(result);
     } catch (err) {
       await this.fail(err, started || !fresh);

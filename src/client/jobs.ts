@@ -5,6 +5,8 @@ import { Journal, defaultStateDir, isRunningElsewhere } from './journal.js';
 import type { JobRecord, JobState } from './journal.js';
 import { publicHref } from '../protocol/userinfo.js';
 import { UploadJob } from './upload.js';
+import type { ClientOptions } from './options.js';
+import type { Throttle } from './throttle.js';
 
 /** One line of `bits jobs`. */
 export interface JobSummary {
@@ -38,6 +40,8 @@ export interface JobControlOptions {
   /** Told what did not stop the command but is worth knowing (a Cancel-Session that got no answer). */
   onWarning?: ((message: string) => void) | undefined;
   logger?: Logger | undefined;
+  /** Shapes the resumed job's bodies (see {@link ClientOptions.throttle}). */
+  throttle?: Throttle | undefined;
 }
 
 /** Options of {@link pruneJobs}: no password, since one password would go to every job's host. */
@@ -163,7 +167,7 @@ function jobOf(found: JobRecord, o: JobControlOptions, needPassword: boolean): U
   const password = o.password ?? journaled;
   const missing = needPassword ? passwordMissing(found, o.password) : undefined;
   if (missing) throw missing;
-  const ctx = jobContext(record.connection, { stateDir: o.stateDir, retryDelayMs: o.retryDelayMs, cancelTimeoutMs: o.cancelTimeoutMs, logger: o.logger }, new URL(record.url), password);
+  const ctx = jobContext(record.connection, { stateDir: o.stateDir, retryDelayMs: o.retryDelayMs, cancelTimeoutMs: o.cancelTimeoutMs, logger: o.logger, throttle: o.throttle }, new URL(record.url), password);
   return record.type === 'upload' ? new UploadJob(record, ctx) : new DownloadJob(record, ctx);
 }
 

@@ -91,6 +91,12 @@ export interface UploadRecord extends RecordBase {
   replyDone?: boolean | undefined;
   /** A Close-Session was sent and no Ack came back. */
   closeUnanswered?: boolean | undefined;
+  /**
+   * Stop before Close-Session once every byte (and the reply) is in: the job ends held, its record
+   * kept, and Close-Session is sent when it is resumed with this cleared (a background job's
+   * `complete`, as BITS sends it on `IBackgroundCopyJob::Complete`).
+   */
+  holdClose?: boolean | undefined;
 }
 
 /** Journal of a download job. */

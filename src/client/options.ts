@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { defaultMaxRetryDelay } from './retry-policy.js';
 import type { RetryTiming } from './retry-policy.js';
 import { isFieldValue, isToken } from '../http/token.js';
+import type { Throttle } from './throttle.js';
 
 /** Options every client job takes. Durations in milliseconds. */
 export interface ClientOptions {
@@ -44,6 +45,8 @@ export interface ClientOptions {
   stateDir?: string | false | undefined;
   /** Where the library logs; default: nowhere. */
   logger?: Logger | undefined;
+  /** Shapes the job's bodies (a rate limit); held in memory only, so give it again on resume. */
+  throttle?: Throttle | undefined;
 }
 
 /** Default wait before the first retry (the minimum Windows allows for MinimumRetryDelay). */

@@ -4,6 +4,8 @@ import { basename } from 'node:path';
 import { BitsClientError } from './errors.js';
 import type { UploadRecord } from './journal.js';
 import type { BodySource } from './transport.js';
+import { THROTTLED_PIECE_BYTES } from './throttle.js';
+import type { Throttle } from './throttle.js';
 
 /**
  * A fragment is read in pieces of this size, the next one while the socket takes this one: memory
@@ -26,7 +28,7 @@ export type SourceState = Pick<UploadRecord, 'file' | 'fileSize' | 'fileMtimeMs'
  * ```ts
  * const source = await UploadSource.open(record); // fills in fileSize and fileMtimeMs on a new job
  * await source.checkUnchanged();
- * await transport.send({ ..., body: source.body(record.offset, 65536) });
+ * await transport.send({ ..., body: source.body(record.offset, 65536, signal) });
  * await source.close();
  * ```
  */
@@ -38,18 +40,20 @@ export class UploadSource {
   private constructor(
     private readonly state: SourceState,
     private readonly fh: FileHandle,
+    private readonly throttle: Throttle | undefined,
   ) {
     this.contentName = basename(state.file).replace(NAME_FORBIDDEN, '_').slice(0, 260) || 'file';
   }
 
   /**
    * Opens the source of `state`: records its size and modification time when the record has none
-   * yet (`fileSize < 0`), else checks them.
+   * yet (`fileSize < 0`), else checks them. With a `throttle`, each piece waits for it before it is
+   * sent, and pieces are the throttle's size (smaller pieces shape more smoothly).
    *
    * @throws {BitsClientError} BITS_CLIENT_LOCAL_FILE (missing, unreadable, not a file) or
    *   BITS_CLIENT_LOCAL_FILE_CHANGED.
    */
-  static async open(state: SourceState): Promise<UploadSource> {
+  static async open(state: SourceState, throttle?: Throttle): Promise<UploadSource> {
     const st = await stat(state.file).catch((err: NodeJS.ErrnoException) => {
       throw new BitsClientError('BITS_CLIENT_LOCAL_FILE', `cannot read ${state.file}: ${err.code ?? err.message}`, { cause: err });
     });
@@ -60,7 +64,7 @@ export class UploadSource {
     } else {
       unchanged(state, st.size, st.mtimeMs);
     }
-    return new UploadSource(state, await open(state.file, 'r'));
+    return new UploadSource(state, await open(state.file, 'r'), throttle);
   }
 
   /** @throws {BitsClientError} BITS_CLIENT_LOCAL_FILE_CHANGED when size or modification time moved. */
@@ -71,21 +75,25 @@ export class UploadSource {
 
   /**
    * The `length` bytes from `offset` as a request body, read a piece at a time while it is sent. A
-   * piece is valid until the next-but-one is asked for; one body is sent at a time.
+   * piece is valid until the next-but-one is asked for; one body is sent at a time. `signal` ends a
+   * wait for the throttle.
    *
    * @throws {BitsClientError} (from the pieces) BITS_CLIENT_LOCAL_FILE_CHANGED when the file ends early.
    */
-  body(offset: number, length: number): BodySource {
-    return { length, pieces: () => this.pieces(offset, length) };
+  body(offset: number, length: number, signal: AbortSignal): BodySource {
+    return { length, pieces: () => this.pieces(offset, length, signal) };
   }
 
-  private async *pieces(offset: number, length: number): AsyncGenerator<Buffer> {
-    const size = Math.max(1, Math.min(PIECE, this.state.fileSize));
+  private async *pieces(offset: number, length: number, signal: AbortSignal): AsyncGenerator<Buffer> {
+    const throttle = this.throttle;
+    const piece = throttle ? (throttle.pieceBytes ?? THROTTLED_PIECE_BYTES) : PIECE;
+    const size = Math.max(1, Math.min(piece, this.state.fileSize));
     this.buffers ??= [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
     for (let at = 0, i = 0; at < length; i ^= 1) {
       const piece = this.buffers[i].subarray(0, Math.min(size, length - at));
       await this.fill(piece, offset + at);
       at += piece.length;
+      if (throttle) await throttle.take(piece.length, signal);
       yield piece;
     }
   }

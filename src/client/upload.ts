@@ -41,6 +41,12 @@ export interface UploadOptions extends ClientOptions {
   maxFragmentSize?: number | undefined;
   /** Where an upload-reply's reply is saved; without it the reply is returned in memory (≤ 1 MiB). */
   replyFile?: string | undefined;
+  /**
+   * Stop once every byte (and the reply) is in, before Close-Session: the result then has
+   * `held: true`, the job stays in the journal, and Close-Session (the server's commit) is sent
+   * when it is resumed after its record's `holdClose` is cleared. Needs a journal.
+   */
+  holdClose?: boolean | undefined;
 }
 
 /** What a completed upload resolves with. */
@@ -54,6 +60,8 @@ export interface UploadResult {
   readonly sessionId: string;
   /** The reply, when the server answered with `BITS-Reply-URL`. */
   readonly reply?: ReceivedReply;
+  /** Everything was sent and Close-Session was not (`holdClose`): the server has not committed yet. */
+  readonly held?: true;
 }
 
 /**
@@ -73,10 +81,11 @@ export class UploadJob extends Job<UploadResult> {
   private replyPhase: ReplyPhase | undefined;
   private reply: ReceivedReply | undefined;
   private lastSessionId: string | undefined;
+  private held = false;
 
   /** @internal use {@link upload} or `resumeJob`. */
   constructor(record: UploadRecord, ctx: JobContext) {
-    super(record.id, record, ctx.journal, ctx.transport, ctx.timing, ctx.logger);
+    super(record.id, record, ctx.journal, ctx.transport, ctx.timing, ctx.logger, ctx.throttle);
     this.up = record;
     this.maxAcked = record.offset;
     this.resumedCloseUnanswered = record.closeUnanswered === true;
@@ -84,7 +93,7 @@ export class UploadJob extends Job<UploadResult> {
   }
 
   protected override async prepare(): Promise<void> {
-    this.source = await UploadSource.open(this.up);
+    this.source = await UploadSource.open(this.up, this.throttle);
   }
 
   protected override beforeStep(): void {
@@ -121,6 +130,10 @@ export class UploadJob extends Job<UploadResult> {
     if (this.up.replyUrl !== undefined && !this.up.replyDone) {
       await this.downloadReply();
       return false;
+    }
+    if (this.up.holdClose) {
+      this.held = true;
+      return true;
     }
     return this.closeSession();
   }
@@ -213,14 +226,16 @@ export class UploadJob extends Job<UploadResult> {
     const url = this.route.url();
     const packet = { type: PacketType.Fragment, sessionId: up.sessionId!, contentName: this.source!.contentName, range: fragmentRange(offset, length, up.fileSize) } as const;
     const sent = performance.now();
-    const ack = await this.post(packet, url, { body: this.source!.body(offset, length) });
+    const ack = await this.post(packet, url, { body: this.source!.body(offset, length, this.signal) });
     if (ack.ok || ack.status === 416) {
       const received = ack.receivedContentRange ?? (ack.ok ? offset + length : undefined);
       if (received === undefined || received > up.fileSize) {
         const message = `Fragment Ack ${ack.status} with BITS-Received-Content-Range ${received ?? 'missing'} for a ${up.fileSize}-byte file`;
         throw new BitsClientError('BITS_CLIENT_INVALID_RESPONSE', message, { status: ack.status, request: PacketType.Fragment, url: url.href });
       }
-      if (ack.ok && grow(up, length, performance.now() - sent)) this.logger.debug({ job: this.id, fragmentSize: up.fragmentSize }, 'fast Ack: larger fragments');
+      const ms = performance.now() - sent;
+      if (ack.ok) this.emit('fragment', { bytes: length, ms });
+      if (ack.ok && grow(up, length, ms)) this.logger.debug({ job: this.id, fragmentSize: up.fragmentSize }, 'fast Ack: larger fragments');
       await this.acknowledged(received, ack.ok ? ack.replyUrl : undefined, offset + length);
       return;
     }
@@ -314,6 +329,10 @@ export class UploadJob extends Job<UploadResult> {
     throw serverError(ack, PacketType.CloseSession, url);
   }
 
+  protected override holdsRecord(): boolean {
+    return this.held;
+  }
+
   protected override async finish(): Promise<UploadResult> {
     return {
       jobId: this.id,
@@ -322,6 +341,7 @@ export class UploadJob extends Job<UploadResult> {
       bytes: this.up.fileSize,
       sessionId: this.lastSessionId ?? this.up.sessionId ?? '',
       ...(this.reply ? { reply: this.reply } : {}),
+      ...(this.held ? { held: true as const } : {}),
     };
   }
 
@@ -354,6 +374,7 @@ export class UploadJob extends Job<UploadResult> {
  */
 export function upload(options: UploadOptions): UploadJob {
   const { fragmentSize, maxFragmentSize } = fragmentSizing(options);
+  if (options.holdClose && options.stateDir === false) throw new TypeError('holdClose needs a journal (stateDir)');
   const { base, context } = newJob(options, options.url, options.file);
   const record: UploadRecord = {
     ...base,
@@ -361,6 +382,7 @@ export function upload(options: UploadOptions): UploadJob {
     fragmentSize,
     ...(maxFragmentSize !== undefined ? { maxFragmentSize } : {}),
     ...(options.replyFile !== undefined ? { replyFile: resolve(options.replyFile) } : {}),
+    ...(options.holdClose ? { holdClose: true } : {}),
     fileSize: -1,
     fileMtimeMs: 0,
     offset: 0,
