@@ -239,6 +239,8 @@ writeFileSync(process.argv[2] + '/' + e.BITS_JOB_ID + '-' + e.BITS_JOB_STATE + '
     await bad({ type: 'download', files: [{ url: upUrl('x'), file: '/tmp/x' }], priority: 'urgent' }, /priority/);
     await bad({ type: 'download', files: [{ url: upUrl('x'), file: '/tmp/x' }], headers: { Authorization: 'Basic x' } }, /credentials/);
     await bad({ type: 'download', files: [{ url: upUrl('x'), file: '/tmp/x' }], surprise: 1 }, /surprise|Unrecognized/i);
+    await bad({ type: 'download', files: [{ url: upUrl('x'), file: '/tmp/x' }], yield: true }, /yield is for uploads/);
+    await bad({ type: 'upload-reply', files: [{ url: upUrl('x'), file: '/tmp/x' }, { url: upUrl('y'), file: '/tmp/y' }] }, /exactly one file/);
     await assert.rejects(agent.client.info('ffffffffffff'), (e: unknown) => e instanceof AgentError && e.code === 'UNKNOWN_JOB');
     await assert.rejects(agent.client.setPriority('ffffffffffff', 'high'), (e: unknown) => e instanceof AgentError && e.code === 'UNKNOWN_JOB');
   });

@@ -3,8 +3,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import type { SpawnSyncReturns } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { Metrics } from '../src/server/admin/metrics.js';
@@ -88,6 +89,59 @@ describe('deploy/bits-upload.service', () => {
     const exec = one('ExecStart');
     assert.ok(exec.includes(`/node_modules/${pkg.name}/${pkg.bin['bits']} serve `), exec);
     assert.match(exec, /--state-dir \$\{STATE_DIRECTORY\}/);
+  });
+});
+
+describe('deploy/bits-agent.service and deploy/bits-agent.user.service', () => {
+  const SYSTEM = `${DEPLOY}bits-agent.service`;
+  const USER = `${DEPLOY}bits-agent.user.service`;
+
+  it('the system unit passes systemd-analyze verify without a warning and rates 2.0 or lower', (t) => {
+    const r = systemdAnalyze(['verify', SYSTEM]);
+    if (!r) {
+      console.warn(`\n*** ${NO_SYSTEMD} ***\n`);
+      t.skip(NO_SYSTEMD);
+      return;
+    }
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    assert.equal(r.stderr.trim(), '');
+    const security = systemdAnalyze(['security', '--offline=yes', SYSTEM])!;
+    const score = /Overall exposure level for bits-agent\.service: ([\d.]+)/.exec(security.stdout);
+    assert.ok(score && Number(score[1]) <= 2.0, security.stdout);
+  });
+
+  it('the user unit passes systemd-analyze verify --user without a warning', async (t) => {
+    // (installed as bits-agent.service; the user manager needs a runtime directory of its own)
+    const dir = await mkdtemp(join(tmpdir(), 'bits-units-'));
+    try {
+      await copyFile(USER, join(dir, 'bits-agent.service'));
+      const runtime = join(dir, 'run');
+      await mkdir(runtime, { mode: 0o700 });
+      const r = spawnSync('systemd-analyze', ['verify', '--user', join(dir, 'bits-agent.service')], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, XDG_RUNTIME_DIR: runtime } });
+      if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+        console.warn(`\n*** ${NO_SYSTEMD} ***\n`);
+        t.skip(NO_SYSTEMD);
+        return;
+      }
+      assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+      assert.equal(r.stderr.trim(), '');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('both run bits agent from the installed package; the system one with the state directory systemd made', async () => {
+    const pkg = JSON.parse(await readFile(PACKAGE_JSON, 'utf8')) as { name: string; bin: Record<string, string> };
+    const system = await readFile(SYSTEM, 'utf8');
+    const user = await readFile(USER, 'utf8');
+    const [sysExec] = directives(system, 'ExecStart');
+    const [userExec] = directives(user, 'ExecStart');
+    assert.ok(sysExec?.includes(`/node_modules/${pkg.name}/${pkg.bin['bits']} agent --state-dir \${STATE_DIRECTORY}`), sysExec);
+    // The user agent keeps the default state directory, so that the CLI finds it without flags.
+    assert.ok(userExec?.endsWith(`/node_modules/${pkg.name}/${pkg.bin['bits']} agent`), userExec);
+    assert.deepEqual(directives(system, 'User'), ['bits-agent']);
+    assert.deepEqual(directives(system, 'UMask'), ['0077']);
+    assert.deepEqual(directives(user, 'WantedBy'), ['default.target']);
   });
 });
 

@@ -50,6 +50,7 @@ export const jobSpecSchema = z
     const problem = (message: string): void => ctx.addIssue({ code: 'custom', message });
     if (s.type !== 'download' && s.files.length !== 1) problem(`an ${s.type} job has exactly one file`);
     if (s.type !== 'upload-reply' && s.replyFile !== undefined) problem('replyFile is for upload-reply jobs');
+    if (s.type === 'download' && s.yield === true) problem("yield is for uploads: the delay of each fragment's Ack is its signal");
     if (s.notifyShell && s.notifyCommand?.length !== 1) problem('notifyShell takes the command as one string');
     if ((s.cert === undefined) !== (s.keyFile === undefined)) problem('cert and keyFile go together');
     if (s.auth === 'negotiate' && s.user !== undefined) problem('negotiate signs in with the Kerberos ticket: no user');
@@ -90,7 +91,7 @@ export interface JobDefaults {
 
 /**
  * The record of a new job from a valid spec (see {@link specProblem}): a password is sealed, paths
- * resolved, defaults applied. `yield` defaults to on except for foreground jobs.
+ * resolved, defaults applied. `yield` defaults to on for uploads that are not foreground.
  *
  * @example
  * ```ts
@@ -131,7 +132,7 @@ export function newRecord(spec: AgentJobSpec, secrets: Secrets, d: JobDefaults):
       notifyUrl: spec.notifyUrl,
       autoComplete: spec.autoComplete ?? false,
       maxRateBps: spec.maxRateBps,
-      yield: spec.yield ?? priority !== 'foreground',
+      yield: spec.yield ?? (priority !== 'foreground' && spec.type !== 'download'),
       replyFile: spec.type === 'upload-reply' ? resolve(spec.replyFile ?? `${spec.files[0]!.file}.reply`) : undefined,
     },
     createdAt: now,

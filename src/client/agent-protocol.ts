@@ -75,7 +75,7 @@ export interface AgentJobSpec {
   readonly autoComplete?: boolean | undefined;
   /** This job's own limit, under the agent's global one. */
   readonly maxRateBps?: number | undefined;
-  /** Yield to other traffic (default: on for every priority but `foreground`). */
+  /** Yield to other traffic (uploads only; default: on for every priority but `foreground`). */
   readonly yield?: boolean | undefined;
   /** Where an upload-reply job's reply is saved (default `<file>.reply`). */
   readonly replyFile?: string | undefined;
