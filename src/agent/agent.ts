@@ -10,7 +10,7 @@ import { BitsClientError, describeClientError, isBitsClientError, toClientError 
 import type { JobPhase } from '../client/job-events.js';
 import { cancelJob, resumeJob } from '../client/jobs.js';
 import { Journal } from '../client/journal.js';
-import { silentLogger } from '../client/options.js';
+import { DEFAULT_MAX_FRAGMENT_SIZE, silentLogger } from '../client/options.js';
 import type { ClientOptions } from '../client/options.js';
 import type { Throttle } from '../client/throttle.js';
 import { upload } from '../client/upload.js';
@@ -571,6 +571,20 @@ export class Agent {
     };
   }
 
+  /**
+   * Fragment sizes of a new upload: small while yielding (each Ack is a sample of the path's
+   * delay), at most two seconds' worth under a rate limit (so that progress and resumption stay
+   * fine-grained), the client's own otherwise (8 MiB, growing).
+   */
+  private fragmentSizing(rec: AgentJobRecord): { fragmentSize?: number; maxFragmentSize?: number } {
+    const first = 256 * 1024;
+    if (rec.settings.yield) return { fragmentSize: first, maxFragmentSize: 1024 * 1024 };
+    const limits = [rec.settings.maxRateBps, this.o.maxRateBps, this.o.schedule ? this.global.rate : undefined].filter((r): r is number => r !== undefined);
+    if (limits.length === 0) return {};
+    const max = Math.min(DEFAULT_MAX_FRAGMENT_SIZE, Math.max(first, 2 * Math.min(...limits)));
+    return { fragmentSize: first, maxFragmentSize: max };
+  }
+
   /** Starts (or resumes) the transfer of a job's file `i` and waits for it. */
   private async transferFile(rec: AgentJobRecord, i: number, run: Run): Promise<void> {
     const f = rec.files[i]!;
@@ -595,8 +609,7 @@ export class Agent {
           url: f.url,
           holdClose: true,
           ...(s.replyFile !== undefined ? { replyFile: stagingPath(s.replyFile) } : {}),
-          // Small fragments while yielding: each Ack is a sample of the path's delay.
-          ...(s.yield ? { fragmentSize: 256 * 1024, maxFragmentSize: 1024 * 1024 } : {}),
+          ...this.fragmentSizing(rec),
         });
       }
       f.transferId = handle.id;

@@ -16,8 +16,9 @@ const BASE_HISTORY = 10;
  * sample, the time its Ack took beyond what its bytes needed at the rate allowed. The smallest such
  * excess over the last minutes is the base delay (the path's own latency and the server's sync);
  * what a sample has above the base is queueing delay, built up at the bottleneck by this job and by
- * anyone else. Below {@link YIELD_TARGET_MS} the rate grows in proportion to the room left; above
- * it the rate falls in proportion to the excess (at most halved per sample), so a competing flow
+ * anyone else. Below {@link YIELD_TARGET_MS} the rate grows in proportion to the room left
+ * (doubling per sample until the first queueing is seen, as a slow start, then 5 % per sample);
+ * above it the rate falls in proportion to the excess (at most halved per sample), so a competing flow
  * that fills the queue pushes this job down to {@link YIELD_MIN_RATE} while the link is busy, and the
  * job takes the link back once it is quiet.
  *
@@ -30,6 +31,10 @@ const BASE_HISTORY = 10;
  */
 export class YieldController {
   private rateBps = START_RATE;
+  /** Doubling per sample until the first sign of queueing (as TCP's slow start), then additive. */
+  private slowStart = true;
+  /** What the bytes let through since the last sample needed at the rates they were let through at. */
+  private pacedMs = 0;
   private readonly bucket = new TokenBucket(START_RATE, 0.05);
   private readonly base: { start: number; min: number }[] = [];
 
@@ -42,6 +47,7 @@ export class YieldController {
 
   /** Waits until `bytes` more may go at the rate allowed. */
   take(bytes: number, signal?: AbortSignal): Promise<void> {
+    this.pacedMs += (bytes / this.rateBps) * 1000;
     return this.bucket.take(bytes, signal);
   }
 
@@ -58,18 +64,22 @@ export class YieldController {
 
   /** One acknowledged fragment: `bytes` sent, its Ack `ms` after it started. */
   sample(bytes: number, ms: number, now = Date.now()): void {
-    const needed = (bytes / this.rateBps) * 1000;
+    // (the fragment's pieces were let through at the rates of their time, not at today's)
+    const needed = this.pacedMs > 0 ? this.pacedMs : (bytes / this.rateBps) * 1000;
+    this.pacedMs = 0;
     const excess = Math.max(0, ms - needed);
     const queueing = excess - this.baseDelay(excess, now);
     const offTarget = (YIELD_TARGET_MS - queueing) / YIELD_TARGET_MS;
     const achieved = ms > 0 ? (bytes / ms) * 1000 : this.rateBps;
     let next: number;
     if (offTarget >= 0) {
-      // Room left: grow (up to doubling per sample with no queueing at all, like a slow start), but
-      // never far above what the path carried, so that a cut bites at once.
-      next = Math.min(this.rateBps + offTarget * this.rateBps, Math.max(2 * achieved, START_RATE));
+      // Room left: grow in proportion to it (doubling per sample in slow start, 5 % per sample
+      // after), but never far above what the path carried, so that a cut bites at once.
+      const step = this.slowStart ? this.rateBps : Math.max(this.rateBps * 0.05, 16 * 1024);
+      next = Math.min(this.rateBps + offTarget * step, Math.max(2 * achieved, START_RATE));
     } else {
-      next = this.rateBps * Math.max(0.5, 1 + offTarget / 4);
+      this.slowStart = false;
+      next = this.rateBps * Math.max(0.5, 1 + offTarget / 2);
     }
     next = Math.max(YIELD_MIN_RATE, Math.round(next));
     if (next !== this.rateBps) this.logger.debug({ queueingMs: Math.round(queueing), rateBps: next }, 'yield: rate');
