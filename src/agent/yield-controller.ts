@@ -17,7 +17,8 @@ const BASE_HISTORY = 10;
  * excess over the last minutes is the base delay (the path's own latency and the server's sync);
  * what a sample has above the base is queueing delay, built up at the bottleneck by this job and by
  * anyone else. Below {@link YIELD_TARGET_MS} the rate grows in proportion to the room left
- * (doubling per sample until the first queueing is seen, as a slow start, then 5 % per sample);
+ * (doubling per sample until the first queueing is seen, as a slow start, then 5 % per sample, and
+ * slow start again after three samples in a row with hardly any queueing: the link is free);
  * above it the rate falls in proportion to the excess (at most halved per sample), so a competing flow
  * that fills the queue pushes this job down to {@link YIELD_MIN_RATE} while the link is busy, and the
  * job takes the link back once it is quiet.
@@ -33,6 +34,8 @@ export class YieldController {
   private rateBps = START_RATE;
   /** Doubling per sample until the first sign of queueing (as TCP's slow start), then additive. */
   private slowStart = true;
+  /** Samples in a row with hardly any queueing: after a few, slow start again (the link is free). */
+  private quiet = 0;
   /** What the bytes let through since the last sample needed at the rates they were let through at. */
   private pacedMs = 0;
   private readonly bucket = new TokenBucket(START_RATE, 0.05);
@@ -72,6 +75,8 @@ export class YieldController {
     const offTarget = (YIELD_TARGET_MS - queueing) / YIELD_TARGET_MS;
     const achieved = ms > 0 ? (bytes / ms) * 1000 : this.rateBps;
     let next: number;
+    this.quiet = offTarget > 0.8 ? this.quiet + 1 : 0;
+    if (this.quiet >= 3) this.slowStart = true;
     if (offTarget >= 0) {
       // Room left: grow in proportion to it (doubling per sample in slow start, 5 % per sample
       // after), but never far above what the path carried, so that a cut bites at once.
