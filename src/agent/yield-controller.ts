@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { TokenBucket } from './token-bucket.js';
 
 /** The queueing delay the controller lets its own traffic add (LEDBAT's TARGET, RFC 6817 §2.4.2, at most 100 ms). */
-export const YIELD_TARGET_MS = 50;
+export const YIELD_TARGET_MS = 25;
 /** The rate never drops below this: a trickle that keeps the job alive and sampling. */
 export const YIELD_MIN_RATE = 8 * 1024;
 /** The rate a job starts at, before the first sample. */
