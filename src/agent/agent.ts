@@ -96,6 +96,10 @@ export class AgentRequestError extends Error {
   }
 }
 
+/** The error of a job that waits for a network. */
+const NO_ROUTE = 'BITS_AGENT_NO_ROUTE';
+const NO_ROUTE_MESSAGE = 'no usable network: waiting for one (no retries are counted meanwhile)';
+
 /** States from which `suspend` is allowed. */
 const SUSPENDABLE = new Set(['QUEUED', 'CONNECTING', 'TRANSFERRING', 'TRANSIENT_ERROR', 'ERROR']);
 
@@ -465,6 +469,15 @@ export class Agent {
     for (const id of want) {
       if (!this.runs.has(id)) this.startRun(this.jobs.get(id)!, now);
     }
+    // Without a network, waiting jobs say why they wait, and burn no retries meanwhile.
+    if (!this.online) {
+      for (const r of this.jobs.values()) {
+        if (r.state === 'QUEUED' && !this.runs.has(r.id) && !this.busy.has(r.id) && !this.routable(r)) {
+          r.error = { code: NO_ROUTE, message: NO_ROUTE_MESSAGE };
+          void this.setState(r, 'TRANSIENT_ERROR');
+        }
+      }
+    }
   }
 
   private async preempt(id: string, run: Run): Promise<void> {
@@ -648,6 +661,8 @@ export class Agent {
       rec.errorCount++;
       rec.error = { code: e.error.code, message: describeClientError(e.error) };
       this.dirty.add(rec.id);
+      // A connection that fails may be a network gone: look now rather than at the next poll.
+      if (e.error.code === 'BITS_CLIENT_NETWORK') this.pollNetwork();
     });
     handle.on('fragment', (f) => run.yielder?.sample(f.bytes, f.ms));
     handle.on('warning', (m) => this.logger.warn({ job: rec.id }, m));
@@ -714,7 +729,7 @@ export class Agent {
       if (stop === 'suspend') {
         await this.setState(rec, 'SUSPENDED');
       } else if (stop === 'offline') {
-        rec.error = { code: 'BITS_AGENT_NO_ROUTE', message: 'no network: waiting for a route' };
+        rec.error = { code: NO_ROUTE, message: NO_ROUTE_MESSAGE };
         await this.setState(rec, rec.completing ? 'TRANSFERRED' : 'TRANSIENT_ERROR');
       } else {
         rec.queuedAt = now;
@@ -783,7 +798,10 @@ export class Agent {
     this.logger.info({ online }, online ? 'network is back' : 'no network');
     if (online) {
       for (const r of this.jobs.values()) {
-        if (r.state === 'TRANSIENT_ERROR' && r.error?.code === 'BITS_AGENT_NO_ROUTE' && !this.runs.has(r.id)) void this.setState(r, 'QUEUED');
+        if (r.state === 'TRANSIENT_ERROR' && r.error?.code === NO_ROUTE && !this.runs.has(r.id)) {
+          r.error = undefined;
+          void this.setState(r, 'QUEUED');
+        }
       }
     }
     this.schedule();
