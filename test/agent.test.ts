@@ -19,6 +19,7 @@ import { randomFile as randomContent, sha256File } from './helpers/client-files.
 import { runCli } from './helpers/cli-run.js';
 import { deadPort } from './helpers/dead-port.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
+import { startApp } from './helpers/notify-app.js';
 import { tempDir } from './helpers/temp-dir.js';
 import type { TempDir } from './helpers/temp-dir.js';
 
@@ -240,6 +241,7 @@ writeFileSync(process.argv[2] + '/' + e.BITS_JOB_ID + '-' + e.BITS_JOB_STATE + '
     await bad({ type: 'download', files: [{ url: upUrl('x'), file: '/tmp/x' }], headers: { Authorization: 'Basic x' } }, /credentials/);
     await bad({ type: 'download', files: [{ url: upUrl('x'), file: '/tmp/x' }], surprise: 1 }, /surprise|Unrecognized/i);
     await bad({ type: 'download', files: [{ url: upUrl('x'), file: '/tmp/x' }], yield: true }, /yield is for uploads/);
+    await bad({ type: 'download', files: [{ url: upUrl('x'), file: '/nonexistent/folder/x' }] }, /\/nonexistent\/folder is not a folder/);
     await bad({ type: 'upload-reply', files: [{ url: upUrl('x'), file: '/tmp/x' }, { url: upUrl('y'), file: '/tmp/y' }] }, /exactly one file/);
     await assert.rejects(agent.client.info('ffffffffffff'), (e: unknown) => e instanceof AgentError && e.code === 'UNKNOWN_JOB');
     await assert.rejects(agent.client.setPriority('ffffffffffff', 'high'), (e: unknown) => e instanceof AgentError && e.code === 'UNKNOWN_JOB');
@@ -433,5 +435,35 @@ describe('bits agent: the CLI verbs', () => {
     const rate = await runCli(['upload', src, `http://127.0.0.1:${t.port}/up/f.bin`, '--background', '--state-dir', stateDir, '--max-rate', 'fast']);
     assert.equal(rate.code, 2);
     assert.match(rate.stderr, /--max-rate: "fast" is not a rate/);
+  });
+});
+
+describe('bits agent: upload-reply', () => {
+  it('the reply is downloaded before TRANSFERRED and appears as the reply file only at complete', async () => {
+    const dir = await tempDir('bits-agent-reply-');
+    const app = await startApp();
+    app.set((seen, res) => {
+      const reply = Buffer.from(`got ${seen.body.length} bytes`);
+      res.writeHead(200, { 'Content-Length': String(reply.length) }).end(reply);
+    });
+    const t = await startServer({ vdir: { notificationType: 'by-value', notificationUrl: `http://127.0.0.1:${app.port}/n` } });
+    const agent = await startAgent(join(dir.path, 'state'));
+    try {
+      const src = await randomFile(join(dir.path, 'report.bin'), 50_000);
+      const replyFile = join(dir.path, 'report.reply');
+      const job = await agent.client.enqueue({ type: 'upload-reply', files: [{ url: `http://127.0.0.1:${t.port}/up/report.bin`, file: src }], replyFile, minRetryDelayMs: 100 });
+      assert.equal(job.replyFile, replyFile);
+      await agent.waitFor(job.id, ['TRANSFERRED']);
+      assert.equal(await exists(replyFile), false, 'no reply file before complete');
+      assert.equal(app.seen.length, 1);
+      await agent.client.complete(job.id);
+      await agent.waitFor(job.id, ['ACKNOWLEDGED']);
+      assert.equal(await readFile(replyFile, 'utf8'), 'got 50000 bytes');
+    } finally {
+      await agent.stop();
+      await t.stop();
+      await app.close();
+      await dir.cleanup();
+    }
   });
 });

@@ -143,6 +143,18 @@ describe('deploy/bits-agent.service and deploy/bits-agent.user.service', () => {
     assert.deepEqual(directives(system, 'UMask'), ['0077']);
     assert.deepEqual(directives(user, 'WantedBy'), ['default.target']);
   });
+
+  it('the launchd agent (macOS) runs the same entry point with the default state directory', async () => {
+    const pkg = JSON.parse(await readFile(PACKAGE_JSON, 'utf8')) as { name: string; bin: Record<string, string> };
+    const plist = await readFile(`${DEPLOY}com.bits-upload.agent.plist`, 'utf8');
+    const args = /<key>ProgramArguments<\/key>\s*<array>([\s\S]*?)<\/array>/.exec(plist)?.[1];
+    assert.ok(args, 'ProgramArguments');
+    const strings = [...args.matchAll(/<string>([^<]*)<\/string>/g)].map((m) => m[1]);
+    assert.equal(strings.length, 3);
+    assert.ok(strings[1]!.endsWith(`/${pkg.name}/${pkg.bin['bits']}`), strings[1]);
+    assert.equal(strings[2], 'agent');
+    assert.match(plist, /<key>Label<\/key>\s*<string>com\.bits-upload\.agent<\/string>/);
+  });
 });
 
 describe('deploy/grafana-dashboard.json and deploy/prometheus.yml', () => {

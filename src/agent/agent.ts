@@ -251,6 +251,11 @@ export class Agent {
       const st = await stat(spec.files[0]!.file).catch(() => undefined);
       if (!st?.isFile()) throw new AgentRequestError('BAD_REQUEST', `${spec.files[0]!.file} is not a readable file`);
     }
+    const targets = spec.type === 'download' ? spec.files.map((f) => f.file) : spec.replyFile !== undefined ? [spec.replyFile] : [];
+    for (const target of targets) {
+      const st = await stat(dirname(resolve(target))).catch(() => undefined);
+      if (!st?.isDirectory()) throw new AgentRequestError('BAD_REQUEST', `${dirname(resolve(target))} is not a folder (for ${target})`);
+    }
     const rec = newRecord(spec, this.secrets, {
       minRetryDelayMs: this.o.minRetryDelayMs ?? AGENT_DEFAULTS.minRetryDelayMs,
       noProgressTimeoutMs: this.o.noProgressTimeoutMs ?? AGENT_DEFAULTS.noProgressTimeoutMs,
@@ -332,6 +337,8 @@ export class Agent {
     const rec = this.find(id);
     if (rec.state === 'SUSPENDED' || rec.state === 'ERROR') {
       rec.error = undefined;
+      // (a job that fails again after this is notified again)
+      rec.notified = undefined;
       rec.queuedAt = Date.now();
       await this.setState(rec, rec.completing ? 'TRANSFERRED' : 'QUEUED');
       this.schedule();
@@ -831,6 +838,7 @@ export class Agent {
     for (const r of [...this.jobs.values()]) {
       if (FINAL_STATES.has(r.state) && now - (r.completedAt ?? r.modifiedAt) > retain) {
         this.jobs.delete(r.id);
+        this.lastSave.delete(r.id);
         await this.store.remove(r.id).catch(() => undefined);
       }
     }
