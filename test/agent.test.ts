@@ -467,3 +467,60 @@ describe('bits agent: upload-reply', () => {
     }
   });
 });
+
+describe('bits bitsadmin', () => {
+  it('/create, /addfile, /set…, /info, /resume, /complete, /list and /transfer map onto the agent', async () => {
+    const dir = await tempDir('bits-agent-bitsadmin-');
+    const t = await startServer({ vdir: { downloadEnabled: true } });
+    const stateDir = join(dir.path, 'state');
+    const agent = await startAgent(stateDir);
+    const admin = (...args: string[]) => runCli(['bitsadmin', '--state-dir', stateDir, ...args]);
+    try {
+      const created = await admin('/create', '/upload', 'nightly');
+      assert.equal(created.code, 0, created.stderr);
+      const id = /^Created job \{([0-9a-f]{12})\}\.$/m.exec(created.stdout)?.[1];
+      assert.ok(id, created.stdout);
+      const empty = await admin('/resume', 'nightly');
+      assert.equal(empty.code, 2);
+      assert.match(empty.stderr, /has no file yet/);
+      const src = await randomFile(join(dir.path, 'nightly.bin'), 200_000);
+      const added = await admin('/addfile', 'nightly', `http://127.0.0.1:${t.port}/up/nightly.bin`, src);
+      assert.equal(added.code, 0, added.stderr);
+      const second = await admin('/addfile', 'nightly', `http://127.0.0.1:${t.port}/up/other.bin`, src);
+      assert.equal(second.code, 2);
+      assert.match(second.stderr, /exactly one file/);
+      assert.equal((await admin('/setpriority', 'nightly', 'HIGH')).stdout, 'Priority set to HIGH.\n');
+      assert.equal((await admin('/setminretrydelay', `{${id}}`, '1')).code, 0);
+      const script = join(dir.path, 'notify.mjs');
+      const marker = join(dir.path, 'notified.txt');
+      await writeFile(script, "import { writeFileSync } from 'node:fs'; writeFileSync(process.argv[2], process.env.BITS_JOB_STATE + ' ' + process.argv.slice(3).join('|'));\n");
+      const notify = await admin('/setnotifycmdline', 'nightly', process.execPath, `"${process.execPath}" ${script} ${marker} "two words"`);
+      assert.equal(notify.code, 0, notify.stderr);
+      const info = await admin('/info', 'nightly', '/verbose');
+      assert.match(info.stdout, new RegExp(`GUID: \\{${id}\\} DISPLAY: 'nightly'`));
+      assert.match(info.stdout, /TYPE: UPLOAD STATE: SUSPENDED PRIORITY: HIGH/);
+      assert.equal((await admin('/resume', 'nightly')).stdout, 'Job resumed.\n');
+      await agent.waitFor(id, ['TRANSFERRED']);
+      for (let i = 0; i < 100 && !(await exists(marker)); i++) await sleep(50);
+      assert.equal(await readFile(marker, 'utf8'), 'TRANSFERRED two words');
+      const completed = await admin('/complete', 'nightly');
+      assert.equal(completed.stdout, 'Job completed.\n', completed.stderr);
+      assert.equal(await sha256File(join(t.uploads, 'nightly.bin')), await sha256File(src));
+      const list = await admin('/list');
+      assert.match(list.stdout, new RegExp(`^\\{${id}\\} 'nightly' ACKNOWLEDGED 1 / 1 200000 / 200000$`, 'm'));
+      assert.match(list.stdout, /^Listed 1 job\(s\)\.$/m);
+      const target = join(dir.path, 'back.bin');
+      const transfer = await admin('/transfer', 'fetch', '/download', '/priority', 'foreground', `http://127.0.0.1:${t.port}/up/nightly.bin`, target);
+      assert.equal(transfer.code, 0, transfer.stderr);
+      assert.match(transfer.stdout, /Transfer complete\./);
+      assert.equal(await sha256File(target), await sha256File(src));
+      const unknown = await admin('/frobnicate');
+      assert.equal(unknown.code, 2);
+      assert.match(unknown.stderr, /unknown verb \/frobnicate/);
+    } finally {
+      await agent.stop();
+      await t.stop();
+      await dir.cleanup();
+    }
+  });
+});

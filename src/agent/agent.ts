@@ -2,7 +2,7 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { FINAL_STATES } from '../client/agent-protocol.js';
-import type { AgentErrorCode, AgentJobInfo, AgentJobSpec, AgentStatus, Priority } from '../client/agent-protocol.js';
+import type { AgentErrorCode, AgentJobChanges, AgentJobInfo, AgentJobSpec, AgentStatus, Priority } from '../client/agent-protocol.js';
 import { download } from '../client/download.js';
 import type { DownloadJob } from '../client/download.js';
 import { PART_SUFFIX } from '../client/download-sink.js';
@@ -18,7 +18,7 @@ import type { UploadJob } from '../client/upload.js';
 import { syncDir } from '../store/fs/durable.js';
 import { AgentJobStore, stagingPath, toInfo } from './job-record.js';
 import type { AgentJobRecord } from './job-record.js';
-import { newRecord, specProblem } from './job-spec.js';
+import { changesProblem, newRecord, specProblem } from './job-spec.js';
 import { StateDirLock } from './lock.js';
 import { hasUsableNetwork, isLocalHost } from './network.js';
 import { DEFAULT_NOTIFY_POLICY, notify } from './notify.js';
@@ -247,8 +247,8 @@ export class Agent {
   async enqueue(spec: AgentJobSpec): Promise<AgentJobInfo> {
     const problem = specProblem(spec);
     if (problem) throw new AgentRequestError('BAD_REQUEST', problem);
-    if (spec.type !== 'download') {
-      const st = await stat(spec.files[0]!.file).catch(() => undefined);
+    if (spec.type !== 'download' && spec.files[0] !== undefined) {
+      const st = await stat(spec.files[0].file).catch(() => undefined);
       if (!st?.isFile()) throw new AgentRequestError('BAD_REQUEST', `${spec.files[0]!.file} is not a readable file`);
     }
     const targets = spec.type === 'download' ? spec.files.map((f) => f.file) : spec.replyFile !== undefined ? [spec.replyFile] : [];
@@ -289,14 +289,20 @@ export class Agent {
     };
   }
 
+  /** A job by its id (braces allowed, as bitsadmin prints GUIDs), a unique prefix, or its name. */
   private find(id: string): AgentJobRecord {
-    const exact = this.jobs.get(id);
+    const bare = id.replace(/^\{(.*)\}$/, '$1');
+    const exact = this.jobs.get(bare);
     if (exact) return exact;
-    const prefix = id.toLowerCase();
-    const matches = prefix.length === 0 ? [] : [...this.jobs.values()].filter((j) => j.id.startsWith(prefix));
+    const prefix = bare.toLowerCase();
+    const matches = /^[0-9a-f]+$/.test(prefix) ? [...this.jobs.values()].filter((j) => j.id.startsWith(prefix)) : [];
     if (matches.length > 1) throw new AgentRequestError('AMBIGUOUS_JOB', `job id "${id}" matches ${matches.length} jobs; give more of it`);
-    if (matches.length === 0) throw new AgentRequestError('UNKNOWN_JOB', `no job "${id}"`);
-    return matches[0]!;
+    if (matches.length === 1) return matches[0]!;
+    // A name names the job that has it and has not ended.
+    const named = [...this.jobs.values()].filter((j) => j.name === id && !FINAL_STATES.has(j.state));
+    if (named.length > 1) throw new AgentRequestError('AMBIGUOUS_JOB', `${named.length} jobs are named "${id}": give the id`);
+    if (named.length === 0) throw new AgentRequestError('UNKNOWN_JOB', `no job "${id}"`);
+    return named[0]!;
   }
 
   /** Runs `fn` on a job while the scheduler leaves it alone (one control operation at a time per job). */
@@ -335,6 +341,7 @@ export class Agent {
    */
   async resume(id: string): Promise<AgentJobInfo> {
     const rec = this.find(id);
+    if (rec.files.length === 0) throw new AgentRequestError('WRONG_STATE', `job ${rec.id} has no file yet: add one first`);
     if (rec.state === 'SUSPENDED' || rec.state === 'ERROR') {
       rec.error = undefined;
       // (a job that fails again after this is notified again)
@@ -392,6 +399,63 @@ export class Agent {
     if (rec.state === 'ACKNOWLEDGED' || rec.completing) return toInfo(rec);
     if (rec.state !== 'TRANSFERRED') throw new AgentRequestError('WRONG_STATE', `job ${rec.id} is ${rec.state}: only a TRANSFERRED job can be completed`);
     rec.completing = true;
+    await this.save(rec);
+    this.changed(rec);
+    return toInfo(rec);
+  }
+
+  /**
+   * Changes a job's settings; files are added only while it is suspended (an upload job has one
+   * file at most). Settings apply from the job's next start.
+   *
+   * @throws {AgentRequestError} BAD_REQUEST for a bad change, WRONG_STATE for a job that ended (or
+   *   files added to a job that is not suspended).
+   */
+  async update(id: string, changes: AgentJobChanges): Promise<AgentJobInfo> {
+    const problem = changesProblem(changes);
+    if (problem) throw new AgentRequestError('BAD_REQUEST', problem);
+    const rec = this.find(id);
+    if (FINAL_STATES.has(rec.state) || rec.state === 'TRANSFERRED') throw new AgentRequestError('WRONG_STATE', `job ${rec.id} is ${rec.state}: it cannot be changed`);
+    const s = rec.settings;
+    const add = changes.addFiles ?? [];
+    if (add.length > 0) {
+      if (rec.state !== 'SUSPENDED') throw new AgentRequestError('WRONG_STATE', `job ${rec.id} is ${rec.state}: files are added while it is suspended`);
+      if (rec.type !== 'download' && rec.files.length + add.length > 1) throw new AgentRequestError('BAD_REQUEST', `an ${rec.type} job has exactly one file`);
+      const next = [...rec.files.map((f) => f.file), ...add.map((f) => resolve(f.file))];
+      if (new Set(next).size !== next.length) throw new AgentRequestError('BAD_REQUEST', 'two files of the job have the same local path');
+      for (const f of add) {
+        const u = new URL(f.url);
+        if (u.username !== '' || u.password !== '') throw new AgentRequestError('BAD_REQUEST', `${u.origin}: give credentials as user, not in the URL`);
+        const st = rec.type === 'download' ? await stat(dirname(resolve(f.file))).catch(() => undefined) : await stat(f.file).catch(() => undefined);
+        if (rec.type === 'download' ? !st?.isDirectory() : !st?.isFile()) {
+          throw new AgentRequestError('BAD_REQUEST', rec.type === 'download' ? `${dirname(resolve(f.file))} is not a folder (for ${f.file})` : `${f.file} is not a readable file`);
+        }
+      }
+    }
+    if (changes.user !== undefined) {
+      const i = changes.user.indexOf(':');
+      s.user = i < 0 ? changes.user : changes.user.slice(0, i);
+      s.sealedPassword = i < 0 ? undefined : this.secrets.seal(changes.user.slice(i + 1));
+    }
+    if (changes.auth !== undefined) s.auth = changes.auth;
+    if (s.auth === 'negotiate') {
+      s.user = undefined;
+      s.sealedPassword = undefined;
+    }
+    if (changes.name !== undefined) rec.name = changes.name;
+    if (changes.minRetryDelayMs !== undefined) s.minRetryDelayMs = changes.minRetryDelayMs;
+    if (changes.noProgressTimeoutMs !== undefined) s.noProgressTimeoutMs = changes.noProgressTimeoutMs;
+    if (changes.notifyCommand !== undefined) s.notifyCommand = changes.notifyCommand.length > 0 ? [...changes.notifyCommand] : undefined;
+    if (changes.notifyShell !== undefined) s.notifyShell = changes.notifyShell;
+    if (s.notifyShell && s.notifyCommand !== undefined && s.notifyCommand.length !== 1) s.notifyCommand = [s.notifyCommand.join(' ')];
+    if (changes.notifyUrl !== undefined) s.notifyUrl = changes.notifyUrl === '' ? undefined : changes.notifyUrl;
+    if (changes.autoComplete !== undefined) s.autoComplete = changes.autoComplete;
+    if (changes.replyFile !== undefined) {
+      if (rec.type !== 'upload-reply') throw new AgentRequestError('BAD_REQUEST', 'replyFile is for upload-reply jobs');
+      s.replyFile = resolve(changes.replyFile);
+    }
+    for (const f of add) rec.files.push({ url: f.url, file: resolve(f.file), bytesDone: 0, done: false });
+    if (rec.type === 'upload-reply' && s.replyFile === undefined && rec.files[0]) s.replyFile = `${rec.files[0].file}.reply`;
     await this.save(rec);
     this.changed(rec);
     return toInfo(rec);

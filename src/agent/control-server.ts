@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { MAX_LINE_BYTES, PRIORITIES } from '../client/agent-protocol.js';
-import type { AgentErrorCode, AgentJobSpec, AgentMethod, Priority } from '../client/agent-protocol.js';
+import type { AgentErrorCode, AgentJobChanges, AgentJobSpec, AgentMethod, Priority } from '../client/agent-protocol.js';
 import { AgentRequestError } from './agent.js';
 import type { Agent } from './agent.js';
 
@@ -47,6 +47,11 @@ async function dispatch(agent: Agent, method: AgentMethod, params: unknown, watc
       const priority = (params as { priority?: unknown } | null)?.priority;
       if (!PRIORITIES.includes(priority as Priority)) throw new AgentRequestError('BAD_REQUEST', `params.priority must be one of ${PRIORITIES.join(', ')}`);
       return agent.setPriority(idParam(params), priority as Priority);
+    }
+    case 'update': {
+      const changes = (params as { changes?: unknown } | null)?.changes;
+      if (typeof changes !== 'object' || changes === null) throw new AgentRequestError('BAD_REQUEST', 'params.changes must be an object');
+      return agent.update(idParam(params), changes as AgentJobChanges);
     }
     case 'status':
       return agent.status();

@@ -25,7 +25,7 @@ const path = z.string().min(1).refine((p) => isAbsolute(p), 'must be an absolute
 export const jobSpecSchema = z
   .object({
     type: z.enum(AGENT_JOB_TYPES),
-    files: z.array(z.object({ url: httpUrl, file: path }).strict()).min(1).max(1000),
+    files: z.array(z.object({ url: httpUrl, file: path }).strict()).max(1000),
     name: z.string().max(256).optional(),
     priority: z.enum(PRIORITIES).optional(),
     minRetryDelayMs: z.number().int().min(0).max(MAX_MS).optional(),
@@ -44,11 +44,13 @@ export const jobSpecSchema = z
     maxRateBps: z.number().int().min(1024).optional(),
     yield: z.boolean().optional(),
     replyFile: path.optional(),
+    suspended: z.boolean().optional(),
   })
   .strict()
   .superRefine((s, ctx) => {
     const problem = (message: string): void => ctx.addIssue({ code: 'custom', message });
-    if (s.type !== 'download' && s.files.length !== 1) problem(`an ${s.type} job has exactly one file`);
+    if (s.files.length === 0 && !s.suspended) problem('files: a job needs a file (or is created suspended, and gets its files later)');
+    if (s.type !== 'download' && s.files.length > 1) problem(`an ${s.type} job has exactly one file`);
     if (s.type !== 'upload-reply' && s.replyFile !== undefined) problem('replyFile is for upload-reply jobs');
     if (s.type === 'download' && s.yield === true) problem("yield is for uploads: the delay of each fragment's Ack is its signal");
     if (s.notifyShell && s.notifyCommand?.length !== 1) problem('notifyShell takes the command as one string');
@@ -83,6 +85,38 @@ export function specProblem(spec: unknown): string | undefined {
   return r.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
 }
 
+/** The schema of `update` changes. */
+export const changesSchema = z
+  .object({
+    addFiles: z.array(z.object({ url: httpUrl, file: path }).strict()).max(1000).optional(),
+    name: z.string().max(256).optional(),
+    minRetryDelayMs: z.number().int().min(0).max(MAX_MS).optional(),
+    noProgressTimeoutMs: z.number().int().min(0).max(MAX_MS).optional(),
+    notifyCommand: z.array(z.string()).optional(),
+    notifyShell: z.boolean().optional(),
+    notifyUrl: z.union([httpUrl, z.literal('')]).optional(),
+    user: z.string().min(1).optional(),
+    auth: z.enum(['negotiate', 'ntlm']).optional(),
+    autoComplete: z.boolean().optional(),
+    replyFile: path.optional(),
+  })
+  .strict();
+
+/**
+ * Why changes cannot be made, in one line; `undefined` when they can (the job's state is the
+ * agent's to check).
+ *
+ * @example
+ * ```ts
+ * changesProblem({ name: 7 }); // 'name: Invalid input: expected string, received number'
+ * ```
+ */
+export function changesProblem(changes: unknown): string | undefined {
+  const r = changesSchema.safeParse(changes);
+  if (r.success) return undefined;
+  return r.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+}
+
 /** Defaults of a job's settings. */
 export interface JobDefaults {
   readonly minRetryDelayMs: number;
@@ -113,7 +147,7 @@ export function newRecord(spec: AgentJobSpec, secrets: Secrets, d: JobDefaults):
     id: newJobId(),
     name: spec.name,
     type: spec.type,
-    state: 'QUEUED',
+    state: spec.suspended ? 'SUSPENDED' : 'QUEUED',
     priority,
     files: spec.files.map((f) => ({ url: f.url, file: resolve(f.file), bytesDone: 0, done: false })),
     settings: {
@@ -133,7 +167,7 @@ export function newRecord(spec: AgentJobSpec, secrets: Secrets, d: JobDefaults):
       autoComplete: spec.autoComplete ?? false,
       maxRateBps: spec.maxRateBps,
       yield: spec.yield ?? (priority !== 'foreground' && spec.type !== 'download'),
-      replyFile: spec.type === 'upload-reply' ? resolve(spec.replyFile ?? `${spec.files[0]!.file}.reply`) : undefined,
+      replyFile: spec.type === 'upload-reply' && (spec.replyFile !== undefined || spec.files[0]) ? resolve(spec.replyFile ?? `${spec.files[0]!.file}.reply`) : undefined,
     },
     createdAt: now,
     modifiedAt: now,

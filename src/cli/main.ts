@@ -15,6 +15,7 @@ const COMMANDS: readonly { readonly names: readonly string[]; load(): Promise<Re
   { names: ['download'], load: async () => (await import('./download.js')).registerDownload },
   { names: ['jobs', 'resume', 'cancel'], load: async () => (await import('./jobs.js')).registerJobs },
   { names: ['agent', 'info', 'suspend', 'complete', 'priority'], load: async () => (await import('./agent.js')).registerAgent },
+  { names: ['bitsadmin'], load: async () => (await import('./bitsadmin.js')).registerBitsadmin },
   { names: ['user'], load: async () => (await import('./user.js')).registerUser },
   { names: ['sessions'], load: async () => (await import('./sessions.js')).registerSessions },
 ];

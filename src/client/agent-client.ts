@@ -5,6 +5,7 @@ import { agentSocketPath, MAX_LINE_BYTES } from './agent-protocol.js';
 import type {
   AgentErrorCode,
   AgentEventMessage,
+  AgentJobChanges,
   AgentJobInfo,
   AgentJobSpec,
   AgentMethod,
@@ -145,7 +146,7 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
     return this.request('list', {});
   }
 
-  /** One job, by id or a unique prefix of one. */
+  /** One job, by id, a unique prefix of one, or its name (when one job has it). */
   info(id: string): Promise<AgentJobInfo> {
     return this.request('info', { id });
   }
@@ -172,6 +173,11 @@ export class AgentClient extends EventEmitter<AgentClientEvents> {
    */
   complete(id: string): Promise<AgentJobInfo> {
     return this.request('complete', { id });
+  }
+
+  /** Changes settings of a job (files only while it is suspended: `bitsadmin /addfile`). */
+  update(id: string, changes: AgentJobChanges): Promise<AgentJobInfo> {
+    return this.request('update', { id, changes });
   }
 
   setPriority(id: string, priority: Priority): Promise<AgentJobInfo> {

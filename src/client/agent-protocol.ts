@@ -79,6 +79,28 @@ export interface AgentJobSpec {
   readonly yield?: boolean | undefined;
   /** Where an upload-reply job's reply is saved (default `<file>.reply`). */
   readonly replyFile?: string | undefined;
+  /**
+   * Create the job `SUSPENDED` (as `bitsadmin /create` does): it may then have no file yet, and
+   * starts at `resume`.
+   */
+  readonly suspended?: boolean | undefined;
+}
+
+/** What `update` may change of a job that has not ended (files only while it is suspended). */
+export interface AgentJobChanges {
+  readonly addFiles?: readonly AgentFileSpec[] | undefined;
+  readonly name?: string | undefined;
+  readonly minRetryDelayMs?: number | undefined;
+  readonly noProgressTimeoutMs?: number | undefined;
+  /** An empty list removes the notify command. */
+  readonly notifyCommand?: readonly string[] | undefined;
+  readonly notifyShell?: boolean | undefined;
+  /** An empty string removes the notify URL. */
+  readonly notifyUrl?: string | undefined;
+  readonly user?: string | undefined;
+  readonly auth?: 'negotiate' | 'ntlm' | undefined;
+  readonly autoComplete?: boolean | undefined;
+  readonly replyFile?: string | undefined;
 }
 
 /** One file of a job as the agent reports it. */
@@ -140,6 +162,7 @@ export interface AgentMethods {
   cancel: { params: { id: string }; result: AgentJobInfo };
   complete: { params: { id: string }; result: AgentJobInfo };
   priority: { params: { id: string; priority: Priority }; result: AgentJobInfo };
+  update: { params: { id: string; changes: AgentJobChanges }; result: AgentJobInfo };
   status: { params: Record<string, never>; result: AgentStatus };
   /** From now on, every change of every job comes as an {@link AgentEventMessage}. */
   watch: { params: Record<string, never>; result: AgentJobInfo[] };
