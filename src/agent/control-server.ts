@@ -8,6 +8,9 @@ import type { AgentErrorCode, AgentJobChanges, AgentJobSpec, AgentMethod, Priori
 import { AgentRequestError } from './agent.js';
 import type { Agent } from './agent.js';
 
+/** Bytes of answers and events a client may leave unread before it is disconnected. */
+const MAX_BUFFERED = 8 * 1024 * 1024;
+
 /** Whether something answers on a Unix socket. */
 function answers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -69,7 +72,14 @@ function serveConnection(agent: Agent, socket: Socket, logger: Logger): void {
   let buffered = '';
   let unsubscribe: (() => void) | undefined;
   const send = (message: unknown): void => {
-    if (!socket.destroyed) socket.write(`${JSON.stringify(message)}\n`);
+    if (socket.destroyed) return;
+    // A watcher that does not read its events is dropped rather than buffered without end.
+    if (socket.writableLength > MAX_BUFFERED) {
+      logger.warn({ buffered: socket.writableLength }, 'control client does not read its events; disconnected');
+      socket.destroy();
+      return;
+    }
+    socket.write(`${JSON.stringify(message)}\n`);
   };
   const handle = async (line: string): Promise<void> => {
     let request: { id?: unknown; method?: unknown; params?: unknown };

@@ -80,7 +80,11 @@ export const jobSpecSchema = z
  * ```
  */
 export function specProblem(spec: unknown): string | undefined {
-  const r = jobSpecSchema.safeParse(spec);
+  return problemOf(jobSpecSchema.safeParse(spec));
+}
+
+/** zod's issues in one line, each with the path of what it is about. */
+function problemOf(r: { success: true } | { success: false; error: z.ZodError }): string | undefined {
   if (r.success) return undefined;
   return r.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
 }
@@ -112,9 +116,7 @@ export const changesSchema = z
  * ```
  */
 export function changesProblem(changes: unknown): string | undefined {
-  const r = changesSchema.safeParse(changes);
-  if (r.success) return undefined;
-  return r.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+  return problemOf(changesSchema.safeParse(changes));
 }
 
 /** Defaults of a job's settings. */
