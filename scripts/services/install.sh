@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real services the farm-mode tests run against, from Debian packages:
 # PostgreSQL, Ceph (mon, osd, RADOS Gateway), HAProxy and an MIT Kerberos KDC; and the programs
-# other tests drive: Chromium (the dashboard, headless) and systemd (systemd-analyze verify of the
-# unit). libkrb5-dev is there so that npm builds the optional kerberos package (Negotiate) against it:
+# other tests drive: Chromium (the dashboard, headless), systemd (systemd-analyze verify of the
+# units) and iproute2 (network namespaces for the agent's network tests and benchmark). libkrb5-dev is there so that npm builds the optional kerberos package (Negotiate) against it:
 # run this before npm install.
 #
 # Usage: bash scripts/services/install.sh
@@ -12,13 +12,13 @@
 # that need the services skip loudly.
 set -uo pipefail
 
-PACKAGES=(postgresql ceph-mon ceph-osd radosgw haproxy chromium systemd krb5-kdc krb5-admin-server krb5-user libkrb5-dev)
+PACKAGES=(postgresql ceph-mon ceph-osd radosgw haproxy chromium systemd krb5-kdc krb5-admin-server krb5-user libkrb5-dev iproute2)
 
 have_all() {
   local pg=""
   for v in 17 16 15 14 13; do [[ -x "/usr/lib/postgresql/$v/bin/initdb" ]] && pg=1; done
   [[ -n "$pg" ]] || return 1
-  for b in ceph-mon ceph-osd radosgw radosgw-admin ceph ceph-authtool monmaptool haproxy curl systemd-analyze; do
+  for b in ceph-mon ceph-osd radosgw radosgw-admin ceph ceph-authtool monmaptool haproxy curl systemd-analyze ip tc; do
     command -v "$b" >/dev/null 2>&1 || return 1
   done
   [[ -x /usr/bin/chromium ]] || return 1
