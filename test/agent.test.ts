@@ -3,6 +3,7 @@
 // the agent, priorities, suspend/resume, multi-file downloads, TRANSFERRED → complete, notify
 // commands and URLs, cancel, rate limits.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
@@ -16,6 +17,7 @@ import type { AgentProcess } from './helpers/agent-process.js';
 import { startServer } from './helpers/bits-server.js';
 import type { TestServer } from './helpers/bits-server.js';
 import { randomFile as randomContent, sha256File } from './helpers/client-files.js';
+import { CLI } from './helpers/cli.js';
 import { runCli } from './helpers/cli-run.js';
 import { deadPort } from './helpers/dead-port.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
@@ -517,6 +519,45 @@ describe('bits bitsadmin', () => {
       const unknown = await admin('/frobnicate');
       assert.equal(unknown.code, 2);
       assert.match(unknown.stderr, /unknown verb \/frobnicate/);
+    } finally {
+      await agent.stop();
+      await t.stop();
+      await dir.cleanup();
+    }
+  });
+});
+
+describe('bits agent: credentials', () => {
+  it('a password in the URL (or BITS_PASSWORD) signs the job in and is never kept in clear text', async () => {
+    const dir = await tempDir('bits-agent-creds-');
+    const users = join(dir.path, 'users.json');
+    execFileSync(process.execPath, [CLI, 'user', 'add', 'alice', '--users', users], { input: 'correct horse battery\n' });
+    const t = await startServer({ vdir: { auth: { schemes: ['basic'], users, allowInsecureBasic: true } } });
+    const stateDir = join(dir.path, 'state');
+    const agent = await startAgent(stateDir);
+    try {
+      const src = await randomFile(join(dir.path, 'secret.bin'), 20_000);
+      const inUrl = await runCli(['upload', src, `http://alice:correct%20horse%20battery@127.0.0.1:${t.port}/up/a.bin`, '--background', '--auto-complete', '--state-dir', stateDir, '--retry-delay', '0.1']);
+      assert.equal(inUrl.code, 0, inUrl.stderr);
+      const fromEnv = await runCli(['upload', src, `http://127.0.0.1:${t.port}/up/b.bin`, '--user', 'alice', '--background', '--auto-complete', '--state-dir', stateDir, '--retry-delay', '0.1'], { BITS_PASSWORD: 'correct horse battery' });
+      assert.equal(fromEnv.code, 0, fromEnv.stderr);
+      await agent.waitFor(inUrl.stdout.trim(), ['ACKNOWLEDGED']);
+      await agent.waitFor(fromEnv.stdout.trim(), ['ACKNOWLEDGED']);
+      assert.equal(await sha256File(join(t.uploads, 'a.bin')), await sha256File(src));
+      assert.equal(await sha256File(join(t.uploads, 'b.bin')), await sha256File(src));
+      // Nothing the agent wrote holds the password.
+      const files = (await readdir(join(stateDir, 'agent'), { recursive: true })).map((f) => join(stateDir, 'agent', String(f)));
+      let read = 0;
+      for (const f of files) {
+        const text = await readFile(f, 'latin1').catch(() => undefined);
+        if (text === undefined) continue;
+        read++;
+        assert.ok(!text.includes('correct horse'), `${f} holds the password`);
+      }
+      assert.ok(read >= 2, 'the job records were read');
+      const wrong = await runCli(['upload', src, `http://127.0.0.1:${t.port}/up/c.bin`, '--user', 'alice:wrong', '--background', '--state-dir', stateDir, '--retry-delay', '0.1']);
+      const failed = await agent.waitFor(wrong.stdout.trim(), ['ERROR']);
+      assert.match(failed.error?.message ?? '', /401/);
     } finally {
       await agent.stop();
       await t.stop();

@@ -116,6 +116,9 @@ export async function enqueueBackground(
     u.password = '';
     return u.href;
   };
+  // Credentials in the URL (user:password@) go to the agent as the job's user, sealed there.
+  const first = files[0]!.url;
+  const user = options.user ?? (first.username !== '' ? `${decodeURIComponent(first.username)}:${decodeURIComponent(first.password)}` : undefined);
   const spec: AgentJobSpec = {
     type,
     files: files.map((f) => ({ url: bare(f.url), file: resolve(f.file) })),
@@ -124,7 +127,7 @@ export async function enqueueBackground(
     minRetryDelayMs: options.retryDelayMs,
     noProgressTimeoutMs: options.noProgressTimeoutMs,
     headers: options.headers as Record<string, string> | undefined,
-    user: options.user,
+    user,
     auth: options.auth,
     ca: options.ca?.toString(),
     insecure: options.insecure,
