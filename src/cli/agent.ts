@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { Agent, AGENT_DEFAULTS } from '../agent/agent.js';
-import { serveControl } from '../agent/control-server.js';
-import { RateSchedule } from '../agent/rate-schedule.js';
+import type { Agent } from '../agent/agent.js';
+import { AGENT_DEFAULTS } from '../agent/defaults.js';
+import type { RateSchedule } from '../agent/rate-schedule.js';
 import { AgentClient, AgentError } from '../client/agent-client.js';
 import { agentSocketPath, parseRate, PRIORITIES } from '../client/agent-protocol.js';
 import type { AgentJobInfo, AgentJobSpec, AgentJobType, Priority } from '../client/agent-protocol.js';
@@ -335,6 +335,10 @@ function positiveInt(flag: string, value: string | undefined): number | undefine
 }
 
 async function agentAction(flags: AgentFlags): Promise<number> {
+  // (the agent itself is loaded only here: bits upload --background needs the client side alone)
+  const { Agent } = await import('../agent/agent.js');
+  const { serveControl } = await import('../agent/control-server.js');
+  const { RateSchedule } = await import('../agent/rate-schedule.js');
   const stateDir = resolve(flags.stateDir ?? defaultStateDir());
   let schedule: RateSchedule | undefined;
   if (flags.rateSchedule !== undefined) {
