@@ -86,8 +86,8 @@ export class UploadSource {
 
   private async *pieces(offset: number, length: number, signal: AbortSignal): AsyncGenerator<Buffer> {
     const throttle = this.throttle;
-    const piece = throttle ? (throttle.pieceBytes ?? THROTTLED_PIECE_BYTES) : PIECE;
-    const size = Math.max(1, Math.min(piece, this.state.fileSize));
+    const pieceSize = throttle ? (throttle.pieceBytes ?? THROTTLED_PIECE_BYTES) : PIECE;
+    const size = Math.max(1, Math.min(pieceSize, this.state.fileSize));
     this.buffers ??= [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
     for (let at = 0, i = 0; at < length; i ^= 1) {
       const piece = this.buffers[i].subarray(0, Math.min(size, length - at));
