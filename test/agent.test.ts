@@ -355,6 +355,49 @@ describe('bits agent: SIGKILL and restart', () => {
   });
 });
 
+describe('bits agent: a download finished just before a kill', () => {
+  it('is found complete at the next start (its staging file there, its transfer record gone), not downloaded again', async () => {
+    const dir = await tempDir('bits-agent-staged-');
+    const t = await startServer({ vdir: { downloadEnabled: true } });
+    const proxy = await startFaultProxy({ port: t.port });
+    const stateDir = join(dir.path, 'state');
+    let agent = await startAgent(stateDir);
+    try {
+      for (const name of ['s1.bin', 's2.bin']) await randomFile(join(t.uploads, name), 300_000);
+      const targets = [join(dir.path, 's1.out'), join(dir.path, 's2.out')];
+      const job = await agent.client.enqueue({
+        type: 'download',
+        files: ['s1.bin', 's2.bin'].map((name, i) => ({ url: `http://127.0.0.1:${proxy.port}/up/${name}`, file: targets[i]! })),
+        minRetryDelayMs: 100,
+      });
+      await agent.waitFor(job.id, ['TRANSFERRED']);
+      await agent.kill();
+      // The moment the kill would have had to hit: the second file renamed to its staging name and
+      // its transfer record removed, the agent's record not yet saying so.
+      const recordPath = join(stateDir, 'agent', 'queue', `${job.id}.json`);
+      const record = JSON.parse(await readFile(recordPath, 'utf8')) as { state: string; files: { done: boolean; bytesDone: number }[] };
+      record.state = 'TRANSFERRING';
+      record.files[1]!.done = false;
+      record.files[1]!.bytesDone = 0;
+      await writeFile(recordPath, JSON.stringify(record));
+      const requests = proxy.requests.length;
+      agent = await startAgent(stateDir);
+      const again = await agent.waitFor(job.id, ['TRANSFERRED']);
+      assert.deepEqual(again.files.map((f) => f.done), [true, true]);
+      assert.equal(again.bytesDone, 600_000);
+      assert.equal(proxy.requests.length, requests, 'nothing was downloaded again');
+      await agent.client.complete(job.id);
+      await agent.waitFor(job.id, ['ACKNOWLEDGED']);
+      for (const [i, name] of ['s1.bin', 's2.bin'].entries()) assert.equal(await sha256File(targets[i]!), await sha256File(join(t.uploads, name)));
+    } finally {
+      await agent.stop();
+      await proxy.close();
+      await t.stop();
+      await dir.cleanup();
+    }
+  });
+});
+
 describe('bits agent: the CLI verbs', () => {
   let t: TestServer;
   let dir: TempDir;

@@ -659,7 +659,21 @@ export class Agent {
     const f = rec.files[i]!;
     const s = rec.settings;
     let handle: UploadJob | DownloadJob;
-    if (f.transferId !== undefined && (await this.journal.load(f.transferId))) {
+    const journaled = f.transferId !== undefined && (await this.journal.load(f.transferId)) !== undefined;
+    if (rec.type === 'download' && f.transferId !== undefined && !journaled) {
+      // A download's record goes only after its part file became the staging file: both there and
+      // no record means it finished just before the agent stopped, and was not recorded yet.
+      const staged = await stat(stagingPath(f.file)).catch(() => undefined);
+      if (staged?.isFile()) {
+        this.logger.info({ job: rec.id, file: f.file }, 'download found complete');
+        f.done = true;
+        f.bytesDone = f.bytesTotal = staged.size;
+        await this.save(rec);
+        this.changed(rec);
+        return;
+      }
+    }
+    if (journaled && f.transferId !== undefined) {
       handle = await resumeJob(f.transferId, {
         stateDir: this.transfers,
         password: this.password(rec),
