@@ -16,10 +16,10 @@ import type { Throttle } from '../client/throttle.js';
 import { upload } from '../client/upload.js';
 import type { UploadJob } from '../client/upload.js';
 import { syncDir } from '../store/fs/durable.js';
+import { acquireStateDir, StateDirInUseError } from '../store/fs/state-dir-lock.js';
 import { AgentJobStore, stagingPath, toInfo } from './job-record.js';
 import type { AgentJobRecord } from './job-record.js';
 import { changesProblem, newRecord, specProblem } from './job-spec.js';
-import { StateDirLock } from './lock.js';
 import { hasUsableNetwork, isLocalHost } from './network.js';
 import { DEFAULT_NOTIFY_POLICY, notify } from './notify.js';
 import type { NotifyPolicy } from './notify.js';
@@ -37,8 +37,6 @@ export { AGENT_DEFAULTS } from './defaults.js';
 export interface AgentOptions {
   /** The state directory the agent owns (one agent per state directory). */
   readonly stateDir: string;
-  /** The control socket's path. */
-  readonly socketPath: string;
   readonly maxConcurrent?: number | undefined;
   /** The global limit (bytes per second) when there is no schedule. */
   readonly maxRateBps?: number | undefined;
@@ -97,7 +95,7 @@ const SUSPENDABLE = new Set(['QUEUED', 'CONNECTING', 'TRANSFERRING', 'TRANSIENT_
  *
  * @example
  * ```ts
- * const agent = await Agent.start({ stateDir: '/var/lib/bits', socketPath: '/var/lib/bits/agent.sock' });
+ * const agent = await Agent.start({ stateDir: '/var/lib/bits' });
  * const job = await agent.enqueue({ type: 'download', files: [{ url: 'https://h/a.iso', file: '/tmp/a.iso' }] });
  * ```
  */
@@ -110,7 +108,7 @@ export class Agent {
   private readonly listeners = new Set<(job: AgentJobInfo) => void>();
   private readonly global: TokenBucket;
   private readonly logger: Logger;
-  private readonly root: string;
+  /** `<stateDir>/agent`: the transfers' journal (`jobs/`), the job records (`queue/`), the key, the lock. */
   private readonly transfers: string;
   private readonly journal: Journal;
   private readonly store: AgentJobStore;
@@ -125,13 +123,12 @@ export class Agent {
   private constructor(
     private readonly o: AgentOptions,
     private readonly secrets: Secrets,
-    private readonly lock: StateDirLock,
+    private readonly release: () => Promise<void>,
   ) {
     this.logger = o.logger ?? silentLogger();
-    this.root = join(resolve(o.stateDir), 'agent');
-    this.transfers = this.root;
+    this.transfers = join(resolve(o.stateDir), 'agent');
     this.journal = new Journal(this.transfers);
-    this.store = new AgentJobStore(join(this.root, 'queue'));
+    this.store = new AgentJobStore(join(this.transfers, 'queue'));
     this.global = new TokenBucket(this.currentGlobalRate());
   }
 
@@ -143,14 +140,16 @@ export class Agent {
    */
   static async start(o: AgentOptions): Promise<Agent> {
     const root = join(resolve(o.stateDir), 'agent');
-    const lock = await StateDirLock.acquire(root);
+    const release = await acquireStateDir(root, 'agent.pid').catch((err: unknown) => {
+      throw err instanceof StateDirInUseError ? new Error(`another agent (process ${err.pid}) owns ${root}`) : err;
+    });
     try {
-      const agent = new Agent(o, await Secrets.open(root), lock);
+      const agent = new Agent(o, await Secrets.open(root), release);
       await agent.load();
       agent.begin();
       return agent;
     } catch (err) {
-      await lock.release();
+      await release();
       throw err;
     }
   }
@@ -475,7 +474,7 @@ export class Agent {
     this.notifyAbort.abort();
     await Promise.all([...this.notifying]);
     await Promise.all([...this.jobs.values()].map((r) => this.store.save(r).catch(() => undefined)));
-    await this.lock.release();
+    await this.release();
     this.logger.info('agent stopped');
   }
 

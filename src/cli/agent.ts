@@ -367,7 +367,6 @@ async function agentAction(flags: AgentFlags): Promise<number> {
   try {
     agent = await Agent.start({
       stateDir,
-      socketPath,
       maxConcurrent: positiveInt('--max-concurrent', flags.maxConcurrent),
       maxRateBps: rateArg('--max-rate', flags.maxRate),
       schedule,

@@ -18,7 +18,6 @@ import { isProcessAlive } from './process-alive.js';
  * once over a stale file can never both win.
  */
 const PID_FILE = 'server.pid';
-const GUARD = 'server.pid.takeover';
 /** Claims tried while other servers hold the guard (each holds it for a few milliseconds). */
 const CLAIM_TRIES = 400;
 /** Stale guards superseded one after the other before a claim is tried again. */
@@ -34,11 +33,12 @@ export class StateDirInUseError extends Error {
   constructor(
     readonly stateDir: string,
     readonly pid: number,
+    pidFile = PID_FILE,
   ) {
     super(
       `state directory ${stateDir} is in use by process ${pid}, a running bits server. ` +
         `Stop that server first, or give this one another state directory (--state-dir, or "stateDir" in the configuration). ` +
-        `If process ${pid} is not a bits server, delete ${join(stateDir, PID_FILE)} and start again.`,
+        `If process ${pid} is not a bits server, delete ${join(stateDir, pidFile)} and start again.`,
     );
     this.name = 'StateDirInUseError';
   }
@@ -172,9 +172,9 @@ async function namesLiveHolder(file: string, content: string): Promise<boolean |
  *
  * @returns the function that gives the guard back, removing the stale guards it superseded first.
  */
-async function takeGuard(stateDir: string, content: string): Promise<(() => Promise<void>) | undefined> {
+async function takeGuard(stateDir: string, content: string, guard: string): Promise<(() => Promise<void>) | undefined> {
   const superseded: { file: string; content: string }[] = [];
-  let file = join(stateDir, GUARD);
+  let file = join(stateDir, guard);
   for (let depth = 0; depth < GUARD_DEPTH; depth++) {
     if (await createExclusive(file, content)) {
       const own = file;
@@ -196,7 +196,7 @@ async function takeGuard(stateDir: string, content: string): Promise<(() => Prom
     if (alive === true) return undefined;
     if (alive === undefined && Date.now() - (await mtimeMs(file)) < UNWRITTEN_GRACE_MS) return undefined;
     superseded.push({ file, content: seen });
-    file = join(stateDir, `${GUARD}.${createHash('sha256').update(seen).digest('hex').slice(0, 16)}`);
+    file = join(stateDir, `${guard}.${createHash('sha256').update(seen).digest('hex').slice(0, 16)}`);
   }
   return undefined;
 }
@@ -207,7 +207,10 @@ async function takeGuard(stateDir: string, content: string): Promise<(() => Prom
  * whose holder is gone — exited, a zombie, or its PID now used by an unrelated process or by this
  * one started anew (a container's PID 1) — is taken over.
  *
- * @throws {StateDirInUseError} when a live server, this process included, holds the directory.
+ * `pidFile` names the pid file (its guard is `<pidFile>.takeover`), for another kind of owner than
+ * the server (the background agent's `agent.pid`).
+ *
+ * @throws {StateDirInUseError} when a live holder, this process included, holds the directory.
  * @example
  * ```ts
  * const release = await acquireStateDir('./data/.bits');
@@ -215,17 +218,18 @@ async function takeGuard(stateDir: string, content: string): Promise<(() => Prom
  * await release();
  * ```
  */
-export async function acquireStateDir(stateDir: string): Promise<() => Promise<void>> {
+export async function acquireStateDir(stateDir: string, pidFile = PID_FILE): Promise<() => Promise<void>> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  const file = join(stateDir, PID_FILE);
+  const file = join(stateDir, pidFile);
+  const guard = `${pidFile}.takeover`;
   const content = await ownContent();
   const refuseIfHeld = async (): Promise<void> => {
     const seen = await readText(file);
     const holder = seen === undefined ? undefined : parseHolder(seen);
-    if (holder && (await holderAlive(holder, await mtimeMs(file)))) throw new StateDirInUseError(stateDir, holder.pid);
+    if (holder && (await holderAlive(holder, await mtimeMs(file)))) throw new StateDirInUseError(stateDir, holder.pid, pidFile);
   };
   for (let attempt = 0; attempt < CLAIM_TRIES; attempt++) {
-    const giveBack = await takeGuard(stateDir, content);
+    const giveBack = await takeGuard(stateDir, content, guard);
     if (!giveBack) {
       // (a live holder is reported at once, whoever holds the guard)
       await refuseIfHeld();
@@ -252,5 +256,5 @@ export async function acquireStateDir(stateDir: string): Promise<() => Promise<v
       await removeIf(file, content);
     };
   }
-  throw new Error(`cannot claim state directory ${stateDir}: other processes keep holding ${join(stateDir, GUARD)}`);
+  throw new Error(`cannot claim state directory ${stateDir}: other processes keep holding ${join(stateDir, guard)}`);
 }
