@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentJobInfo, AgentJobState, AgentJobType, Priority } from '../client/agent-protocol.js';
+import { KeyedQueue } from '../client/keyed-queue.js';
 import { writeFileAtomic } from '../store/fs/durable.js';
 
 /** One file of a job as the agent keeps it. */
@@ -120,7 +121,7 @@ const ID = /^([0-9a-f]{12})\.json$/;
  */
 export class AgentJobStore {
   private ready: Promise<unknown> | undefined;
-  private readonly queues = new Map<string, Promise<void>>();
+  private readonly queue = new KeyedQueue();
 
   constructor(readonly dir: string) {}
 
@@ -128,17 +129,11 @@ export class AgentJobStore {
   save(record: AgentJobRecord): Promise<void> {
     record.modifiedAt = Date.now();
     const text = JSON.stringify(record, null, 2);
-    const previous = this.queues.get(record.id) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(async () => {
+    return this.queue.run(record.id, async () => {
       this.ready ??= mkdir(this.dir, { recursive: true, mode: 0o700 });
       await this.ready;
       await writeFileAtomic(join(this.dir, `${record.id}.json`), text, { tolerateDirSync: true });
     });
-    this.queues.set(record.id, next);
-    void next.finally(() => {
-      if (this.queues.get(record.id) === next) this.queues.delete(record.id);
-    }).catch(() => undefined);
-    return next;
   }
 
   /** Every readable record; unreadable files are reported to `onBad` and skipped. */
@@ -164,7 +159,7 @@ export class AgentJobStore {
   }
 
   async remove(id: string): Promise<void> {
-    await this.queues.get(id)?.catch(() => undefined);
+    await this.queue.settled(id);
     await rm(join(this.dir, `${id}.json`), { force: true });
   }
 }

@@ -11,7 +11,7 @@ import type { AgentJobInfo, AgentJobSpec, AgentJobType, Priority } from '../clie
 import { defaultStateDir } from '../client/journal.js';
 import type { ClientOptions } from '../client/options.js';
 import { ExitCode, printError, runAction, secondsFlag, UsageError } from './client-flags.js';
-import { formatBytes } from './progress.js';
+import { formatBytes, formatTable } from './progress.js';
 
 /** Flags of `--background` transfers (on `bits upload` and `bits download`). */
 export interface BackgroundFlags {
@@ -80,8 +80,16 @@ function rateArg(flag: string, value: string | undefined): number | undefined {
   }
 }
 
-/** Connects to the agent of a state directory, or says how to start one. */
-async function connectAgent(stateDir: string | undefined): Promise<AgentClient> {
+/**
+ * Connects to the agent of a state directory, or says how to start one.
+ *
+ * @throws {UsageError} when no agent runs there.
+ * @example
+ * ```ts
+ * const agent = await connectAgent(flags.stateDir);
+ * ```
+ */
+export async function connectAgent(stateDir: string | undefined): Promise<AgentClient> {
   try {
     return await AgentClient.connect({ stateDir: stateDir ?? defaultStateDir() });
   } catch (err) {
@@ -91,6 +99,11 @@ async function connectAgent(stateDir: string | undefined): Promise<AgentClient> 
     if (err instanceof RangeError) throw new UsageError(err.message);
     throw err;
   }
+}
+
+/** The agent of a state directory, or `undefined` when none runs there (then there is nothing to ask). */
+async function connectIfRunning(stateDir: string | undefined): Promise<AgentClient | undefined> {
+  return AgentClient.connect({ stateDir: stateDir ?? defaultStateDir() }).catch(() => undefined);
 }
 
 /**
@@ -164,11 +177,6 @@ function jobLine(j: AgentJobInfo): string[] {
   return [j.id, j.type, j.state, j.priority, bytesOf(j), j.name ? `${j.name}: ${what}` : what];
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
-}
-
 /**
  * The agent's jobs as `bits jobs` prints them: a table, then each job's error.
  *
@@ -178,7 +186,7 @@ function table(rows: string[][]): string {
  * ```
  */
 export function agentTable(jobs: readonly AgentJobInfo[]): string {
-  let out = table([['ID', 'TYPE', 'STATE', 'PRIORITY', 'BYTES', 'FILES'], ...jobs.map(jobLine)]);
+  let out = formatTable([['ID', 'TYPE', 'STATE', 'PRIORITY', 'BYTES', 'FILES'], ...jobs.map(jobLine)]);
   for (const j of jobs) if (j.error && (j.state === 'ERROR' || j.state === 'TRANSIENT_ERROR')) out += `${j.id}: ${j.error.message}\n`;
   return out;
 }
@@ -192,12 +200,8 @@ export function agentTable(jobs: readonly AgentJobInfo[]): string {
  * ```
  */
 export async function agentJobs(stateDir: string | undefined): Promise<AgentJobInfo[] | undefined> {
-  let agent: AgentClient;
-  try {
-    agent = await AgentClient.connect({ stateDir: stateDir ?? defaultStateDir() });
-  } catch {
-    return undefined;
-  }
+  const agent = await connectIfRunning(stateDir);
+  if (!agent) return undefined;
   try {
     return await agent.list();
   } finally {
@@ -289,12 +293,8 @@ async function control(stateDir: string | undefined, json: boolean, call: (agent
  * ```
  */
 export async function isAgentJob(stateDir: string | undefined, id: string): Promise<boolean> {
-  let agent: AgentClient;
-  try {
-    agent = await AgentClient.connect({ stateDir: stateDir ?? defaultStateDir() });
-  } catch {
-    return false;
-  }
+  const agent = await connectIfRunning(stateDir);
+  if (!agent) return false;
   try {
     await agent.info(id);
     return true;

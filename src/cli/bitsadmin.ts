@@ -1,9 +1,11 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { AgentClient, AgentError } from '../client/agent-client.js';
+import { AgentError } from '../client/agent-client.js';
+import type { AgentClient } from '../client/agent-client.js';
 import { PRIORITIES } from '../client/agent-protocol.js';
 import type { AgentJobInfo, AgentJobType, Priority } from '../client/agent-protocol.js';
 import { defaultStateDir } from '../client/journal.js';
+import { connectAgent } from './agent.js';
 import { ExitCode, printError, runAction, UsageError } from './client-flags.js';
 
 /** One verb: its arguments (after the verb) and what it prints. */
@@ -245,12 +247,7 @@ async function bitsadminAction(words: string[], flags: { stateDir?: string }): P
   const [verb, ...args] = words;
   const run = verb === undefined ? undefined : VERBS[verb.toLowerCase()];
   if (!run) throw new UsageError(`${verb === undefined ? 'no verb' : `unknown verb ${verb}`}: one of ${Object.keys(VERBS).join(' ')}`);
-  let agent: AgentClient;
-  try {
-    agent = await AgentClient.connect({ stateDir: flags.stateDir ?? defaultStateDir() });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}: start one with bits agent${flags.stateDir ? ` --state-dir ${flags.stateDir}` : ''}`);
-  }
+  const agent = await connectAgent(flags.stateDir);
   try {
     return await run(agent, args);
   } catch (err) {

@@ -10,18 +10,13 @@ import type { UploadResult } from '../client/upload.js';
 import type { DownloadResult } from '../client/download.js';
 import type { JobHandle } from '../client/job-events.js';
 import { cliLogger, envPassword, ExitCode, PASSWORD_ENV, printError, runAction, runJob, secondsFlag, UsageError } from './client-flags.js';
-import { formatBytes, outputMode, ProgressReporter } from './progress.js';
+import { formatBytes, formatTable, outputMode, ProgressReporter } from './progress.js';
 import { printUploadResult } from './upload.js';
 import { agentCancel, agentJobs, agentResume, agentTable, isAgentJob, watchJobs } from './agent.js';
 
 function row(j: JobSummary): string[] {
   const total = j.bytesTotal === undefined ? '?' : String(j.bytesTotal);
   return [j.id, j.type, j.state, `${j.bytesDone}/${total}`, j.url];
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
 
 interface JobsFlags {
@@ -57,7 +52,7 @@ async function jobsAction(flags: JobsFlags): Promise<number> {
     return ExitCode.Done;
   }
   if (jobs.length > 0) {
-    process.stdout.write(table([['ID', 'TYPE', 'STATE', 'BYTES', 'URL'], ...jobs.map(row)]));
+    process.stdout.write(formatTable([['ID', 'TYPE', 'STATE', 'BYTES', 'URL'], ...jobs.map(row)]));
     for (const j of jobs) if (j.error) process.stdout.write(`${j.id}: ${j.error}\n`);
   }
   if (background?.length) {

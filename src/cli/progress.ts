@@ -45,6 +45,20 @@ export function formatBytes(n: number): string {
 }
 
 /**
+ * Rows as a plain table: columns padded to their widest cell, two spaces apart, the last column
+ * not padded.
+ *
+ * @example
+ * ```ts
+ * formatTable([['ID', 'STATE'], ['3f9c', 'QUEUED']]); // 'ID    STATE\n3f9c  QUEUED\n'
+ * ```
+ */
+export function formatTable(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}
+
+/**
  * A duration for people: `0:42`, `1:02:03`.
  *
  * @example

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { SessionView } from '../server/admin/api.js';
 import { ExitCode, printError, runAction, UsageError } from './client-flags.js';
-import { formatBytes } from './progress.js';
+import { formatBytes, formatTable } from './progress.js';
 
 /** The environment variables the admin API's address and token may come from. */
 export const ADMIN_URL_ENV = 'BITS_ADMIN_URL';
@@ -80,12 +80,6 @@ function progress(s: SessionView): string {
   return `${formatBytes(s.received)}/${formatBytes(s.total)} (${percent}%)`;
 }
 
-/** Columns padded to their widest cell; the last is not padded. */
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
-}
-
 function row(s: SessionView): string[] {
   return [s.id, s.state, progress(s), s.principal ?? '-', s.client?.address ?? '-', s.updatedAt, s.urlPath];
 }
@@ -109,7 +103,7 @@ async function listAction(flags: ListFlags): Promise<number> {
     return ExitCode.Done;
   }
   if (sessions.length === 0) process.stdout.write('no sessions\n');
-  else process.stdout.write(table([['ID', 'STATE', 'RECEIVED', 'PRINCIPAL', 'CLIENT', 'UPDATED', 'URL'], ...sessions.map(row)]));
+  else process.stdout.write(formatTable([['ID', 'STATE', 'RECEIVED', 'PRINCIPAL', 'CLIENT', 'UPDATED', 'URL'], ...sessions.map(row)]));
   if (next !== null && !flags.all) process.stdout.write(`more: bits sessions list --after ${next} (or --all)\n`);
   return ExitCode.Done;
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import envPaths from 'env-paths';
 import { writeFileAtomic } from '../store/fs/durable.js';
 import { isProcessAlive } from '../store/fs/process-alive.js';
+import { KeyedQueue } from './keyed-queue.js';
 
 /** Where a job stands. */
 export type JobState = 'running' | 'interrupted' | 'error';
@@ -161,7 +162,7 @@ export interface SaveOptions {
 export class Journal {
   readonly dir: string;
   private ready: Promise<void> | undefined;
-  private readonly queues = new Map<string, Promise<void>>();
+  private readonly queue = new KeyedQueue();
 
   constructor(stateDir: string) {
     this.dir = join(stateDir, 'jobs');
@@ -176,13 +177,7 @@ export class Journal {
   save(record: JobRecord, options: SaveOptions = {}): Promise<void> {
     const text = JSON.stringify({ ...record, updatedAt: Date.now() }, null, 2);
     const durable = options.durable ?? true;
-    const previous = this.queues.get(record.id) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(() => this.write(record.id, text, durable));
-    this.queues.set(record.id, next);
-    void next.finally(() => {
-      if (this.queues.get(record.id) === next) this.queues.delete(record.id);
-    }).catch(() => undefined);
-    return next;
+    return this.queue.run(record.id, () => this.write(record.id, text, durable));
   }
 
   private async write(id: string, text: string, durable: boolean): Promise<void> {
@@ -240,7 +235,7 @@ export class Journal {
 
   /** Deletes a record (after pending saves of it). */
   async remove(id: string): Promise<void> {
-    await this.queues.get(id)?.catch(() => undefined);
+    await this.queue.settled(id);
     await rm(join(this.dir, `${id}.json`), { force: true });
   }
 }
