@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
+import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -247,6 +248,53 @@ writeFileSync(process.argv[2] + '/' + e.BITS_JOB_ID + '-' + e.BITS_JOB_STATE + '
     await bad({ type: 'upload-reply', files: [{ url: upUrl('x'), file: '/tmp/x' }, { url: upUrl('y'), file: '/tmp/y' }] }, /exactly one file/);
     await assert.rejects(agent.client.info('ffffffffffff'), (e: unknown) => e instanceof AgentError && e.code === 'UNKNOWN_JOB');
     await assert.rejects(agent.client.setPriority('ffffffffffff', 'high'), (e: unknown) => e instanceof AgentError && e.code === 'UNKNOWN_JOB');
+  });
+
+  it('the control socket answers bad lines and unknown methods with a code, and keeps the connection', async () => {
+    const socket = connect(join(agent.stateDir, 'agent.sock'));
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const lines: Record<string, unknown>[] = [];
+    let buffered = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => {
+      buffered += d;
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+        lines.push(JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>);
+        buffered = buffered.slice(nl + 1);
+      }
+    });
+    try {
+      socket.write('not json\n');
+      socket.write(`${JSON.stringify({ id: 7, method: 'frobnicate', params: {} })}\n`);
+      socket.write(`${JSON.stringify({ id: 8, method: 'info', params: {} })}\n`);
+      socket.write(`${JSON.stringify({ id: 9, method: 'update', params: { id: 'x', changes: { name: 7 } } })}\n`);
+      socket.write(`${JSON.stringify({ id: 10, method: 'status', params: {} })}\n`);
+      for (let i = 0; i < 100 && lines.length < 5; i++) await sleep(20);
+      const byId = (id: unknown): Record<string, unknown> => lines.find((l) => l['id'] === id)!;
+      assert.deepEqual(byId(null)['error'], { code: 'BAD_REQUEST', message: 'a request is one JSON object per line' });
+      assert.deepEqual(byId(7)['error'], { code: 'BAD_REQUEST', message: 'unknown method "frobnicate"' });
+      assert.deepEqual(byId(8)['error'], { code: 'BAD_REQUEST', message: 'params.id must be a job id' });
+      assert.match(String((byId(9)['error'] as { message: string }).message), /^name: /);
+      assert.equal((byId(10)['result'] as { pid: number }).pid, agent.child.pid);
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it('files are added only while a job is suspended', async () => {
+    const src = await randomFile(path('later.bin'), 2 * 1024 * 1024);
+    const job = await agent.client.enqueue({ type: 'download', files: [], suspended: true });
+    assert.equal(job.state, 'SUSPENDED');
+    await agent.client.update(job.id, { addFiles: [{ url: upUrl('x.bin'), file: path('x.out') }] });
+    await agent.client.setPriority(job.id, 'low');
+    // (slow enough to be still at it when changed)
+    const running = await agent.client.enqueue({ type: 'upload', files: [{ url: upUrl('later.bin'), file: src }], maxRateBps: 256 * 1024, ...fast });
+    await assert.rejects(
+      agent.client.update(running.id, { addFiles: [{ url: upUrl('y.bin'), file: src }] }),
+      (e: unknown) => e instanceof AgentError && e.code === 'WRONG_STATE' && /added while it is suspended/.test(e.message),
+    );
+    await agent.client.cancel(job.id);
+    await agent.client.cancel(running.id);
   });
 
   it('a second agent on the same state directory is refused', async () => {
