@@ -538,7 +538,7 @@ export class Agent {
   private async preempt(id: string, run: Run): Promise<void> {
     const rec = this.jobs.get(id);
     if (!rec) return;
-    run.stop = rec && !this.routable(rec) ? 'offline' : 'preempt';
+    run.stop = !this.routable(rec) ? 'offline' : 'preempt';
     run.handle?.stop();
     this.logger.info({ job: id, reason: run.stop }, 'job gives up its slot');
     await run.done;
