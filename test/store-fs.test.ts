@@ -1,6 +1,6 @@
 // The filesystem stores run the store compliance suites, as any other implementation would.
 import assert from 'node:assert/strict';
-import { mkdir, readdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
@@ -77,6 +77,78 @@ describe('FsByteStore, beyond the contract', () => {
       input.destroy(new Error('application went away'));
       await assert.rejects(writing, /application went away/);
       assert.deepEqual(await readdir(dirname(store.local.dataPath(upload)!)), ['data.bin']);
+    } finally {
+      await dir.cleanup();
+    }
+  });
+});
+
+describe('FsDestinationStore.resolve: confinement through symlinks', () => {
+  const refused = (code: string) => (err: unknown) => (err as { code?: string }).code === code;
+
+  it('names inside the folder, through links that stay inside, resolve; links that lead out, dangle or pass a file are refused', async () => {
+    const dir = await tempDir('bits-dest-');
+    try {
+      const root = join(dir.path, 'up');
+      const outside = join(dir.path, 'outside');
+      await mkdir(join(root, 'sub', 'deeper'), { recursive: true });
+      await mkdir(outside);
+      await writeFile(join(root, 'file.txt'), 'x');
+      await writeFile(join(outside, 'secret.txt'), 'x');
+      await symlink(join(root, 'sub'), join(root, 'inner'));
+      await symlink(outside, join(root, 'out'));
+      await symlink(join(outside, 'secret.txt'), join(root, 'secret-link'));
+      await symlink(join(root, 'nowhere'), join(root, 'dangling'));
+      await symlink(join(root, 'nowhere'), join(root, 'sub', 'dangling-dir'));
+      const store = new FsDestinationStore(root);
+
+      assert.equal(await store.resolve(['new.bin']), join(root, 'new.bin'));
+      assert.equal(await store.exists(['new.bin']), false);
+      assert.equal(await store.exists(['file.txt']), true);
+      assert.equal(await store.resolve(['sub', 'deeper', 'a', 'b.bin']), join(root, 'sub', 'deeper', 'a', 'b.bin'), 'folders not there yet');
+      assert.equal(await store.resolve(['inner', 'x.bin']), join(root, 'inner', 'x.bin'), 'a link that stays inside');
+
+      await assert.rejects(store.resolve(['out', 'x.bin']), refused('BITS_BAD_PATH'), 'a parent link to the outside');
+      await assert.rejects(store.resolve(['out', 'new', 'x.bin']), refused('BITS_BAD_PATH'), 'below a parent link to the outside, folders not there yet');
+      await assert.rejects(store.exists(['out', 'secret.txt']), refused('BITS_BAD_PATH'), 'exists says nothing of the outside');
+      await assert.rejects(store.resolve(['secret-link']), refused('BITS_BAD_PATH'), 'the target itself a link to the outside');
+      await assert.rejects(store.resolve(['dangling']), refused('BITS_BAD_PATH'), 'a dangling link at the target');
+      await assert.rejects(store.resolve(['sub', 'dangling-dir', 'x.bin']), refused('BITS_BAD_PATH'), 'a dangling link on the way');
+      await assert.rejects(store.resolve(['file.txt', 'x.bin']), refused('BITS_BAD_PATH'), 'a file as a folder');
+      await assert.rejects(store.resolve(['sub']), refused('BITS_DESTINATION_IS_DIRECTORY'));
+
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
+  it('the root\'s real path is kept only while the root is that folder: re-pointed, its old folder is outside', async () => {
+    const dir = await tempDir('bits-dest-');
+    try {
+      const [a, b, current] = ['a', 'b', 'current'].map((n) => join(dir.path, n)) as [string, string, string];
+      await mkdir(a);
+      await mkdir(b);
+      await writeFile(join(a, 'file.txt'), 'x');
+      await symlink(a, current);
+      const store = new FsDestinationStore(current);
+      assert.equal(await store.exists(['file.txt']), true);
+      // A release switch: the vdir's folder is a link, moved to the next folder.
+      await rename(current, join(dir.path, 'old-link'));
+      await symlink(b, current);
+      await symlink(join(a, 'file.txt'), join(b, 'back'));
+      assert.equal(await store.exists(['file.txt']), false, 'names resolve in the new folder');
+      await assert.rejects(store.resolve(['back']), refused('BITS_BAD_PATH'), 'the old folder is outside the vdir now');
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
+  it('a folder that does not exist yet resolves names below it', async () => {
+    const dir = await tempDir('bits-dest-');
+    try {
+      const store = new FsDestinationStore(join(dir.path, 'later', 'up'));
+      assert.equal(await store.resolve(['a', 'b.bin']), join(dir.path, 'later', 'up', 'a', 'b.bin'));
+      assert.equal(await store.exists(['a', 'b.bin']), false);
     } finally {
       await dir.cleanup();
     }

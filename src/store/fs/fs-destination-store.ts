@@ -1,5 +1,5 @@
 import type { BigIntStats } from 'node:fs';
-import { lstat, open, realpath } from 'node:fs/promises';
+import { lstat, open, realpath, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BitsError } from '../../protocol/errors.js';
@@ -30,6 +30,8 @@ function errnoCode(err: unknown): string | undefined {
 export class FsDestinationStore implements DestinationStore {
   /** Files opened for downloads, kept (and checked again on every use) for the next GET of the same path. */
   private readonly openFiles: OpenFileCache;
+  /** The root's real path and the identity of the folder it names (see {@link FsDestinationStore.realRoot}). */
+  private root_: { path: string; dev: number; ino: number } | undefined;
 
   constructor(readonly root: string) {
     this.openFiles = new OpenFileCache(root);
@@ -40,48 +42,82 @@ export class FsDestinationStore implements DestinationStore {
   }
 
   async resolve(path: readonly string[]): Promise<string> {
+    return (await this.inspect(path)).target;
+  }
+
+  async exists(path: readonly string[]): Promise<boolean> {
+    return (await this.inspect(path)).found;
+  }
+
+  /**
+   * Where `path` lands and whether something is there, checked to stay inside the folder: one
+   * `lstat` of the target, one `stat` of the root (its real path is kept while it is the same
+   * folder), and a `realpath` only of what can lead elsewhere (a symlink, a subfolder).
+   */
+  private async inspect(path: readonly string[]): Promise<{ target: string; found: boolean }> {
     const root = this.root;
     const shown = '/' + path.join('/');
     if (path.length === 0) throw new BitsError('BITS_DESTINATION_IS_DIRECTORY', `${shown} is a directory`);
     const target = join(root, ...path);
-    let realRoot: string;
-    try {
-      realRoot = await realpath(root);
-    } catch {
-      realRoot = root; // not created yet: nothing below it can be a symlink either
+    const realRoot = (await this.realRoot()) ?? root; // not created yet: nothing below it can be a symlink either
+    const st = await lstat(target).catch((err: unknown) => {
+      const code = errnoCode(err);
+      if (code === 'ENOENT') return undefined;
+      if (code === 'ENOTDIR') throw new BitsError('BITS_BAD_PATH', `a parent of ${shown} is a file`);
+      throw err;
+    });
+    if (st?.isSymbolicLink()) {
+      // Where the link leads, parents and all.
+      const real = await realpath(target).catch((err: unknown) => {
+        if (errnoCode(err) === 'ENOENT') throw new BitsError('BITS_BAD_PATH', `${shown} is a dangling link`);
+        throw err;
+      });
+      if (!isInside(real, realRoot)) throw new BitsError('BITS_BAD_PATH', `${shown} resolves outside its vdir`);
+      return { target, found: true };
     }
-    // Resolve the deepest existing ancestor (or the target itself) and check where it really is.
-    let probe = target;
-    for (;;) {
+    await this.checkAncestors(dirname(target), shown, realRoot);
+    if (st?.isDirectory()) throw new BitsError('BITS_DESTINATION_IS_DIRECTORY', `${shown} is a directory`);
+    return { target, found: st !== undefined };
+  }
+
+  /** Checks that the deepest existing ancestor of a target, from `dir` up, really is inside the folder. */
+  private async checkAncestors(dir: string, shown: string, realRoot: string): Promise<void> {
+    // (the root as join writes it, without a trailing separator; walking above it means it does not exist yet)
+    const top = join(this.root, '.');
+    for (let probe = dir; probe !== top && isInside(probe, top); ) {
       try {
         const real = await realpath(probe);
         if (!isInside(real, realRoot)) throw new BitsError('BITS_BAD_PATH', `${shown} resolves outside its vdir`);
-        break;
+        return;
       } catch (err) {
         if (err instanceof BitsError) throw err;
         const code = errnoCode(err);
-        if (code === 'ENOENT') {
-          // A dangling symlink at the target would be followed by nothing we do, but refuse it anyway.
-          const st = await lstat(probe).catch(() => undefined);
-          if (st?.isSymbolicLink()) throw new BitsError('BITS_BAD_PATH', `${shown} is a dangling link`);
-          if (probe === root || dirname(probe) === probe) break;
-          probe = dirname(probe);
-          continue;
-        }
         if (code === 'ENOTDIR') throw new BitsError('BITS_BAD_PATH', `a parent of ${shown} is a file`);
-        throw err;
+        if (code !== 'ENOENT') throw err;
+        // A dangling symlink on the way would be followed by nothing we do, but refuse it anyway.
+        const st = await lstat(probe).catch(() => undefined);
+        if (st?.isSymbolicLink()) throw new BitsError('BITS_BAD_PATH', `${shown} is a dangling link`);
+        probe = dirname(probe);
       }
     }
-    const st = await lstat(target).catch(() => undefined);
-    if (st?.isDirectory()) throw new BitsError('BITS_DESTINATION_IS_DIRECTORY', `${shown} is a directory`);
-    return target;
   }
 
-  async exists(path: readonly string[]): Promise<boolean> {
-    return lstat(await this.resolve(path)).then(
-      () => true,
-      () => false,
-    );
+  /**
+   * The real path of the root, or `undefined` while it does not exist. Kept for as long as the root
+   * leads to the same folder (its device and inode, one `stat` per call); worked out again when
+   * something on the way was swapped.
+   */
+  private async realRoot(): Promise<string | undefined> {
+    const st = await stat(this.root).catch(() => undefined);
+    if (!st) return undefined;
+    const kept = this.root_;
+    if (kept && kept.dev === st.dev && kept.ino === st.ino) return kept.path;
+    const path = await realpath(this.root).catch(() => undefined);
+    if (path === undefined) return undefined;
+    // (the identity of what the real path names, not of what the stat above saw: they may differ if a swap fell between)
+    const real = await stat(path).catch(() => undefined);
+    this.root_ = real && { path, dev: real.dev, ino: real.ino };
+    return path;
   }
 
   async open(path: readonly string[]): Promise<StoredObject | undefined> {
