@@ -1,15 +1,43 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename } from 'node:fs/promises';
+import fs from 'node:fs';
+import { mkdir, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
+
+// Plain descriptors through the callback API: these helpers open, write, sync and close small
+// files on every session's path, and a FileHandle (an object of its own, tracked for the garbage
+// collector) costs more than the write it carries.
+function openFd(path: string, flags: string, mode?: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
+function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+function writeFd(fd: number, data: Buffer, offset: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.write(fd, data, offset, data.length - offset, position, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+/** Closes `fd` after `work`, keeping `work`'s failure (not the close's) when both fail. */
+async function withFd<T>(fd: number, work: (fd: number) => Promise<T>): Promise<T> {
+  let result: T;
+  try {
+    result = await work(fd);
+  } catch (err) {
+    await closeFd(fd).catch(() => undefined);
+    throw err;
+  }
+  await closeFd(fd);
+  return result;
+}
 
 /** Opens, fsyncs and closes `path`. */
 async function fsyncPath(path: string, flags: 'r' | 'r+'): Promise<void> {
-  const fh = await open(path, flags);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await withFd(await openFd(path, flags), fsyncFd);
 }
 
 /** Per folder: the fsync running now, and the one queued behind it that later callers share. */
@@ -95,6 +123,11 @@ export async function commitAtomic(tmp: string, path: string, options: AtomicWri
   }
 }
 
+/** Creates `path` empty (truncating what is there), mode 0600, without syncing anything. */
+export async function createEmptyFile(path: string): Promise<void> {
+  await closeFd(await openFd(path, 'w', 0o600));
+}
+
 /**
  * Writes a file atomically and durably: temp file, fsync, rename over the target, fsync the directory.
  * A crash leaves either the old content or the new, never a mix.
@@ -107,27 +140,30 @@ export async function commitAtomic(tmp: string, path: string, options: AtomicWri
  */
 export async function writeFileAtomic(path: string, data: string | Buffer, options: AtomicWriteOptions = {}): Promise<void> {
   const tmp = options.uniqueTemp ? `${path}.${randomBytes(4).toString('hex')}.tmp` : `${path}.tmp`;
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  await withFd(await openFd(tmp, 'w', 0o600), async (fd) => {
+    for (let done = 0; done < bytes.length; ) done += await writeFd(fd, bytes, done, done);
+    await fsyncFd(fd);
+  });
   await commitAtomic(tmp, path, options);
 }
 
 /**
  * Creates a directory (and its parents) and syncs the parent so the entry survives a crash. A
- * directory that is already there is left as it is: whoever created it made it durable.
+ * directory that is already there is left as it is: whoever created it made it durable. `then`,
+ * when given, runs (writing inside the folder) while that sync is under way; both are done when
+ * this resolves.
  *
  * @example
  * ```ts
  * await mkdirDurable('/state/sessions/ABC');
+ * await mkdirDurable('/state/sessions/DEF', () => writeFileAtomic('/state/sessions/DEF/record.json', text));
  * ```
  */
-export async function mkdirDurable(dir: string): Promise<void> {
-  if (await makeDir(dir)) await syncDir(dirname(dir));
+export async function mkdirDurable(dir: string, then?: () => Promise<void>): Promise<void> {
+  const created = await makeDir(dir);
+  // (the new entry's sync and the writes inside the folder need not wait for each other)
+  await Promise.all([created ? syncDir(dirname(dir)) : undefined, then?.()]);
 }
 
 /**

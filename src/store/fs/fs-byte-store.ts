@@ -7,7 +7,7 @@ import type { ByteState, ByteStore, LocalFiles, ProgressTracking, StoredObject, 
 import { ConfinementError, canWalkByDescriptor, entryPath, openConfinedDir, stillInside } from './confined.js';
 import { DestinationExistsError } from '../types.js';
 import { DataFiles } from './data-files.js';
-import { commitAtomic, mkdirDurable, syncDir, syncFile, writeFileAtomic } from './durable.js';
+import { commitAtomic, createEmptyFile, mkdirDurable, syncDir, syncFile, writeFileAtomic } from './durable.js';
 import { fileObject } from './file-object.js';
 import { FsDestinationStore } from './fs-destination-store.js';
 import { DATA_FILE, PLACED_FILE, REPLY_FILE, requireSessionDir, sessionDir } from './layout.js';
@@ -35,7 +35,7 @@ export class FsByteStore implements ByteStore {
 
   async open(id: string, _target?: UploadTarget): Promise<ByteState | undefined> {
     const dir = this.dirOf(id);
-    const create = (): Promise<void> => open(join(dir, DATA_FILE), 'w', 0o600).then((fh) => fh.close());
+    const create = (): Promise<void> => createEmptyFile(join(dir, DATA_FILE));
     // (the session's folder is normally there already: its record was written first)
     await create().catch(async (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;

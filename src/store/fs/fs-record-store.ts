@@ -1,4 +1,4 @@
-import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -97,8 +97,7 @@ export class FsRecordStore implements RecordStore {
       this.reserved.set(owner, (this.reserved.get(owner) ?? 0) + 1);
     }
     try {
-      await mkdirDurable(dir);
-      await writeFileAtomic(join(dir, RECORD_FILE), JSON.stringify(record));
+      await mkdirDurable(dir, () => writeFileAtomic(join(dir, RECORD_FILE), JSON.stringify(record)));
       this.remember({ ...record });
     } finally {
       if (owner !== undefined) {
@@ -149,7 +148,7 @@ export class FsRecordStore implements RecordStore {
     if (!dir) return;
     this.forget(sessionKey(id));
     this.dirty.delete(sessionKey(id));
-    await rm(dir, { recursive: true, force: true });
+    await removeSessionDir(dir);
     await syncDir(sessionsRoot(this.stateDir)).catch(() => undefined);
   }
 
@@ -342,6 +341,20 @@ export class FsRecordStore implements RecordStore {
 
   private dirOf(id: string): string {
     return requireSessionDir(this.stateDir, id);
+  }
+}
+
+/**
+ * Removes a session's folder. Normally only the record is left in it by then (the byte store has
+ * removed its files): two calls, where a recursive removal would list and stat everything first.
+ */
+async function removeSessionDir(dir: string): Promise<void> {
+  try {
+    await unlink(join(dir, RECORD_FILE));
+    await rmdir(dir);
+  } catch {
+    // (anything else still in it, or already gone)
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
