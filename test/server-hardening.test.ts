@@ -2,7 +2,7 @@
 // credentials in logs, session-capability auth, and path confinement details.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { link, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { link, mkdtemp, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -36,6 +36,8 @@ describe('commit after a crash part way (a resent Close-Session)', () => {
     const record = JSON.parse(await readFile(join(dir, 'record.json'), 'utf8')) as { state: string };
     record.state = 'committing';
     await writeFile(join(dir, 'record.json'), JSON.stringify(record));
+    // A commit seals the data (cuts away the progress marks past it) before it places anything.
+    await truncate(join(dir, 'data.bin'), `content of ${name}`.length);
     await crash(join(dir, 'data.bin'), join(t.uploads, name));
     await t.restart();
     return id;

@@ -142,6 +142,45 @@ describe('progress marks (filesystem byte store)', () => {
     await store.close();
   });
 
+  it('a completing write asked to be tracked leaves a mark with the total: a record that says nothing yet recovers all of it', async () => {
+    const dir = await fresh();
+    const state = join(dir.path, 'state');
+    await mkdir(state, { recursive: true });
+    const small = data.subarray(0, 4 * KiB);
+    const id = newSessionId();
+    const upload: StoredUpload = { id, destination: 'x', bytes: undefined };
+    let store = new FsByteStore(state);
+    await store.open(id);
+    const done = await store.write(upload, 0, Readable.from([small]), { total: small.length, length: small.length, trackCompletion: true });
+    assert.deepEqual(done, { written: small.length, tracked: true });
+    await store.close();
+    // A fresh process, the record as Create-Session wrote it (nothing received, no total yet).
+    store = new FsByteStore(state);
+    const found = await store.progress.recover(upload, { received: 0, total: null });
+    assert.equal(found.received, small.length);
+    assert.equal(found.total, small.length, 'the mark says the total the fragment gave');
+    await store.progress.seal(upload, small.length);
+    await mkdir(join(dir.path, 'uploads'));
+    await store.commit(upload, { destinations: new FsDestinationStore(join(dir.path, 'uploads')), path: ['small.bin'] }, { overwrite: false });
+    assert.deepEqual(await readFile(join(dir.path, 'uploads', 'small.bin')), small, 'exactly the bytes: the mark was cut away');
+    await store.close();
+  });
+
+  it('marks of every fragment carry the total; without trackCompletion the completing write leaves none', async () => {
+    const dir = await fresh();
+    const { upload, ends } = await uploaded(dir, data, sizes.slice(0, 3));
+    const store = new FsByteStore(join(dir.path, 'state'));
+    try {
+      const found = await store.progress.recover(upload, { received: 0, total: null });
+      assert.deepEqual([found.received, found.total], [ends.at(-1), data.length]);
+      const rest = data.subarray(found.received);
+      const done = await store.write(upload, found.received, Readable.from([rest]), { total: data.length, length: rest.length });
+      assert.equal(done.tracked, false);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a fragment larger than the room before the mark moves the mark first, and a crash still finds it', async () => {
     const dir = await fresh();
     // Small fragments, then one of 20 MiB: far more than the room left before the newest mark.

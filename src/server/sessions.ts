@@ -105,8 +105,8 @@ export class Sessions {
 
   /**
    * Start-up, before the first sweep: with a byte store that keeps the uploads' durable lengths
-   * itself ({@link ByteStore.progress}), every record is brought up to the length and the time of
-   * the last write its data shows (they were kept in memory only, and the process stopped without
+   * itself ({@link ByteStore.progress}), every record is brought up to the length, the total and the
+   * time of the last write its data shows (they were kept in memory only, and the process stopped without
    * writing them). Returns how many records changed. A session whose data cannot be read is left
    * as its record says, and logged.
    */
@@ -121,7 +121,7 @@ export class Sessions {
       for (const record of page) {
         // (a commit in progress was sealed before it began)
         if (record.state === 'committing') continue;
-        let found: { received: number; at: number | undefined };
+        let found: { received: number; at: number | undefined; total?: number | undefined };
         try {
           found = await progress.recover(record, record);
         } catch (err) {
@@ -131,9 +131,11 @@ export class Sessions {
           continue;
         }
         const updatedAt = Math.max(record.updatedAt, found.at ?? 0);
-        if (found.received === record.received && updatedAt === record.updatedAt) continue;
-        await this.withLock(record.id, (lock) => this.records.update({ ...record, received: found.received, updatedAt }, lock));
-        this.logger.info({ session: record.id, recorded: record.received, received: found.received }, 'session progress recovered from its data');
+        // (the total, when only the data has said it so far: a fragment's mark carries it)
+        const total = record.total ?? found.total ?? null;
+        if (found.received === record.received && updatedAt === record.updatedAt && total === record.total) continue;
+        await this.withLock(record.id, (lock) => this.records.update({ ...record, received: found.received, updatedAt, total }, lock));
+        this.logger.info({ session: record.id, recorded: record.received, received: found.received, total }, 'session progress recovered from its data');
         changed++;
       }
     }

@@ -142,8 +142,9 @@ export interface CreateOptions {
 /** Options of {@link RecordStore.update}. */
 export interface UpdateOptions {
   /**
-   * Only the progress changed (`received`, `updatedAt`, `client`), and the byte store made the new
-   * length durable itself ({@link WriteResult.tracked}): the store may keep the change in memory and
+   * Only the progress changed (`received`, `updatedAt`, `client`, and `total` when it was not known
+   * yet), and the byte store made the new length durable itself ({@link WriteResult.tracked}), the
+   * total with it: the store may keep the change in memory and
    * write it with the next full update, or when it closes. After a crash the server takes the
    * length back from the byte store ({@link ProgressTracking.recover}).
    */
@@ -243,6 +244,13 @@ export interface WriteOptions {
   readonly total?: number | undefined;
   /** How many bytes `source` yields when it does not fail (an object store streams parts of known length). */
   readonly length?: number | undefined;
+  /**
+   * Track a write that completes the upload too (a store with {@link ByteStore.progress}): its
+   * record need not be written before the commit, which seals the upload once the record says it is
+   * complete. Without it such a write is left for the record to vouch for, so that the upload can
+   * be sealed at once (a notified upload is read by the application before it is committed).
+   */
+  readonly trackCompletion?: boolean | undefined;
 }
 
 /**
@@ -298,10 +306,13 @@ export interface WriteResult {
 export interface ProgressTracking {
   /**
    * At start-up, before serving: the durable length of an upload whose record says `recorded`
-   * (never less than `recorded.received`) and when it was last written, if the store knows. A
-   * complete upload is sealed on the way.
+   * (never less than `recorded.received`), when it was last written and the upload's total, if the
+   * store knows. A complete upload (by its record) is sealed on the way.
    */
-  recover(upload: StoredUpload, recorded: Pick<SessionRecord, 'received' | 'total'>): Promise<{ received: number; at: number | undefined }>;
+  recover(
+    upload: StoredUpload,
+    recorded: Pick<SessionRecord, 'received' | 'total'>,
+  ): Promise<{ received: number; at: number | undefined; total?: number | undefined }>;
   /**
    * The upload is complete and its record says so: makes the stored data exactly its `length`
    * bytes, ready to be read or committed. Idempotent.

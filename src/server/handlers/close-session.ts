@@ -42,8 +42,6 @@ export async function closeSession(ctx: PacketContext, packet: CloseSessionPacke
         throw new BitsError('BITS_BAD_PATH', `destination moved from ${record.destination} to ${destination}`);
       }
       const commitStarted = performance.now();
-      // (a store that keeps progress in its data cuts it back to the data first; normally done already)
-      if (record.total !== null) await sessions.bytes.progress?.seal(record, record.received);
       await commitUpload(ctx, record, path, lock);
       ctx.log.set('commitMs', Math.round((performance.now() - commitStarted) * 1000) / 1000);
       committed = true;
@@ -58,7 +56,10 @@ export async function closeSession(ctx: PacketContext, packet: CloseSessionPacke
 }
 
 /**
- * Marks the session `committing` and commits its data to `path` below the vdir. A failure before the data
+ * Marks the session `committing` (the record then also says how much was received, which until now
+ * only the data may have said) and commits its data to `path` below the vdir. A store that keeps
+ * progress in its data cuts it back to the data in between: never before the record vouches for
+ * every byte. A failure before the data
  * was placed puts the session back to `receiving` and becomes the Ack's error; a failure after it
  * (the data has left the session, which happens only once it is durably in place) is a committed
  * upload whose cleanup failed, logged.
@@ -68,6 +69,7 @@ async function commitUpload(ctx: PacketContext, record: SessionRecord, path: rea
   record.state = 'committing';
   await sessions.records.update(record, lock);
   try {
+    if (record.total !== null) await sessions.bytes.progress?.seal(record, record.received);
     await sessions.bytes.commit(record, { destinations: ctx.loc.destinations, path }, { overwrite: ctx.loc.vdir.allowOverwrites });
   } catch (err) {
     if (!(await sessions.bytes.exists(record))) {

@@ -91,7 +91,10 @@ async function writeTail(
   const source = fragmentSource(ctx.req, n - range.first, range.length);
   try {
     const length = range.last + 1 - n;
-    const done = await ctx.sessions.bytes.write(record, n, source, { signal: lock.signal, total: range.total, length });
+    // A notified upload is sealed as soon as it is complete (the application reads it before the
+    // commit), so its record must say so first; any other may wait for its commit to be sealed.
+    const trackCompletion = !notifies(ctx.loc.vdir, ctx.hook);
+    const done = await ctx.sessions.bytes.write(record, n, source, { signal: lock.signal, total: range.total, length, trackCompletion });
     return { written: done.written, failure: undefined, bytes: done.bytes, tracked: done.tracked };
   } catch (err) {
     if (err instanceof UploadMissingError) {
@@ -164,8 +167,9 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
     const { written, failure, bytes, tracked } = await writeTail(ctx, record, range, lock);
     // (A pure retransmission writes nothing; the engine drains its body after the Ack.)
     const wasComplete = record.total !== null && n === record.total;
-    // Progress alone, made durable by the byte store itself, needs no record write.
-    const progressOnly = tracked === true && record.total === range.total && bytes === undefined && failure === undefined;
+    // Progress alone (and the total, the first time), made durable by the byte store itself, needs
+    // no record write.
+    const progressOnly = tracked === true && bytes === undefined && failure === undefined;
     record.received = n + written;
     record.total = range.total;
     if (bytes !== undefined) record.bytes = bytes;
@@ -189,7 +193,8 @@ export async function fragment(ctx: PacketContext, packet: FragmentPacket): Prom
     if (failure) throw withReceived(failure, record.received);
     if (written > 0) ctx.sessions.emit('fragment-received', record, written);
     const complete = record.received === record.total;
-    if (complete) await seal(ctx, record);
+    // (a completion kept in memory only is sealed at the commit, once the record says it)
+    if (complete && !progressOnly) await seal(ctx, record);
     if (complete && !wasComplete) ctx.sessions.emit('upload-complete', record);
     const replyUrl = complete && notifies(vdir, ctx.hook) ? await notifyOnce(ctx, record, lock) : undefined;
     return okAck({ sessionId: packet.sessionId, receivedContentRange: record.received, replyUrl });

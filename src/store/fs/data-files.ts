@@ -54,8 +54,8 @@ export class DataFiles {
 
   /**
    * Writes `source` at `offset` (the durable length) and makes it durable. Unless the write
-   * completes the upload (`options.total`), a mark past the data makes the new length durable with
-   * the same fdatasync (`tracked`).
+   * completes the upload (`options.total`) and `options.trackCompletion` is off, a mark past the
+   * data makes the new length and the total durable with the same fdatasync (`tracked`).
    */
   async write(id: string, path: string, offset: number, source: Readable, options: WriteOptions = {}): Promise<DataWrite> {
     return this.files.use(sessionKey(id), () => openExisting(id, path), async (fh) => {
@@ -98,17 +98,24 @@ export class DataFiles {
         signal?.removeEventListener('abort', onAbort);
       }
       const end = offset + writer.written;
-      const track = failure === undefined && writer.written > 0 && (options.total === undefined || end < options.total);
-      const mark: Mark | undefined = track ? { start: offset, end, time: Date.now(), crc } : undefined;
+      const track = failure === undefined && writer.written > 0 && (options.total === undefined || end < options.total || options.trackCompletion === true);
+      const mark: Mark | undefined = track ? { start: offset, end, time: Date.now(), crc, total: options.total } : undefined;
       const position = mark && markPosition(end, writer.written, tail.mark?.position);
+      let links: number;
       try {
         if (mark) await fh.write(encodeMark(key, mark), 0, MARK_SIZE, position);
-        await fh.datasync();
+        // The handle may be kept from an earlier fragment: the file it holds must still be the
+        // session's (not deleted from outside meanwhile). Asked alongside the sync, at no wait.
+        [, { nlink: links }] = await Promise.all([fh.datasync(), fh.stat()]);
       } catch (err) {
         // Nothing of this write can be trusted when the sync itself failed.
         this.tails.delete(sessionKey(id));
         await this.files.close(sessionKey(id));
         throw new PartialWriteError(0, failure ?? err, 'storage');
+      }
+      if (links === 0) {
+        await this.forget(id);
+        throw new UploadMissingError(id);
       }
       tail.end = end;
       if (mark) tail.mark = { mark, position: position! };
@@ -138,14 +145,18 @@ export class DataFiles {
    * After a crash: the durable length of a data file whose record vouches for `recorded` bytes,
    * and when it was last written (from its newest mark). A complete upload's file is sealed.
    */
-  async recover(id: string, path: string, recorded: { received: number; total: number | null }): Promise<{ received: number; at: number | undefined }> {
+  async recover(
+    id: string,
+    path: string,
+    recorded: { received: number; total: number | null },
+  ): Promise<{ received: number; at: number | undefined; total: number | undefined }> {
     if (recorded.total !== null && recorded.received === recorded.total) {
       await this.seal(id, path, recorded.total);
-      return { received: recorded.total, at: undefined };
+      return { received: recorded.total, at: undefined, total: recorded.total };
     }
     return this.files.use(sessionKey(id), () => openExisting(id, path), async (fh) => {
       const tail = await this.readTail(id, fh, recorded.received);
-      return { received: tail.end, at: tail.mark?.mark.time };
+      return { received: tail.end, at: tail.mark?.mark.time, total: tail.mark?.mark.total };
     });
   }
 

@@ -7,7 +7,8 @@ import { crc32 } from 'node:zlib';
  * that a fragment costs one fdatasync and no record rewrite.
  *
  * A mark is a 64-byte block written into the same file, in the sparse region past the data: the
- * fragment's range, the time, a CRC-32 of the fragment's bytes and an HMAC under the session's key.
+ * fragment's range, the time, a CRC-32 of the fragment's bytes, the upload's total and an HMAC
+ * under the session's key.
  * The fragment's bytes and its mark go out with the same fdatasync. Marks sit at strictly growing
  * positions, and never where the next fragment's bytes go (a mark is moved further out, with a
  * sync of its own, before a larger fragment would reach it), so the newest mark made durable is
@@ -19,6 +20,8 @@ import { crc32 } from 'node:zlib';
 /** Size of a mark on disk. */
 export const MARK_SIZE = 64;
 const MAGIC = Buffer.from('BITSMRK1', 'latin1');
+/** Where the upload's total is (0: not said, as in marks written before it was added). */
+const TOTAL_AT = 36;
 const MAC_AT = 48;
 const MAC_SIZE = 16;
 /** Smallest space left between the data and its mark (bytes the next fragment may take without moving it). */
@@ -35,6 +38,8 @@ export interface Mark {
   readonly time: number;
   /** CRC-32 of the fragment's bytes. */
   readonly crc: number;
+  /** The upload's total size, as the fragment gave it. */
+  readonly total?: number | undefined;
 }
 
 function mac(key: Buffer, body: Buffer): Buffer {
@@ -49,6 +54,7 @@ export function encodeMark(key: Buffer, mark: Mark): Buffer {
   buf.writeBigUInt64BE(BigInt(mark.end), 16);
   buf.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(mark.time))), 24);
   buf.writeUInt32BE(mark.crc >>> 0, 32);
+  buf.writeBigUInt64BE(BigInt(mark.total ?? 0), TOTAL_AT);
   mac(key, buf.subarray(0, MAC_AT)).copy(buf, MAC_AT);
   return buf;
 }
@@ -59,8 +65,9 @@ export function decodeMark(key: Buffer, buf: Buffer): Mark | undefined {
   if (!timingSafeEqual(mac(key, buf.subarray(0, MAC_AT)), buf.subarray(MAC_AT, MARK_SIZE))) return undefined;
   const start = Number(buf.readBigUInt64BE(8));
   const end = Number(buf.readBigUInt64BE(16));
-  if (!Number.isSafeInteger(end) || start > end) return undefined;
-  return { start, end, time: Number(buf.readBigUInt64BE(24)), crc: buf.readUInt32BE(32) };
+  const total = Number(buf.readBigUInt64BE(TOTAL_AT));
+  if (!Number.isSafeInteger(end) || start > end || !Number.isSafeInteger(total) || (total > 0 && total < end)) return undefined;
+  return { start, end, time: Number(buf.readBigUInt64BE(24)), crc: buf.readUInt32BE(32), ...(total > 0 ? { total } : {}) };
 }
 
 /**
