@@ -9,7 +9,7 @@ import { DestinationExistsError } from '../types.js';
 import { DataFiles } from './data-files.js';
 import { commitAtomic, createEmptyFile, mkdirDurable, syncDir, syncFile, writeFileAtomic } from './durable.js';
 import { fileObject } from './file-object.js';
-import { FsDestinationStore } from './fs-destination-store.js';
+import { FsDestinationStore, lstatIfAny } from './fs-destination-store.js';
 import { DATA_FILE, PLACED_FILE, REPLY_FILE, requireSessionDir, sessionDir } from './layout.js';
 
 /**
@@ -153,7 +153,7 @@ export class FsByteStore implements ByteStore {
    * so, removes what that commit left behind.
    */
   private async finishPlaced(id: string, target: string, tmp: string, sync: () => Promise<void>): Promise<boolean> {
-    const placed = await lstat(target).catch(() => undefined);
+    const placed = await lstatIfAny(target).catch(() => undefined);
     if (!placed?.isFile()) return false;
     const data = await stat(this.dataOf(id)).catch(() => undefined);
     const marker = await readFile(join(this.dirOf(id), PLACED_FILE), 'utf8').then(

@@ -1,4 +1,5 @@
-import type { BigIntStats } from 'node:fs';
+import fs from 'node:fs';
+import type { BigIntStats, Stats } from 'node:fs';
 import { lstat, open, realpath, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -13,6 +14,21 @@ import { isInside } from './is-inside.js';
 function errnoCode(err: unknown): string | undefined {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * The lstat of `path`, `undefined` when there is nothing there. Through the callback API: the usual
+ * answer for a new upload is "nothing", and the promise API would dress each of those up as an
+ * exception with a stack trace.
+ */
+export function lstatIfAny(path: string): Promise<Stats | undefined> {
+  return new Promise((resolve, reject) =>
+    fs.lstat(path, (err, st) => {
+      if (!err) resolve(st);
+      else if (err.code === 'ENOENT') resolve(undefined);
+      else reject(err);
+    }),
+  );
 }
 
 /**
@@ -60,10 +76,8 @@ export class FsDestinationStore implements DestinationStore {
     if (path.length === 0) throw new BitsError('BITS_DESTINATION_IS_DIRECTORY', `${shown} is a directory`);
     const target = join(root, ...path);
     const realRoot = (await this.realRoot()) ?? root; // not created yet: nothing below it can be a symlink either
-    const st = await lstat(target).catch((err: unknown) => {
-      const code = errnoCode(err);
-      if (code === 'ENOENT') return undefined;
-      if (code === 'ENOTDIR') throw new BitsError('BITS_BAD_PATH', `a parent of ${shown} is a file`);
+    const st = await lstatIfAny(target).catch((err: unknown) => {
+      if (errnoCode(err) === 'ENOTDIR') throw new BitsError('BITS_BAD_PATH', `a parent of ${shown} is a file`);
       throw err;
     });
     if (st?.isSymbolicLink()) {
