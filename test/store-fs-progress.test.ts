@@ -142,6 +142,20 @@ describe('progress marks (filesystem byte store)', () => {
     await store.close();
   });
 
+  it('a fragment of 4 MiB or more is synced before its mark, which then needs no CRC; a torn one still falls back', async () => {
+    const dir = await fresh();
+    const big = randomBytes(9 * 1024 * KiB);
+    const { upload, ends, file } = await uploaded(dir, big, [64 * KiB, 4 * 1024 * KiB, 4 * 1024 * KiB]);
+    // Bytes of the last fragment changed after the fact (which a synced mark rules out for a crash):
+    // its mark vouches for them without reading them back, where a small fragment's mark would not.
+    await overwrite(file, ends.at(-1)! - 10, 10);
+    assert.equal(await recovered(dir, upload, 0, big.length), ends.at(-1));
+    // The mark itself torn: the one before it counts, as for any mark.
+    const newest = (await markPositions(file, ends.at(-1)!)).at(-1)!;
+    await overwrite(file, newest + 20, 1, Buffer.from([0xff ^ (await readFile(file))[newest + 20]!]));
+    assert.equal(await recovered(dir, upload, 0, big.length), ends.at(-2));
+  });
+
   it('a completing write asked to be tracked leaves a mark with the total: a record that says nothing yet recovers all of it', async () => {
     const dir = await fresh();
     const state = join(dir.path, 'state');
@@ -187,8 +201,10 @@ describe('progress marks (filesystem byte store)', () => {
     const big = randomBytes(21 * 1024 * KiB);
     const { upload, ends, file } = await uploaded(dir, big, [4 * KiB, 4 * KiB, 20 * 1024 * KiB]);
     assert.equal(await recovered(dir, upload, 0, big.length), ends.at(-1));
-    // Had the big fragment's bytes not reached the disk, the moved mark of the one before counts.
-    await overwrite(file, ends.at(-1)! - 100, 100);
+    // Had the big fragment's own mark not reached the disk (it is written after its bytes are
+    // synced), the moved mark of the one before counts.
+    const newest = (await markPositions(file, ends.at(-1)!)).at(-1)!;
+    await overwrite(file, newest, MARK_SIZE);
     assert.equal(await recovered(dir, upload, 0, big.length), ends.at(-2));
   });
 });

@@ -14,7 +14,10 @@ import { crc32 } from 'node:zlib';
  * sync of its own, before a larger fragment would reach it), so the newest mark made durable is
  * always intact. After a crash the newest mark whose HMAC and CRC both check tells the durable
  * length: a mark that reached the disk before its fragment's bytes did fails its CRC, and the one
- * before it counts. The file is cut back to its data before it is read or committed.
+ * before it counts. A large fragment's mark is written instead after its bytes were made durable
+ * by a sync of their own (one more sync, amortized over megabytes, against a CRC pass over them);
+ * it says so (`synced`) and carries no CRC. The file is cut back to its data before it is read or
+ * committed.
  */
 
 /** Size of a mark on disk. */
@@ -22,6 +25,10 @@ export const MARK_SIZE = 64;
 const MAGIC = Buffer.from('BITSMRK1', 'latin1');
 /** Where the upload's total is (0: not said, as in marks written before it was added). */
 const TOTAL_AT = 36;
+/** Flags (0 in marks written before they were added). */
+const FLAGS_AT = 44;
+/** The fragment's bytes were durable before the mark was written: it needs no CRC. */
+const FLAG_SYNCED = 1;
 const MAC_AT = 48;
 const MAC_SIZE = 16;
 /** Smallest space left between the data and its mark (bytes the next fragment may take without moving it). */
@@ -40,6 +47,8 @@ export interface Mark {
   readonly crc: number;
   /** The upload's total size, as the fragment gave it. */
   readonly total?: number | undefined;
+  /** Written after the fragment's bytes were made durable (`crc` is then 0 and not checked). */
+  readonly synced?: boolean | undefined;
 }
 
 function mac(key: Buffer, body: Buffer): Buffer {
@@ -55,6 +64,7 @@ export function encodeMark(key: Buffer, mark: Mark): Buffer {
   buf.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(mark.time))), 24);
   buf.writeUInt32BE(mark.crc >>> 0, 32);
   buf.writeBigUInt64BE(BigInt(mark.total ?? 0), TOTAL_AT);
+  buf.writeUInt8(mark.synced ? FLAG_SYNCED : 0, FLAGS_AT);
   mac(key, buf.subarray(0, MAC_AT)).copy(buf, MAC_AT);
   return buf;
 }
@@ -67,7 +77,8 @@ export function decodeMark(key: Buffer, buf: Buffer): Mark | undefined {
   const end = Number(buf.readBigUInt64BE(16));
   const total = Number(buf.readBigUInt64BE(TOTAL_AT));
   if (!Number.isSafeInteger(end) || start > end || !Number.isSafeInteger(total) || (total > 0 && total < end)) return undefined;
-  return { start, end, time: Number(buf.readBigUInt64BE(24)), crc: buf.readUInt32BE(32), ...(total > 0 ? { total } : {}) };
+  const synced = (buf.readUInt8(FLAGS_AT) & FLAG_SYNCED) !== 0;
+  return { start, end, time: Number(buf.readBigUInt64BE(24)), crc: buf.readUInt32BE(32), ...(total > 0 ? { total } : {}), ...(synced ? { synced } : {}) };
 }
 
 /**
@@ -119,8 +130,9 @@ export async function findMark(fh: FileHandle, key: Buffer, size: number, floor:
       const mark = decodeMark(key, window.subarray(i, i + MARK_SIZE));
       const position = from + i;
       if (!mark || mark.end > position || mark.end < floor) continue;
-      // (bytes the record already vouches for need no check: a clean stop leaves exactly this)
-      if (mark.end === floor || (await crcOf(fh, mark.start, mark.end)) === mark.crc) return { mark, position };
+      // (bytes the record already vouches for need no check: a clean stop leaves exactly this; nor
+      // do the bytes of a mark written after they were synced)
+      if (mark.end === floor || mark.synced === true || (await crcOf(fh, mark.start, mark.end)) === mark.crc) return { mark, position };
     }
     if (from === floor) break;
     to = from + MARK_SIZE - 1;
