@@ -25,11 +25,11 @@ describe('BatchWriter', () => {
   });
 
   it('the batch is an equal share of the budget, within its bounds', () => {
-    assert.equal(batchSize(1), 1024 * 1024);
-    assert.equal(batchSize(8), 1024 * 1024);
+    assert.equal(batchSize(1), 256 * 1024);
+    assert.equal(batchSize(8), 256 * 1024);
     assert.equal(batchSize(50), Math.floor((8 * 1024 * 1024) / 50));
     assert.equal(batchSize(1000), 64 * 1024);
-    assert.equal(batchSize(0), 1024 * 1024, 'no writer counted yet is one writer');
+    assert.equal(batchSize(0), 256 * 1024, 'no writer counted yet is one writer');
   });
 
   it('push says when the batch is full, and the size is asked again on every chunk', () => {
