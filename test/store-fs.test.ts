@@ -143,6 +143,24 @@ describe('FsDestinationStore.resolve: confinement through symlinks', () => {
     }
   });
 
+  it('the same folder moved and its link re-pointed (a release renamed): names below it still resolve', async () => {
+    const dir = await tempDir('bits-dest-');
+    try {
+      const current = join(dir.path, 'current');
+      await mkdir(join(dir.path, 'r1', 'sub'), { recursive: true });
+      await symlink(join(dir.path, 'r1'), current);
+      const store = new FsDestinationStore(current);
+      assert.equal(await store.resolve(['sub', 'x.bin']), join(current, 'sub', 'x.bin'));
+      // The folder itself (same inode) renamed, the link moved with it.
+      await rename(join(dir.path, 'r1'), join(dir.path, 'r2'));
+      await rename(current, join(dir.path, 'old-link'));
+      await symlink(join(dir.path, 'r2'), current);
+      assert.equal(await store.resolve(['sub', 'x.bin']), join(current, 'sub', 'x.bin'));
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
   it('a folder that does not exist yet resolves names below it', async () => {
     const dir = await tempDir('bits-dest-');
     try {

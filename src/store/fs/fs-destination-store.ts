@@ -10,7 +10,6 @@ import { isMissingFile, READ_FLAGS, regularFileStat } from './file-object.js';
 import { OpenFileCache } from './open-file-cache.js';
 import { isInside } from './is-inside.js';
 
-
 function errnoCode(err: unknown): string | undefined {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === 'string' ? code : undefined;
@@ -47,7 +46,7 @@ export class FsDestinationStore implements DestinationStore {
   /** Files opened for downloads, kept (and checked again on every use) for the next GET of the same path. */
   private readonly openFiles: OpenFileCache;
   /** The root's real path and the identity of the folder it names (see {@link FsDestinationStore.realRoot}). */
-  private root_: { path: string; dev: number; ino: number } | undefined;
+  private rootIdentity: { path: string; dev: number; ino: number } | undefined;
 
   constructor(readonly root: string) {
     this.openFiles = new OpenFileCache(root);
@@ -71,11 +70,22 @@ export class FsDestinationStore implements DestinationStore {
    * folder), and a `realpath` only of what can lead elsewhere (a symlink, a subfolder).
    */
   private async inspect(path: readonly string[]): Promise<{ target: string; found: boolean }> {
+    if (path.length === 0) throw new BitsError('BITS_DESTINATION_IS_DIRECTORY', '/ is a directory');
+    try {
+      return await this.inspectBelow(path, await this.realRoot(false));
+    } catch (err) {
+      // The same folder may have moved (a release directory renamed, its link re-pointed): a
+      // refusal is only final against the root's real path worked out afresh.
+      if (!(err instanceof BitsError && err.code === 'BITS_BAD_PATH')) throw err;
+      return await this.inspectBelow(path, await this.realRoot(true));
+    }
+  }
+
+  private async inspectBelow(path: readonly string[], real: string | undefined): Promise<{ target: string; found: boolean }> {
     const root = this.root;
     const shown = '/' + path.join('/');
-    if (path.length === 0) throw new BitsError('BITS_DESTINATION_IS_DIRECTORY', `${shown} is a directory`);
     const target = join(root, ...path);
-    const realRoot = (await this.realRoot()) ?? root; // not created yet: nothing below it can be a symlink either
+    const realRoot = real ?? root; // not created yet: nothing below it can be a symlink either
     const st = await lstatIfAny(target).catch((err: unknown) => {
       if (errnoCode(err) === 'ENOTDIR') throw new BitsError('BITS_BAD_PATH', `a parent of ${shown} is a file`);
       throw err;
@@ -119,18 +129,18 @@ export class FsDestinationStore implements DestinationStore {
   /**
    * The real path of the root, or `undefined` while it does not exist. Kept for as long as the root
    * leads to the same folder (its device and inode, one `stat` per call); worked out again when
-   * something on the way was swapped.
+   * something on the way was swapped, or when `fresh`.
    */
-  private async realRoot(): Promise<string | undefined> {
+  private async realRoot(fresh: boolean): Promise<string | undefined> {
     const st = await stat(this.root).catch(() => undefined);
     if (!st) return undefined;
-    const kept = this.root_;
-    if (kept && kept.dev === st.dev && kept.ino === st.ino) return kept.path;
+    const kept = this.rootIdentity;
+    if (!fresh && kept && kept.dev === st.dev && kept.ino === st.ino) return kept.path;
     const path = await realpath(this.root).catch(() => undefined);
     if (path === undefined) return undefined;
     // (the identity of what the real path names, not of what the stat above saw: they may differ if a swap fell between)
     const real = await stat(path).catch(() => undefined);
-    this.root_ = real && { path, dev: real.dev, ino: real.ino };
+    this.rootIdentity = real && { path, dev: real.dev, ino: real.ino };
     return path;
   }
 
