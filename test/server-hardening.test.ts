@@ -28,7 +28,7 @@ describe('commit after a crash part way (a resent Close-Session)', () => {
   after(() => t.stop());
 
   /** A complete session stopped at a commit crash point laid down by `crash`, then the server restarted. */
-  async function crashedAt(name: string, crash: (data: string, dest: string) => Promise<void>): Promise<string> {
+  async function crashedAt(name: string, crash: (data: string, dest: string) => Promise<void>, sealed = true): Promise<string> {
     const id = await t.createSession(`/up/${name}`);
     assertAck(await t.request(fragmentRequest(`/up/${name}`, id, 0, Buffer.from(`content of ${name}`), `content of ${name}`.length)));
     await t.server.close(1000);
@@ -37,7 +37,7 @@ describe('commit after a crash part way (a resent Close-Session)', () => {
     record.state = 'committing';
     await writeFile(join(dir, 'record.json'), JSON.stringify(record));
     // A commit seals the data (cuts away the progress marks past it) before it places anything.
-    await truncate(join(dir, 'data.bin'), `content of ${name}`.length);
+    if (sealed) await truncate(join(dir, 'data.bin'), `content of ${name}`.length);
     await crash(join(dir, 'data.bin'), join(t.uploads, name));
     await t.restart();
     return id;
@@ -55,6 +55,12 @@ describe('commit after a crash part way (a resent Close-Session)', () => {
     const id = await crashedAt('moved.bin', (data, dest) => rename(data, dest));
     assertAck(await t.request({ type: 'Close-Session', path: '/up/moved.bin', sessionId: id }));
     assert.equal(await readFile(join(t.uploads, 'moved.bin'), 'utf8'), 'content of moved.bin');
+  });
+
+  it('crash after the committing record, before the seal: the resent Close seals and commits exactly the bytes', async () => {
+    const id = await crashedAt('unsealed.bin', async () => undefined, false);
+    assertAck(await t.request({ type: 'Close-Session', path: '/up/unsealed.bin', sessionId: id }));
+    assert.equal(await readFile(join(t.uploads, 'unsealed.bin'), 'utf8'), 'content of unsealed.bin');
   });
 
   it('crash before anything was placed: the resent Close commits', async () => {
