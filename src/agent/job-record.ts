@@ -1,8 +1,9 @@
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentJobInfo, AgentJobState, AgentJobType, Priority } from '../client/agent-protocol.js';
 import { KeyedQueue } from '../client/keyed-queue.js';
 import { writeFileAtomic } from '../store/fs/durable.js';
+import { readdirIfAny } from '../store/fs/fs-calls.js';
 
 /** One file of a job as the agent keeps it. */
 export interface AgentFileRecord {
@@ -138,15 +139,8 @@ export class AgentJobStore {
 
   /** Every readable record; unreadable files are reported to `onBad` and skipped. */
   async list(onBad: (file: string, err: unknown) => void): Promise<AgentJobRecord[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
     const out: AgentJobRecord[] = [];
-    for (const name of names) {
+    for (const name of await readdirIfAny(this.dir)) {
       if (!ID.test(name)) continue;
       const path = join(this.dir, name);
       try {

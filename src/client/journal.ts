@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import envPaths from 'env-paths';
 import { writeFileAtomic } from '../store/fs/durable.js';
+import { readdirIfAny } from '../store/fs/fs-calls.js';
 import { isProcessAlive } from '../store/fs/process-alive.js';
 import { KeyedQueue } from './keyed-queue.js';
 
@@ -207,15 +208,8 @@ export class Journal {
 
   /** Every record, oldest first. Unreadable files are skipped. */
   async list(): Promise<JobRecord[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
     const out: JobRecord[] = [];
-    for (const name of names) {
+    for (const name of await readdirIfAny(this.dir)) {
       const m = /^([0-9a-f]{12})\.json$/.exec(name);
       if (!m) continue;
       const record = await this.load(m[1]!).catch(() => undefined);

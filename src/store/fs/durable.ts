@@ -1,39 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
-
-// Plain descriptors through the callback API: these helpers open, write, sync and close small
-// files on every session's path, and a FileHandle (an object of its own, tracked for the garbage
-// collector) costs more than the write it carries.
-function openFd(path: string, flags: string, mode?: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
-}
-
-function fsyncFd(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
-}
-
-function closeFd(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
-}
-
-function writeFd(fd: number, data: Buffer, offset: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.write(fd, data, offset, data.length - offset, position, (err, n) => (err ? reject(err) : resolve(n))));
-}
-
-/** Closes `fd` after `work`, keeping `work`'s failure (not the close's) when both fail. */
-async function withFd<T>(fd: number, work: (fd: number) => Promise<T>): Promise<T> {
-  let result: T;
-  try {
-    result = await work(fd);
-  } catch (err) {
-    await closeFd(fd).catch(() => undefined);
-    throw err;
-  }
-  await closeFd(fd);
-  return result;
-}
+import { closeFd, fsyncFd, openFd, withFd, writeFd } from './fs-calls.js';
 
 /** Opens, fsyncs and closes `path`. */
 async function fsyncPath(path: string, flags: 'r' | 'r+'): Promise<void> {

@@ -1,5 +1,5 @@
 import { constants as fsc, createReadStream } from 'node:fs';
-import { link, lstat, mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -9,7 +9,8 @@ import { DestinationExistsError } from '../types.js';
 import { DataFiles } from './data-files.js';
 import { commitAtomic, createEmptyFile, mkdirDurable, syncDir, syncFile, writeFileAtomic } from './durable.js';
 import { fileObject } from './file-object.js';
-import { FsDestinationStore, lstatIfAny } from './fs-destination-store.js';
+import { FsDestinationStore } from './fs-destination-store.js';
+import { lstatIfAny, readdirIfAny } from './fs-calls.js';
 import { DATA_FILE, PLACED_FILE, REPLY_FILE, requireSessionDir, sessionDir } from './layout.js';
 
 /**
@@ -251,10 +252,7 @@ export class FsByteStore implements ByteStore {
     if (!dir) return;
     await this.data.forget(upload.id);
     // Only what is there: one listing, rather than a failed removal of each file that never was.
-    const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return [];
-      throw err;
-    });
+    const names = await readdirIfAny(dir);
     const ours = new Set([DATA_FILE, REPLY_FILE, `${REPLY_FILE}.tmp`]);
     await Promise.all(names.filter((n) => ours.has(n)).map((name) => rm(join(dir, name), { recursive: true, force: true })));
   }

@@ -1,5 +1,4 @@
-import fs from 'node:fs';
-import type { BigIntStats, Stats } from 'node:fs';
+import type { BigIntStats } from 'node:fs';
 import { lstat, open, realpath, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -9,25 +8,11 @@ import { ConfinementError, canWalkByDescriptor, openConfinedFile } from './confi
 import { isMissingFile, READ_FLAGS, regularFileStat } from './file-object.js';
 import { OpenFileCache } from './open-file-cache.js';
 import { isInside } from './is-inside.js';
+import { lstatIfAny } from './fs-calls.js';
 
 function errnoCode(err: unknown): string | undefined {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === 'string' ? code : undefined;
-}
-
-/**
- * The lstat of `path`, `undefined` when there is nothing there. Through the callback API: the usual
- * answer for a new upload is "nothing", and the promise API would dress each of those up as an
- * exception with a stack trace.
- */
-export function lstatIfAny(path: string): Promise<Stats | undefined> {
-  return new Promise((resolve, reject) =>
-    fs.lstat(path, (err, st) => {
-      if (!err) resolve(st);
-      else if (err.code === 'ENOENT') resolve(undefined);
-      else reject(err);
-    }),
-  );
 }
 
 /**

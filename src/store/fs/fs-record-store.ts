@@ -1,4 +1,4 @@
-import { mkdir, readFile, readdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -6,6 +6,7 @@ import { sessionKey } from '../../protocol/session-id.js';
 import { LeaseLostError, SessionLimitError } from '../types.js';
 import type { CreateOptions, ListOptions, RecordStore, SessionLock, SessionOwner, SessionRecord, UpdateOptions } from '../types.js';
 import { mkdirDurable, syncDir, writeFileAtomic } from './durable.js';
+import { readdirIfAny } from './fs-calls.js';
 import { RECORD_FILE, requireSessionDir, sessionDir, sessionsRoot } from './layout.js';
 
 /** What a readable `record.json` holds; anything else is quarantined, never trusted. */
@@ -300,13 +301,8 @@ export class FsRecordStore implements RecordStore {
     return this.loading;
   }
 
-  private async folderNames(): Promise<string[]> {
-    try {
-      return await readdir(sessionsRoot(this.stateDir));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
+  private folderNames(): Promise<string[]> {
+    return readdirIfAny(sessionsRoot(this.stateDir));
   }
 
   private async readAll(): Promise<void> {
