@@ -86,21 +86,16 @@ export interface AgentJobSpec {
   readonly suspended?: boolean | undefined;
 }
 
-/** What `update` may change of a job that has not ended (files only while it is suspended). */
-export interface AgentJobChanges {
+/**
+ * What `update` may change of a job that has not ended: these settings as in {@link AgentJobSpec}
+ * (an empty `notifyCommand` or `notifyUrl` removes it), and files added while it is suspended.
+ */
+export interface AgentJobChanges
+  extends Pick<
+    AgentJobSpec,
+    'name' | 'minRetryDelayMs' | 'noProgressTimeoutMs' | 'notifyCommand' | 'notifyShell' | 'notifyUrl' | 'user' | 'auth' | 'autoComplete' | 'replyFile'
+  > {
   readonly addFiles?: readonly AgentFileSpec[] | undefined;
-  readonly name?: string | undefined;
-  readonly minRetryDelayMs?: number | undefined;
-  readonly noProgressTimeoutMs?: number | undefined;
-  /** An empty list removes the notify command. */
-  readonly notifyCommand?: readonly string[] | undefined;
-  readonly notifyShell?: boolean | undefined;
-  /** An empty string removes the notify URL. */
-  readonly notifyUrl?: string | undefined;
-  readonly user?: string | undefined;
-  readonly auth?: 'negotiate' | 'ntlm' | undefined;
-  readonly autoComplete?: boolean | undefined;
-  readonly replyFile?: string | undefined;
 }
 
 /** One file of a job as the agent reports it. */
