@@ -94,6 +94,16 @@ export function splitCommandLine(text: string): string[] {
   return out;
 }
 
+/** A verb that does one thing to the job its one argument names, and says so as bitsadmin does. */
+function oneJob(usage: string, act: (agent: AgentClient, id: string) => Promise<unknown>, said: string): Verb {
+  return async (agent, args) => {
+    need(args, 1, usage);
+    await act(agent, args[0]!);
+    out(said);
+    return ExitCode.Done;
+  };
+}
+
 const VERBS: Record<string, Verb> = {
   '/create': async (agent, args) => {
     const { type, rest } = typeSwitch(args);
@@ -109,24 +119,9 @@ const VERBS: Record<string, Verb> = {
     out(`Added ${url} -> ${resolve(file)} to job.`);
     return ExitCode.Done;
   },
-  '/resume': async (agent, args) => {
-    need(args, 1, '/resume <job>');
-    await agent.resume(args[0]!);
-    out('Job resumed.');
-    return ExitCode.Done;
-  },
-  '/suspend': async (agent, args) => {
-    need(args, 1, '/suspend <job>');
-    await agent.suspend(args[0]!);
-    out('Job suspended.');
-    return ExitCode.Done;
-  },
-  '/cancel': async (agent, args) => {
-    need(args, 1, '/cancel <job>');
-    await agent.cancel(args[0]!);
-    out('Job canceled.');
-    return ExitCode.Done;
-  },
+  '/resume': oneJob('/resume <job>', (agent, id) => agent.resume(id), 'Job resumed.'),
+  '/suspend': oneJob('/suspend <job>', (agent, id) => agent.suspend(id), 'Job suspended.'),
+  '/cancel': oneJob('/cancel <job>', (agent, id) => agent.cancel(id), 'Job canceled.'),
   '/complete': async (agent, args) => {
     need(args, 1, '/complete <job>');
     const job = await agent.complete(args[0]!);
