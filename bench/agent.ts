@@ -31,6 +31,7 @@ import { AgentClient } from '../src/client/agent-client.js';
 import type { AgentJobInfo, AgentJobSpec } from '../src/client/agent-protocol.js';
 import { parseRate } from '../src/client/agent-protocol.js';
 import { envInt } from './env-int.js';
+import { listeningPort } from '../test/helpers/cli.js';
 
 const MiB = 1024 * 1024;
 const RATE = parseRate(process.env['BENCH_AGENT_RATE'] ?? '1M')!;
@@ -77,21 +78,7 @@ async function serve(dir: string, host: string, port: number, netns?: string): P
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-8192)));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  const listening = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`bits serve did not start: ${err}`)), 15_000);
-    proc.once('exit', (code) => reject(new Error(`bits serve exited with ${code}: ${err}`)));
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; port?: number };
-        if (entry.msg === 'listening' && entry.port) {
-          clearTimeout(timer);
-          resolve(entry.port);
-        }
-      } catch {
-        /* not JSON */
-      }
-    });
-  });
+  const listening = await listeningPort(proc, 15_000, () => `: ${err}`);
   return {
     proc,
     port: listening,
