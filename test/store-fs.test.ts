@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { newSessionId } from '../src/protocol/session-id.js';
+import { newSessionId, sessionKey } from '../src/protocol/session-id.js';
 // Through the bits-upload/store entry, as a user of the package gets them.
 import { FsByteStore, FsDestinationStore, FsRecordStore } from '../src/store/index.js';
 import {
@@ -14,6 +14,7 @@ import {
   localPathsCompliance,
   recordStoreCompliance,
   replyStoreCompliance,
+  sampleRecord,
 } from '../src/store/testing/index.js';
 import type { MakeByteStore, MakeDestinationStore, MakeStore } from '../src/store/testing/index.js';
 import { tempDir } from './helpers/temp-dir.js';
@@ -167,6 +168,24 @@ describe('FsDestinationStore.resolve: confinement through symlinks', () => {
       const store = new FsDestinationStore(join(dir.path, 'later', 'up'));
       assert.equal(await store.resolve(['a', 'b.bin']), join(dir.path, 'later', 'up', 'a', 'b.bin'));
       assert.equal(await store.exists(['a', 'b.bin']), false);
+    } finally {
+      await dir.cleanup();
+    }
+  });
+});
+
+describe('FsRecordStore.delete', () => {
+  it('removes a session folder that still holds other files than its record', async () => {
+    const dir = await tempDir('bits-records-');
+    try {
+      const records = new FsRecordStore(dir.path);
+      const record = sampleRecord();
+      await records.create(record);
+      const folder = join(dir.path, 'sessions', sessionKey(record.id));
+      await writeFile(join(folder, 'left-behind.bin'), 'x');
+      await records.delete(record.id);
+      await assert.rejects(readdir(folder), { code: 'ENOENT' });
+      assert.equal(await records.get(record.id), undefined);
     } finally {
       await dir.cleanup();
     }
